@@ -1,0 +1,1 @@
+//! Adapters for the ports: AWS ones for Lambda, embedded ones for one machine.

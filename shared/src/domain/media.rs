@@ -1,0 +1,184 @@
+//! Uploaded files and the validator's verdict on them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::ids::{MediaId, WorkspaceId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Video,
+    Image,
+}
+
+impl MediaKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Image => "image",
+        }
+    }
+
+    /// The guide's size limits: 4 GB per video, 20 MB per image (decimal units, as TikTok writes them).
+    pub fn max_size_bytes(self) -> u64 {
+        match self {
+            Self::Video => 4_000_000_000,
+            Self::Image => 20_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStatus {
+    /// Created; the bytes have not arrived yet.
+    PendingUpload,
+    /// The bytes arrived and are being probed.
+    Validating,
+    /// Accepted by the validator; may carry warnings.
+    Valid,
+    /// Rejected by the validator; `verdict.violations` says why and what to do.
+    Invalid,
+}
+
+/// One rule outcome: a stable code and a message that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Finding {
+    pub code: String,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into() }
+    }
+}
+
+/// What the probe read from the file itself (never from its name or declared type).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaFacts {
+    /// `mp4`, `mov`, `mpegts`, `mpegps`, `jpeg`, `png`, `webp`, or what else was recognised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    pub size_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// As stored, before rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Degrees clockwise, normalised to 0, 90, 180 or 270.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<u32>,
+    /// After rotation (and EXIF orientation for images).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_height: Option<u32>,
+    /// Average frames per second (frames ÷ duration), as ffprobe's avg_frame_rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_codec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_codec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_sample_rate: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_channels: Option<u32>,
+    /// Images: `jpeg`, `png`, `webp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// Images: EXIF orientation (1–8) when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orientation: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaVerdict {
+    pub accepted: bool,
+    /// `video`, `image` or `unknown`, from the bytes.
+    pub detected_kind: String,
+    pub violations: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+    pub facts: MediaFacts,
+    /// SHA-256 used by the publisher's duplicate rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Object key of the JPEG rendition of a PNG; the publisher sends it instead of the PNG.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendition_key: Option<String>,
+    /// The object version the verdict is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    pub validated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Media {
+    pub id: MediaId,
+    pub workspace_id: WorkspaceId,
+    pub kind: MediaKind,
+    pub content_type: String,
+    pub declared_size: u64,
+    pub file_name: String,
+    pub object_key: String,
+    pub status: MediaStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<MediaVerdict>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+}
+
+impl Media {
+    /// Uploads live under one prefix (the validator's S3 notification filter), keyed so that the object key alone
+    /// names the media: `uploads/<workspace>/<media>`.
+    pub const UPLOAD_PREFIX: &'static str = "uploads/";
+    pub const RENDITION_PREFIX: &'static str = "renditions/";
+
+    pub fn object_key_for(workspace: &WorkspaceId, media: &MediaId) -> String {
+        format!("{}{workspace}/{media}", Self::UPLOAD_PREFIX)
+    }
+
+    pub fn rendition_key_for(workspace: &WorkspaceId, media: &MediaId) -> String {
+        format!("{}{workspace}/{media}.jpg", Self::RENDITION_PREFIX)
+    }
+
+    /// The media id named by an upload's object key, if the key is one of ours.
+    pub fn id_from_object_key(key: &str) -> Option<(WorkspaceId, MediaId)> {
+        let rest = key.strip_prefix(Self::UPLOAD_PREFIX)?;
+        let (workspace, media) = rest.split_once('/')?;
+        Some((WorkspaceId::parse(workspace).ok()?, MediaId::parse(media).ok()?))
+    }
+
+    /// The object the publisher sends to TikTok: the JPEG rendition of a PNG, else the upload itself.
+    pub fn publishable_key(&self) -> &str {
+        self.verdict.as_ref().and_then(|v| v.rendition_key.as_deref()).unwrap_or(&self.object_key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_keys_round_trip_to_ids() {
+        let ws = WorkspaceId::new();
+        let med = MediaId::new();
+        let key = Media::object_key_for(&ws, &med);
+        assert_eq!(Media::id_from_object_key(&key), Some((ws, med)));
+        assert_eq!(Media::id_from_object_key("renditions/x/y.jpg"), None);
+        assert_eq!(Media::id_from_object_key("uploads/nope"), None);
+    }
+}

@@ -1,0 +1,19 @@
+//! The records the product keeps and the transitions between their states.
+
+pub mod account;
+pub mod media;
+pub mod post;
+pub mod workspace;
+
+pub use account::{Account, AccountStatus, SealedTokens};
+pub use media::{Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict};
+pub use post::{Failure, Post, PostOptions, PostStatus, PostType, Privacy, PublishProgress, Transfer};
+pub use workspace::{ApiKey, Workspace};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// Fixed-width UTC timestamp (`2026-11-25T22:00:00.000Z`): sorts lexicographically in the same order as time,
+/// which the due index and the listing index rely on.
+pub fn sortable_timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}

@@ -1,0 +1,287 @@
+//! A post and its life cycle:
+//!
+//! ```text
+//! draft ──publish──> scheduled ──due──> publishing ──TikTok accepted──> published ──PUBLISH_COMPLETE──> completed
+//!   └─cancel─> canceled  └─cancel      ├─permanent error─> failed            └─FAILED─> failed
+//!                                      └─init outcome unknown─> needs_review
+//! ```
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::media::Finding;
+use crate::ids::{AccountId, MediaId, PostId, WorkspaceId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostStatus {
+    /// Kept by Postato only; never sent to TikTok.
+    Draft,
+    /// Waiting for `scheduledAt`.
+    Scheduled,
+    /// Claimed by a publisher; TikTok may be in the middle of receiving it.
+    Publishing,
+    /// TikTok's API accepted the post (the guide's `post.published`); TikTok is processing it.
+    Published,
+    /// TikTok reports PUBLISH_COMPLETE.
+    Completed,
+    /// Ended without being posted; `failure` says why.
+    Failed,
+    /// The outcome of TikTok's init is unknown; a person must check the account before anything is retried.
+    NeedsReview,
+    /// Canceled by the caller before publishing started.
+    Canceled,
+}
+
+impl PostStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Scheduled => "scheduled",
+            Self::Publishing => "publishing",
+            Self::Published => "published",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::NeedsReview => "needs_review",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == value)
+    }
+
+    pub const ALL: [PostStatus; 8] = [
+        Self::Draft,
+        Self::Scheduled,
+        Self::Publishing,
+        Self::Published,
+        Self::Completed,
+        Self::Failed,
+        Self::NeedsReview,
+        Self::Canceled,
+    ];
+
+    /// Only posts that have not started publishing may be edited or canceled.
+    pub fn is_editable(self) -> bool {
+        matches!(self, Self::Draft | Self::Scheduled)
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::NeedsReview | Self::Canceled)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PostType {
+    Video,
+    Photo,
+}
+
+impl PostType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Video => "video",
+            Self::Photo => "photo",
+        }
+    }
+}
+
+/// Who sees the post. `friends` is an extension beyond the guide's three words: TikTok offers
+/// MUTUAL_FOLLOW_FRIENDS to every account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Privacy {
+    Public,
+    FollowersOnly,
+    Friends,
+    Private,
+}
+
+impl Privacy {
+    pub const ALL: [Privacy; 4] = [Self::Public, Self::FollowersOnly, Self::Friends, Self::Private];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::FollowersOnly => "followersOnly",
+            Self::Friends => "friends",
+            Self::Private => "private",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == value)
+    }
+
+    /// TikTok's `privacy_level` value.
+    pub fn tiktok_level(self) -> &'static str {
+        match self {
+            Self::Public => "PUBLIC_TO_EVERYONE",
+            Self::FollowersOnly => "FOLLOWER_OF_CREATOR",
+            Self::Friends => "MUTUAL_FOLLOW_FRIENDS",
+            Self::Private => "SELF_ONLY",
+        }
+    }
+
+    pub fn from_tiktok_level(level: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.tiktok_level() == level)
+    }
+}
+
+/// The caller's explicit choices, kept with the post and re-checked against a fresh creator_info before init.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostOptions {
+    /// Required for posts that will publish: TikTok forbids a default.
+    pub privacy: Option<Privacy>,
+    pub allow_comments: bool,
+    /// Video only; not sent for photos.
+    pub allow_duet: bool,
+    /// Video only; not sent for photos.
+    pub allow_stitch: bool,
+    /// Video only: the frame TikTok uses as cover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover_timestamp_ms: Option<u32>,
+    /// Paid partnership / third-party brand ("Paid partnership" label).
+    pub brand_content: bool,
+    /// The creator's own business ("Promotional content" label).
+    pub brand_organic: bool,
+    pub ai_generated: bool,
+    /// Photo only: TikTok's title (≤ 90 UTF-16 units); the caption travels as the description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Photo only: let TikTok add recommended music.
+    pub auto_add_music: bool,
+    /// Publish even if the same file went to this account in the last 30 days.
+    pub allow_duplicate: bool,
+}
+
+impl Default for PostOptions {
+    fn default() -> Self {
+        Self {
+            privacy: None,
+            allow_comments: true,
+            allow_duet: true,
+            allow_stitch: true,
+            cover_timestamp_ms: None,
+            brand_content: false,
+            brand_organic: false,
+            ai_generated: false,
+            title: None,
+            auto_add_music: false,
+            allow_duplicate: false,
+        }
+    }
+}
+
+/// How the media travels to TikTok, and how far a FILE_UPLOAD got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "source")]
+pub enum Transfer {
+    #[serde(rename = "PULL_FROM_URL")]
+    PullFromUrl,
+    #[serde(rename = "FILE_UPLOAD", rename_all = "camelCase")]
+    FileUpload {
+        /// Carries TikTok's upload token: stored, never shown in responses or logs.
+        upload_url: String,
+        upload_url_expires_at: DateTime<Utc>,
+        video_size: u64,
+        chunk_size: u64,
+        total_chunks: u32,
+        /// Chunks TikTok acknowledged (206/201); a resumed upload starts at this index.
+        chunks_done: u32,
+    },
+}
+
+/// Everything the publisher persists so that a crash or a timeout resumes instead of repeating.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishProgress {
+    /// Claims so far (1 for the first).
+    pub attempt: u32,
+    /// The claimant's lease; another publisher may take over only after it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Written before TikTok's init is called: if set without a publish id, the init outcome is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Tracking: when to poll TikTok's status next, how often it was polled, when to give up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_poll_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub polls: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiktok_status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiktok_post_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_log_id: Option<String>,
+}
+
+/// Why a post ended without being posted (or needs a person).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    /// Stable machine-readable reason, e.g. `privacy_unavailable`, `duplicate_media`, `spam_risk_too_many_posts`.
+    pub code: String,
+    /// What happened and what to do about it.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiktok_fail_reason: Option<String>,
+    /// TikTok's log id, which TikTok support asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Post {
+    pub id: PostId,
+    pub workspace_id: WorkspaceId,
+    pub account_id: AccountId,
+    pub status: PostStatus,
+    pub post_type: PostType,
+    pub content: String,
+    pub media: Vec<MediaId>,
+    pub options: PostOptions,
+    /// When to publish; for "publish now" the creation time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub warnings: Vec<Finding>,
+    #[serde(default)]
+    pub publish: PublishProgress,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Incremented by every write; writers compare-and-set on it.
+    pub version: u64,
+}
+
+impl Post {
+    /// When the post next needs the publisher, if ever: the due index holds exactly these posts.
+    /// Scheduled posts at their time; publishing posts when their lease runs out (a stalled publisher is
+    /// replaced); published posts when their TikTok status should be polled next.
+    pub fn due_at(&self) -> Option<DateTime<Utc>> {
+        match self.status {
+            PostStatus::Scheduled => self.scheduled_at,
+            PostStatus::Publishing => self.publish.lease_until,
+            PostStatus::Published => self.publish.next_poll_at,
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Postato for TikTok: everything the three functions and the local runner share.
+//!
+//! - [`domain`]: the post, media and account records and their life cycles.
+//! - [`rules`]: the product guide's rules for a post, applied the same way by every entry point.
+//! - [`ports`]: the traits the functions depend on; [`adapters`] implement them for AWS and for one machine.
+//! - [`tiktok`]: the typed TikTok Content Posting API client.
+//! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging.
+#![forbid(unsafe_code)]
+
+pub mod adapters;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod events;
+pub mod ids;
+pub mod ports;
+pub mod rules;
+pub mod telemetry;
+pub mod tiktok;
+
+pub use clock::{Clock, ManualClock, SystemClock};

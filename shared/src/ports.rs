@@ -1,0 +1,261 @@
+//! The ports: what the functions need from the world. Each has an AWS adapter and an embedded one, and each runs
+//! one shared contract suite against both (`tests/`).
+
+use std::{ops::Range, sync::Arc};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    domain::{Account, ApiKey, Media, Post, PostStatus, Workspace},
+    events::Event,
+    ids::{AccountId, MediaId, PostId, WorkspaceId},
+};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Storage failures, split by what the caller should do about them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A compare-and-set lost: someone else wrote first. Re-read and decide again.
+    #[error("the record changed concurrently: {0}")]
+    Conflict(String),
+    /// A create found the key taken.
+    #[error("the record already exists: {0}")]
+    AlreadyExists(String),
+    /// The store could not be reached or refused for now; retrying later may work.
+    #[error("storage unavailable")]
+    Unavailable(#[source] BoxError),
+    /// A stored record could not be read back: a bug or a hand edit, never retried.
+    #[error("stored record {0} is unreadable")]
+    Corrupt(String, #[source] BoxError),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// One page of a listing, newest first; `next_cursor` is opaque to callers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PostFilter {
+    pub account_id: Option<AccountId>,
+    pub status: Option<PostStatus>,
+}
+
+/// A post waiting for the publisher, as the due index holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueEntry {
+    pub post_id: PostId,
+    pub due_at: DateTime<Utc>,
+}
+
+/// The stored outcome of a request made with an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub workspace_id: WorkspaceId,
+    pub key: String,
+    /// SHA-256 of the canonical request (method, path, body); another body under the same key is a conflict.
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The single-use `state` of an OAuth connect, bound to the workspace that started it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthState {
+    pub state: String,
+    pub workspace_id: WorkspaceId,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait PostRepo: Send + Sync {
+    /// Creates the post, and with it the idempotency record if given, atomically: both or neither.
+    /// `AlreadyExists` when the post id or the idempotency key is taken.
+    async fn create_post(&self, post: &Post, idempotency: Option<&IdempotencyRecord>) -> StoreResult<()>;
+    async fn get_post(&self, id: &PostId) -> StoreResult<Option<Post>>;
+    /// Compare-and-set: writes `post` (whose `version` must be `expected_version + 1`) only if the stored version is
+    /// still `expected_version`; else `Conflict`. Keeps the due index in step with `post.due_at()`.
+    async fn update_post(&self, post: &Post, expected_version: u64) -> StoreResult<()>;
+    /// The workspace's posts, newest first.
+    async fn list_posts(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &PostFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<Post>>;
+    /// Posts due at or before `until`, earliest first, across every shard of the due index.
+    async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>>;
+    /// Whether a post of this account already sent media with this fingerprint since `since` (the duplicate rule).
+    async fn fingerprint_published(
+        &self,
+        account: &AccountId,
+        fingerprint: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<PostId>>;
+    /// Records that `post` sent media with `fingerprint` to `account` at `at`.
+    async fn record_fingerprint(
+        &self,
+        account: &AccountId,
+        fingerprint: &str,
+        post: &PostId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait IdempotencyRepo: Send + Sync {
+    /// The live record for this key, if any (expired records read as absent).
+    async fn get_idempotency(
+        &self,
+        workspace: &WorkspaceId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<IdempotencyRecord>>;
+}
+
+#[async_trait]
+pub trait MediaRepo: Send + Sync {
+    async fn create_media(&self, media: &Media) -> StoreResult<()>;
+    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>>;
+    /// Compare-and-set on `version`, as for posts.
+    async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait AccountRepo: Send + Sync {
+    async fn create_account(&self, account: &Account) -> StoreResult<()>;
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+    /// Compare-and-set on `version`.
+    async fn update_account(&self, account: &Account, expected_version: u64) -> StoreResult<()>;
+    async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>>;
+    /// The workspace's account for this TikTok user, if connected before (a reconnect updates it).
+    async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>>;
+}
+
+#[async_trait]
+pub trait WorkspaceRepo: Send + Sync {
+    /// `AlreadyExists` when the name is taken.
+    async fn create_workspace(&self, workspace: &Workspace) -> StoreResult<()>;
+    async fn get_workspace(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>>;
+    async fn find_workspace_by_name(&self, name: &str) -> StoreResult<Option<Workspace>>;
+    async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn find_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>>;
+}
+
+#[async_trait]
+pub trait OAuthStateRepo: Send + Sync {
+    async fn put_oauth_state(&self, state: &OAuthState) -> StoreResult<()>;
+    /// Removes and returns the state: a second call with the same value finds nothing (single use).
+    async fn take_oauth_state(&self, state: &str, now: DateTime<Utc>) -> StoreResult<Option<OAuthState>>;
+}
+
+/// Every storage port, as one handle to wire. Adapters implement all of them; code takes the narrowest it needs.
+#[derive(Clone)]
+pub struct Stores {
+    pub posts: Arc<dyn PostRepo>,
+    pub idempotency: Arc<dyn IdempotencyRepo>,
+    pub media: Arc<dyn MediaRepo>,
+    pub accounts: Arc<dyn AccountRepo>,
+    pub workspaces: Arc<dyn WorkspaceRepo>,
+    pub oauth_states: Arc<dyn OAuthStateRepo>,
+}
+
+impl Stores {
+    pub fn from_adapter<S>(adapter: Arc<S>) -> Self
+    where
+        S: PostRepo + IdempotencyRepo + MediaRepo + AccountRepo + WorkspaceRepo + OAuthStateRepo + 'static,
+    {
+        Self {
+            posts: adapter.clone(),
+            idempotency: adapter.clone(),
+            media: adapter.clone(),
+            accounts: adapter.clone(),
+            workspaces: adapter.clone(),
+            oauth_states: adapter,
+        }
+    }
+}
+
+/// Where an upload goes: the caller PUTs the bytes there with exactly these headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadTarget {
+    pub url: String,
+    pub method: &'static str,
+    pub headers: Vec<(String, String)>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Which bytes to read: an absolute range, or the last `n` bytes (a suffix range, one request even when the size is
+/// not yet known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ByteRange {
+    Span(Range<u64>),
+    Suffix(u64),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectHead {
+    pub size: u64,
+    pub etag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RangeRead {
+    /// Offset of `bytes[0]` within the object.
+    pub offset: u64,
+    pub bytes: Bytes,
+    pub total_size: u64,
+    pub etag: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("object {0} not found")]
+    NotFound(String),
+    /// The object changed since the first read (its ETag no longer matches): start over with the new version.
+    #[error("object {0} changed while being read")]
+    Changed(String),
+    #[error("range not satisfiable for object {0}")]
+    RangeNotSatisfiable(String),
+    #[error("blob store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// A URL the caller can PUT exactly `content_length` bytes of `content_type` to, until `expires_at`.
+    async fn presign_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_at: DateTime<Utc>,
+    ) -> Result<UploadTarget, BlobError>;
+    async fn head(&self, key: &str) -> Result<ObjectHead, BlobError>;
+    /// Reads a range, pinned to `if_match` (an ETag) when given so that a file replaced mid-probe is noticed.
+    async fn read_range(&self, key: &str, range: ByteRange, if_match: Option<&str>) -> Result<RangeRead, BlobError>;
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), BlobError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Some entries were not accepted after retries; their ids are listed so nothing is lost silently.
+    #[error("{} event(s) not delivered: {}", failed.len(), failed.join(", "))]
+    NotDelivered { failed: Vec<String> },
+    #[error("event bus unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    /// Publishes every event or fails naming those that were not delivered.
+    async fn publish(&self, events: &[Event]) -> Result<(), EventError>;
+}

@@ -1,0 +1,1 @@
+//! The product guide's rules, applied identically by every entry point.

@@ -1,0 +1,1 @@
+//! The TikTok Content Posting API client.
