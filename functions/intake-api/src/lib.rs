@@ -1,1 +1,143 @@
-//! placeholder
+//! The intake API: one axum `Router`, served by `lambda_http` in Lambda and by `axum::serve` in the local runner.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod schemas;
+pub mod views;
+
+use std::{ops::Deref, sync::Arc};
+
+use axum::{extract::DefaultBodyLimit, http::StatusCode, middleware, response::IntoResponse, Extension, Router};
+use shared::{
+    ports::{BlobStore, EventSink, Stores},
+    Clock,
+};
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub use config::IntakeSettings;
+use error::ApiError;
+
+/// Everything a handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Deps>);
+
+pub struct Deps {
+    pub stores: Stores,
+    pub blobs: Arc<dyn BlobStore>,
+    pub events: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: IntakeSettings,
+}
+
+impl AppState {
+    pub fn new(deps: Deps) -> Self {
+        Self(Arc::new(deps))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Deps;
+    fn deref(&self) -> &Deps {
+        &self.0
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Postato for TikTok",
+        description = "Schedule and publish TikTok videos and photo carousels. Authenticate with \
+                       `Authorization: Bearer <API key>`; every record is scoped to the key's workspace.",
+        version = "1.0.0"
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "posts", description = "Create, schedule, edit and cancel posts"),
+        (name = "media", description = "Upload videos and images and see their validation"),
+        (name = "accounts", description = "Connected TikTok accounts"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("API key")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The routes and their OpenAPI document, built together so that no route can be missing from the document.
+fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::posts::create_post, routes::posts::list_posts))
+        .routes(routes!(
+            routes::posts::get_post,
+            routes::posts::patch_post,
+            routes::posts::delete_post
+        ))
+        .routes(routes!(routes::media::create_media))
+        .routes(routes!(routes::media::get_media))
+        .routes(routes!(routes::accounts::list_accounts))
+        .routes(routes!(openapi_json))
+        .split_for_parts()
+}
+
+/// The OpenAPI document as served at `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes_and_document().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, document) = routes_and_document();
+    let document = Arc::new(document.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    routes
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(Extension(document))
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(extract::request_id))
+        .with_state(state)
+}
+
+#[utoipa::path(
+    get, path = "/v1/openapi.json", tag = "meta",
+    responses((status = 200, description = "This OpenAPI 3.1 document", content_type = "application/json"))
+)]
+async fn openapi_json(Extension(document): Extension<Arc<String>>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document.as_str().to_owned(),
+    )
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::NotFound("route".into())
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    let mut response = ApiError::Conflict {
+        code: "method_not_allowed",
+        message: "method not allowed on this route".into(),
+    }
+    .into_response();
+    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    response
+}

@@ -1,0 +1,162 @@
+//! The intake API's one error type, mapped to HTTP once. Every error body has the same shape and carries the
+//! request id; 5xx bodies say nothing about internals (the cause chain goes to the log, with the same id).
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+use shared::{
+    ports::{BlobError, StoreError},
+    rules::Violation,
+};
+use utoipa::ToSchema;
+
+tokio::task_local! {
+    /// The current request's id, set by the request-id middleware for the whole handling of one request.
+    pub static REQUEST_ID: String;
+}
+
+pub fn current_request_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    MalformedRequest(String),
+    #[error("missing or invalid API key")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("request body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("the request breaks {} rule(s)", .0.len())]
+    Validation(Vec<Violation>),
+    #[error("temporarily unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::MalformedRequest(_) => (StatusCode::BAD_REQUEST, "malformed_request"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(_) => Self::Unavailable(Box::new(error)),
+            // A lost compare-and-set reaching the caller means someone else changed the record meanwhile.
+            StoreError::Conflict(_) => Self::Conflict {
+                code: "concurrent_update",
+                message: "the record changed while this request was handled; read it again and retry".into(),
+            },
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(error: BlobError) -> Self {
+        match error {
+            BlobError::Unavailable(_) => Self::Unavailable(Box::new(error)),
+            other => Self::internal(other),
+        }
+    }
+}
+
+/// `{"error": {...}}`, the body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorDetail {
+    /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `idempotency_key_reused`.
+    pub code: String,
+    pub message: String,
+    /// Quote it to support; the logs carry the same id.
+    pub request_id: String,
+    /// One entry per broken rule, each naming the request path of the offending value.
+    pub details: Vec<Violation>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let request_id = current_request_id();
+        if status.is_server_error() {
+            tracing::error!(request_id, error.message = %self, error.cause_chain = ?ErrorChain(&self), "request failed");
+        }
+        let message = match &self {
+            Self::Unavailable(_) => "a backing service is unavailable; retry shortly".to_owned(),
+            Self::Internal(_) => format!("something went wrong on our side; quote request id {request_id} to support"),
+            other => other.to_string(),
+        };
+        let details = match self {
+            Self::Validation(violations) => violations,
+            _ => Vec::new(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+                request_id,
+                details,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// Logs an error with every `source()` below it.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Debug for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,108 @@
+//! Extractors and middleware that turn raw requests into what handlers need, answering every rejection in the
+//! API's error shape (axum's own rejections are plain text).
+
+use axum::{
+    body::Bytes,
+    extract::{FromRef, FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts, HeaderMap, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+use serde_json::Value;
+use shared::{domain::ApiKey, ids::WorkspaceId};
+
+use crate::{
+    error::{ApiError, REQUEST_ID},
+    AppState,
+};
+
+/// Bodies larger than this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Gives each request an id (kept in a task-local for error bodies and logs, and echoed in `x-request-id`).
+pub async fn request_id(request: Request, next: Next) -> Response {
+    let id = format!("req_{}", ulid::Ulid::new());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = REQUEST_ID
+        .scope(id.clone(), tracing::Instrument::instrument(next.run(request), span))
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// The authenticated caller: the workspace its API key belongs to. Every read and write is scoped to it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub workspace_id: WorkspaceId,
+}
+
+impl<S> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let state = AppState::from_ref(state);
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|key| !key.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        let key = state
+            .stores
+            .workspaces
+            .find_api_key(&ApiKey::hash_secret(presented))
+            .await?;
+        match key {
+            Some(key) if !key.revoked => Ok(Caller {
+                workspace_id: key.workspace_id,
+            }),
+            _ => Err(ApiError::Unauthorized),
+        }
+    }
+}
+
+/// A JSON body read as a raw value, so that the rules can report every problem with it at once.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }
+            } else {
+                ApiError::MalformedRequest(format!("the body could not be read: {}", rejection.body_text()))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::MalformedRequest(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}

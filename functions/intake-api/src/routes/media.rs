@@ -1,0 +1,220 @@
+//! `/v1/media`: announce an upload (get a URL to PUT the bytes to) and see the validator's verdict.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use serde_json::Value;
+use shared::{
+    domain::{Media, MediaKind, MediaStatus},
+    ids::{MediaId, WorkspaceId},
+    rules::Violation,
+};
+
+use crate::{
+    error::{ApiError, ErrorBody},
+    extract::{Caller, JsonBody},
+    schemas::CreateMediaRequest,
+    views::MediaView,
+    AppState,
+};
+
+const VIDEO_TYPES: &[&str] = &["video/mp4", "video/quicktime", "video/mpeg", "video/mp2t"];
+const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp"];
+const FILE_NAME_MAX: usize = 255;
+
+#[utoipa::path(
+    post, path = "/v1/media", tag = "media",
+    request_body = CreateMediaRequest,
+    responses(
+        (status = 201, description = "Created; PUT the bytes to `upload.url` with `upload.headers`", body = MediaView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, description = "Bad kind, type, or a size over the guide's limits", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn create_media(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<MediaView>), ApiError> {
+    let request = read_media_request(&body).map_err(ApiError::Validation)?;
+    let now = state.clock.now();
+    let id = MediaId::new();
+    let media = Media {
+        object_key: Media::object_key_for(&caller.workspace_id, &id),
+        id,
+        workspace_id: caller.workspace_id,
+        kind: request.kind,
+        content_type: request.content_type,
+        declared_size: request.size_bytes,
+        file_name: request.file_name,
+        status: MediaStatus::PendingUpload,
+        verdict: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    let expires_at = now + state.settings.upload_url_ttl;
+    let upload = state
+        .blobs
+        .presign_upload(&media.object_key, &media.content_type, media.declared_size, expires_at)
+        .await?;
+    state.stores.media.create_media(&media).await?;
+    Ok((StatusCode::CREATED, Json(MediaView::new(&media, Some(upload)))))
+}
+
+#[utoipa::path(
+    get, path = "/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "Media id (med_...)")),
+    responses(
+        (status = 200, description = "Status and, once validated, the verdict", body = MediaView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn get_media(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<MediaView>, ApiError> {
+    let media = load_media(&state, &caller.workspace_id, &id).await?;
+    Ok(Json(MediaView::new(&media, None)))
+}
+
+async fn load_media(state: &AppState, workspace: &WorkspaceId, raw_id: &str) -> Result<Media, ApiError> {
+    let not_found = || ApiError::NotFound(format!("media {}", raw_id.chars().take(64).collect::<String>()));
+    let id: MediaId = raw_id.parse().map_err(|_| not_found())?;
+    match state.stores.media.get_media(&id).await? {
+        Some(media) if &media.workspace_id == workspace => Ok(media),
+        _ => Err(not_found()),
+    }
+}
+
+struct MediaRequest {
+    kind: MediaKind,
+    content_type: String,
+    size_bytes: u64,
+    file_name: String,
+}
+
+fn read_media_request(body: &Value) -> Result<MediaRequest, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let Some(fields) = body.as_object() else {
+        return Err(vec![Violation::new(
+            "",
+            "invalid_type",
+            "the body must be a JSON object",
+        )]);
+    };
+    for name in fields.keys() {
+        if !["kind", "contentType", "sizeBytes", "fileName"].contains(&name.as_str()) {
+            violations.push(Violation::new(
+                name.as_str(),
+                "unknown_field",
+                format!("{name} is not a field of media"),
+            ));
+        }
+    }
+    let kind = match fields.get("kind").and_then(Value::as_str) {
+        Some("video") => Some(MediaKind::Video),
+        Some("image") => Some(MediaKind::Image),
+        _ => {
+            violations.push(Violation::new(
+                "kind",
+                "invalid_value",
+                "kind must be \"video\" or \"image\"",
+            ));
+            None
+        }
+    };
+    let content_type = fields
+        .get("contentType")
+        .and_then(Value::as_str)
+        .map(|t| t.trim().to_ascii_lowercase());
+    match (kind, content_type.as_deref()) {
+        (_, None) => violations.push(Violation::new(
+            "contentType",
+            "required",
+            "contentType is required, e.g. video/mp4",
+        )),
+        (Some(kind), Some(content_type)) => {
+            let allowed = match kind {
+                MediaKind::Video => VIDEO_TYPES,
+                MediaKind::Image => IMAGE_TYPES,
+            };
+            if !allowed.contains(&content_type) {
+                violations.push(Violation::new(
+                    "contentType",
+                    "unsupported_content_type",
+                    format!(
+                        "{} uploads must be one of {} (the guide: MP4, MOV or MPEG video; JPEG, PNG or WebP images)",
+                        kind.as_str(),
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+        (None, Some(_)) => {}
+    }
+    let size_bytes = match fields.get("sizeBytes").map(|v| (v, v.as_u64())) {
+        None => {
+            violations.push(Violation::new(
+                "sizeBytes",
+                "required",
+                "sizeBytes is required: the exact file size",
+            ));
+            None
+        }
+        Some((_, Some(size))) if size > 0 => {
+            if let Some(kind) = kind {
+                if size > kind.max_size_bytes() {
+                    violations.push(Violation::new(
+                        "sizeBytes",
+                        "too_large",
+                        format!(
+                            "{} files may be at most {} bytes (the guide: 4 GB per video, 20 MB per image)",
+                            kind.as_str(),
+                            kind.max_size_bytes()
+                        ),
+                    ));
+                }
+            }
+            Some(size)
+        }
+        Some(_) => {
+            violations.push(Violation::new(
+                "sizeBytes",
+                "invalid_type",
+                "sizeBytes must be a whole number above 0",
+            ));
+            None
+        }
+    };
+    let file_name = match fields.get("fileName") {
+        None | Some(Value::Null) => "upload".to_owned(),
+        Some(Value::String(name)) if !name.is_empty() && name.chars().count() <= FILE_NAME_MAX => name.clone(),
+        Some(_) => {
+            violations.push(Violation::new(
+                "fileName",
+                "invalid_value",
+                format!("fileName must be a string of 1 to {FILE_NAME_MAX} characters"),
+            ));
+            String::new()
+        }
+    };
+    match (kind, content_type, size_bytes) {
+        (Some(kind), Some(content_type), Some(size_bytes)) if violations.is_empty() => Ok(MediaRequest {
+            kind,
+            content_type,
+            size_bytes,
+            file_name,
+        }),
+        _ => Err(violations),
+    }
+}

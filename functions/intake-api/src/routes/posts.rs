@@ -1,0 +1,482 @@
+//! `/v1/posts`: create (with `Idempotency-Key`), read, list, edit and cancel posts.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use futures::future::try_join_all;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use shared::{
+    domain::{Account, Media, Post, PostStatus},
+    events::{Event, EventType},
+    ids::{MediaId, PostId, WorkspaceId},
+    ports::{IdempotencyRecord, PostFilter, StoreError},
+    rules::{
+        post::{apply_patch, build_post, check_draft, read_new_post, read_patch, PostDraft, RuleContext},
+        Violation,
+    },
+};
+use utoipa::IntoParams;
+
+use crate::{
+    error::{ApiError, ErrorBody},
+    extract::{Caller, JsonBody},
+    schemas::{CreatePostRequest, PatchPostRequest},
+    views::{PostList, PostView},
+    AppState,
+};
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const REPLAYED_HEADER: &str = "idempotent-replayed";
+const IDEMPOTENCY_TTL_HOURS: i64 = 24;
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: usize = 100;
+
+#[utoipa::path(
+    post, path = "/v1/posts", tag = "posts",
+    request_body = CreatePostRequest,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "Retry safely: the same key and body return the first response again (for 24 h) without a \
+                       second post; the same key with another body is refused with 409.")),
+    responses(
+        (status = 201, description = "Created (or replayed)", body = PostView),
+        (status = 400, description = "Malformed JSON or Idempotency-Key", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 409, description = "Idempotency key reused with another body", body = ErrorBody),
+        (status = 413, description = "Body over 1 MB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "Rule violations, all of them", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn create_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let request_hash = request_fingerprint("POST /v1/posts", &body);
+    if let Some(key) = &key {
+        if let Some(replay) = replay(&state, &caller.workspace_id, key, &request_hash).await? {
+            return Ok(replay);
+        }
+    }
+
+    let (draft, mut violations) = read_new_post(&body);
+    let post = checked(
+        &state,
+        &caller.workspace_id,
+        draft,
+        &mut violations,
+        |draft, warnings, now| {
+            let account_id = draft.account_id.clone()?;
+            let post_type = draft.post_type?;
+            Some(build_post(
+                draft,
+                PostId::new(),
+                caller.workspace_id.clone(),
+                account_id,
+                post_type,
+                warnings,
+                now,
+            ))
+        },
+    )
+    .await?;
+
+    let response_body = serde_json::to_string(&PostView::from(&post)).map_err(ApiError::internal)?;
+    let record = key.map(|key| IdempotencyRecord {
+        workspace_id: caller.workspace_id.clone(),
+        key,
+        request_hash: request_hash.clone(),
+        status: StatusCode::CREATED.as_u16(),
+        body: response_body.clone(),
+        expires_at: post.created_at + chrono::Duration::hours(IDEMPOTENCY_TTL_HOURS),
+    });
+    match state.stores.posts.create_post(&post, record.as_ref()).await {
+        Ok(()) => {}
+        // Two requests with one key raced; the winner's response is the answer to both.
+        Err(StoreError::AlreadyExists(_)) if record.is_some() => {
+            let key = record.as_ref().map(|r| r.key.as_str()).unwrap_or_default();
+            return replay(&state, &caller.workspace_id, key, &request_hash)
+                .await?
+                .ok_or_else(|| ApiError::internal("idempotency record vanished after a conflicting create"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    announce_schedule(&state, &post).await;
+    Ok(json_response(StatusCode::CREATED, response_body))
+}
+
+#[utoipa::path(
+    get, path = "/v1/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "Post id (post_...)")),
+    responses(
+        (status = 200, body = PostView),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such post in this workspace", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn get_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PostView>, ApiError> {
+    let post = load_post(&state, &caller.workspace_id, &id).await?;
+    Ok(Json(PostView::from(&post)))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this account's posts.
+    account_id: Option<String>,
+    /// Only posts in this state.
+    status: Option<String>,
+    /// Page size, 1–100 (default 20).
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/v1/posts", tag = "posts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Newest first", body = PostList),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Bad filter, limit or cursor", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn list_posts(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<PostList>, ApiError> {
+    let mut violations = Vec::new();
+    let mut filter = PostFilter::default();
+    if let Some(raw) = query.account_id.as_deref().filter(|s| !s.is_empty()) {
+        match raw.parse() {
+            Ok(id) => filter.account_id = Some(id),
+            Err(e) => violations.push(Violation::new("accountId", "invalid_id", format!("{e}"))),
+        }
+    }
+    if let Some(raw) = query.status.as_deref().filter(|s| !s.is_empty()) {
+        match PostStatus::parse(raw) {
+            Some(status) => filter.status = Some(status),
+            None => violations.push(Violation::new(
+                "status",
+                "invalid_value",
+                format!(
+                    "status must be one of {}",
+                    PostStatus::ALL
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+    let limit = match query.limit.as_deref().filter(|s| !s.is_empty()) {
+        None => DEFAULT_PAGE,
+        Some(raw) => match raw.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                violations.push(Violation::new(
+                    "limit",
+                    "out_of_range",
+                    format!("limit must be 1 to {MAX_PAGE}"),
+                ));
+                DEFAULT_PAGE
+            }
+        },
+    };
+    if !violations.is_empty() {
+        return Err(ApiError::Validation(violations));
+    }
+    let cursor = query.cursor.as_deref().filter(|s| !s.is_empty());
+    let page = state
+        .stores
+        .posts
+        .list_posts(&caller.workspace_id, &filter, limit, cursor)
+        .await
+        .map_err(|e| match e {
+            StoreError::Corrupt(..) if cursor.is_some() => ApiError::Validation(vec![Violation::new(
+                "cursor",
+                "invalid_cursor",
+                "cursor is not one this API returned; start again without it",
+            )]),
+            other => other.into(),
+        })?;
+    Ok(Json(PostList {
+        data: page.items.iter().map(PostView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[utoipa::path(
+    patch, path = "/v1/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "Post id (post_...)")),
+    request_body = PatchPostRequest,
+    responses(
+        (status = 200, body = PostView),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Publishing already started (only draft and scheduled posts can change)", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn patch_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<PostView>, ApiError> {
+    let existing = load_post(&state, &caller.workspace_id, &id).await?;
+    if !existing.status.is_editable() {
+        return Err(not_editable(&existing, "changed"));
+    }
+    let (draft, mut violations) = read_patch(&existing, &body);
+    let updated = checked(
+        &state,
+        &caller.workspace_id,
+        draft,
+        &mut violations,
+        |draft, warnings, now| Some(apply_patch(&existing, draft, warnings, now)),
+    )
+    .await?;
+    state.stores.posts.update_post(&updated, existing.version).await?;
+    let rescheduled = updated.status == PostStatus::Scheduled
+        && (existing.status != PostStatus::Scheduled || existing.scheduled_at != updated.scheduled_at);
+    if rescheduled {
+        announce_schedule(&state, &updated).await;
+    }
+    Ok(Json(PostView::from(&updated)))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/posts/{id}", tag = "posts",
+    params(("id" = String, Path, description = "Post id (post_...)")),
+    responses(
+        (status = 200, description = "Canceled (also when it already was)", body = PostView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Publishing already started", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn delete_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<PostView>, ApiError> {
+    let existing = load_post(&state, &caller.workspace_id, &id).await?;
+    if existing.status == PostStatus::Canceled {
+        return Ok(Json(PostView::from(&existing)));
+    }
+    if !existing.status.is_editable() {
+        return Err(not_editable(&existing, "canceled"));
+    }
+    let canceled = Post {
+        status: PostStatus::Canceled,
+        updated_at: state.clock.now(),
+        version: existing.version + 1,
+        ..existing.clone()
+    };
+    state.stores.posts.update_post(&canceled, existing.version).await?;
+    Ok(Json(PostView::from(&canceled)))
+}
+
+/// Loads what the draft names from the caller's workspace, checks the rules, and builds the post; all violations
+/// (from reading and from checking) come back together in one 422.
+async fn checked(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    draft: PostDraft,
+    violations: &mut Vec<Violation>,
+    build: impl FnOnce(PostDraft, Vec<shared::domain::Finding>, chrono::DateTime<chrono::Utc>) -> Option<Post>,
+) -> Result<Post, ApiError> {
+    let (account, media) = load_references(state, workspace, &draft).await?;
+    let now = state.clock.now();
+    let ctx = RuleContext {
+        now,
+        app_audited: state.settings.app_audited,
+        account: account.as_ref(),
+        media: &media,
+    };
+    let (more, warnings) = check_draft(&draft, &ctx);
+    violations.extend(more);
+    if !violations.is_empty() {
+        return Err(ApiError::Validation(std::mem::take(violations)));
+    }
+    build(draft, warnings, now).ok_or_else(|| ApiError::internal("a draft without violations lacked a required field"))
+}
+
+async fn load_references(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    draft: &PostDraft,
+) -> Result<(Option<Account>, HashMap<MediaId, Media>), ApiError> {
+    let account = async {
+        match &draft.account_id {
+            Some(id) => state.stores.accounts.get_account(id).await,
+            None => Ok(None),
+        }
+    };
+    let mut ids: Vec<&MediaId> = draft.media.iter().flatten().collect();
+    ids.sort();
+    ids.dedup();
+    let media = try_join_all(ids.into_iter().map(|id| state.stores.media.get_media(id)));
+    let (account, media) = tokio::try_join!(account, media)?;
+    // Another workspace's records are invisible: they read as not found.
+    let account = account.filter(|a| &a.workspace_id == workspace);
+    let media = media
+        .into_iter()
+        .flatten()
+        .filter(|m| &m.workspace_id == workspace)
+        .map(|m| (m.id.clone(), m))
+        .collect();
+    Ok((account, media))
+}
+
+pub(crate) async fn load_post(state: &AppState, workspace: &WorkspaceId, raw_id: &str) -> Result<Post, ApiError> {
+    let not_found = || ApiError::NotFound(format!("post {}", raw_id.chars().take(64).collect::<String>()));
+    let id: PostId = raw_id.parse().map_err(|_| not_found())?;
+    match state.stores.posts.get_post(&id).await? {
+        Some(post) if &post.workspace_id == workspace => Ok(post),
+        _ => Err(not_found()),
+    }
+}
+
+fn not_editable(post: &Post, verb: &str) -> ApiError {
+    ApiError::Conflict {
+        code: "not_editable",
+        message: format!(
+            "post {} is {} and can no longer be {verb}: only draft and scheduled posts can",
+            post.id,
+            post.status.as_str()
+        ),
+    }
+}
+
+/// Tells the bus a post is scheduled and, when it is due already, hands it to the publisher at once. A lost event
+/// loses nothing: the post sits in the due index and the dispatcher's next tick finds it.
+async fn announce_schedule(state: &AppState, post: &Post) {
+    let now = state.clock.now();
+    let scheduled_at = post.scheduled_at.unwrap_or(now);
+    let data = json!({ "scheduledAt": scheduled_at, "accountId": post.account_id });
+    let mut events = vec![Event::new(EventType::PostScheduled, post.workspace_id.clone(), now)
+        .post(&post.id)
+        .account(&post.account_id)
+        .data(data.clone())];
+    if scheduled_at <= now {
+        events.push(
+            Event::new(EventType::PostDue, post.workspace_id.clone(), now)
+                .post(&post.id)
+                .account(&post.account_id)
+                .data(data),
+        );
+    }
+    if let Err(error) = state.events.publish(&events).await {
+        tracing::warn!(post_id = %post.id, error = %error, "events not delivered; the dispatcher will pick the post up");
+    }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_graphic()) => {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::MalformedRequest(
+            "Idempotency-Key must be 1 to 255 visible ASCII characters (a UUID is a good choice)".into(),
+        )),
+    }
+}
+
+/// Same route and same JSON (whatever its key order or spacing) hash the same.
+fn request_fingerprint(route: &str, body: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(route.as_bytes());
+    hasher.update(b"\n");
+    write_canonical(body, &mut hasher);
+    hex::encode(hasher.finalize())
+}
+
+/// Object keys in sorted order whatever the map implementation (serde_json's `preserve_order` feature, if any
+/// dependency ever turns it on, would otherwise make key order significant). Depth is bounded by serde_json's
+/// parser recursion limit.
+fn write_canonical(value: &Value, hasher: &mut Sha256) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            hasher.update(b"{");
+            for key in keys {
+                hasher.update(Value::String(key.clone()).to_string().as_bytes());
+                hasher.update(b":");
+                write_canonical(&map[key.as_str()], hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"}");
+        }
+        Value::Array(items) => {
+            hasher.update(b"[");
+            for item in items {
+                write_canonical(item, hasher);
+                hasher.update(b",");
+            }
+            hasher.update(b"]");
+        }
+        scalar => hasher.update(scalar.to_string().as_bytes()),
+    }
+}
+
+async fn replay(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    key: &str,
+    request_hash: &str,
+) -> Result<Option<Response>, ApiError> {
+    let Some(record) = state
+        .stores
+        .idempotency
+        .get_idempotency(workspace, key, state.clock.now())
+        .await?
+    else {
+        return Ok(None);
+    };
+    if record.request_hash != request_hash {
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was used with another request body; use a new key for a new post".into(),
+        });
+    }
+    let status = StatusCode::from_u16(record.status).unwrap_or(StatusCode::OK);
+    let mut response = json_response(status, record.body);
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    Ok(Some(response))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}

@@ -1,0 +1,205 @@
+//! What the API shows: the stored records seen from outside (camelCase, no tokens, no upload URLs, no leases).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use shared::{
+    domain::{
+        Account, AccountStatus, Failure, Finding, Media, MediaFacts, MediaKind, MediaStatus, Post, PostOptions,
+        PostStatus, PostType,
+    },
+    ids::{AccountId, MediaId, PostId},
+    ports::UploadTarget,
+};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MediaRef {
+    pub id: MediaId,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostView {
+    pub id: PostId,
+    /// Always `tiktok`.
+    pub platform: &'static str,
+    pub account_id: AccountId,
+    pub status: PostStatus,
+    pub post_type: PostType,
+    pub content: String,
+    pub media: Vec<MediaRef>,
+    pub options: PostOptions,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_at: Option<DateTime<Utc>>,
+    pub warnings: Vec<Finding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// TikTok's id for the publish request, once TikTok accepted the init.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_id: Option<String>,
+    /// TikTok's processing status as last seen (`PROCESSING_UPLOAD`, `PUBLISH_COMPLETE`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiktok_status: Option<String>,
+    /// TikTok's post id, once the post is public and has passed moderation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tiktok_post_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Post> for PostView {
+    fn from(post: &Post) -> Self {
+        Self {
+            id: post.id.clone(),
+            platform: "tiktok",
+            account_id: post.account_id.clone(),
+            status: post.status,
+            post_type: post.post_type,
+            content: post.content.clone(),
+            media: post.media.iter().map(|id| MediaRef { id: id.clone() }).collect(),
+            options: post.options.clone(),
+            scheduled_at: post.scheduled_at,
+            warnings: post.warnings.clone(),
+            failure: post.failure.clone(),
+            publish_id: post.publish.publish_id.clone(),
+            tiktok_status: post.publish.tiktok_status.clone(),
+            tiktok_post_id: post.publish.tiktok_post_id.clone(),
+            post_url: post.publish.post_url.clone(),
+            published_at: post.publish.published_at,
+            completed_at: post.publish.completed_at,
+            created_at: post.created_at,
+            updated_at: post.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PostList {
+    pub data: Vec<PostView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadView {
+    pub url: String,
+    /// Always `PUT`.
+    pub method: &'static str,
+    /// Send exactly these headers with the bytes.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<UploadTarget> for UploadView {
+    fn from(target: UploadTarget) -> Self {
+        Self {
+            url: target.url,
+            method: target.method,
+            headers: target.headers.into_iter().collect(),
+            expires_at: target.expires_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerdictView {
+    pub accepted: bool,
+    /// What the bytes turned out to be: `video`, `image` or `unknown`.
+    pub detected_kind: String,
+    pub violations: Vec<Finding>,
+    pub warnings: Vec<Finding>,
+    pub facts: MediaFacts,
+    pub validated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaView {
+    pub id: MediaId,
+    pub kind: MediaKind,
+    pub status: MediaStatus,
+    pub content_type: String,
+    pub size_bytes: u64,
+    pub file_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictView>,
+    /// Present only in the response that created the media.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadView>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl MediaView {
+    pub fn new(media: &Media, upload: Option<UploadTarget>) -> Self {
+        Self {
+            id: media.id.clone(),
+            kind: media.kind,
+            status: media.status,
+            content_type: media.content_type.clone(),
+            size_bytes: media.declared_size,
+            file_name: media.file_name.clone(),
+            verdict: media.verdict.as_ref().map(|v| VerdictView {
+                accepted: v.accepted,
+                detected_kind: v.detected_kind.clone(),
+                violations: v.violations.clone(),
+                warnings: v.warnings.clone(),
+                facts: v.facts.clone(),
+                validated_at: v.validated_at,
+            }),
+            upload: upload.map(UploadView::from),
+            created_at: media.created_at,
+            updated_at: media.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountView {
+    pub id: AccountId,
+    /// Always `tiktok`.
+    pub platform: &'static str,
+    pub display_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    pub status: AccountStatus,
+    /// Scopes the user granted to this app.
+    pub scopes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terms_accepted_at: Option<DateTime<Utc>>,
+    pub connected_at: DateTime<Utc>,
+}
+
+impl From<&Account> for AccountView {
+    fn from(account: &Account) -> Self {
+        Self {
+            id: account.id.clone(),
+            platform: "tiktok",
+            display_name: account.display_name.clone(),
+            username: account.username.clone(),
+            avatar_url: account.avatar_url.clone(),
+            status: account.status,
+            scopes: account.scopes.clone(),
+            terms_accepted_at: account.terms_accepted_at,
+            connected_at: account.connected_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountList {
+    pub data: Vec<AccountView>,
+}

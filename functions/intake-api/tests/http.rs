@@ -1,0 +1,822 @@
+//! The intake API over HTTP: every rule of the guide (status and `details[].field`), auth and workspace scoping,
+//! idempotency, listing, editing, media, and the OpenAPI document.
+
+mod support;
+
+use axum::{
+    body::Body,
+    http::{header, Method, Request, StatusCode},
+};
+use serde_json::{json, Value};
+use shared::{
+    domain::{AccountStatus, MediaKind, MediaStatus},
+    events::EventType,
+};
+use support::{account_record, TestApp};
+
+// ---------------------------------------------------------------- rules of the guide, one by one
+
+#[tokio::test]
+async fn when_the_post_is_valid_should_return_201_with_the_post() {
+    let app = TestApp::new().await;
+    let reply = app.post_as(&app.a, app.video_post()).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert!(reply.body["id"].as_str().unwrap().starts_with("post_"));
+    assert_eq!(reply.body["status"], "scheduled");
+    assert_eq!(reply.body["platform"], "tiktok");
+    assert_eq!(reply.body["warnings"], json!([]));
+}
+
+#[tokio::test]
+async fn when_platform_is_not_tiktok_should_refuse_it() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["platform"] = json!("instagram");
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), ["platform"]);
+}
+
+#[tokio::test]
+async fn when_post_type_is_not_video_or_photo_should_say_tiktok_cannot_create_it() {
+    let app = TestApp::new().await;
+    for kind in ["live", "duet", "stitch", "story"] {
+        let mut body = app.video_post();
+        body["postType"] = json!(kind);
+        let reply = app.post_as(&app.a, body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.fields(), ["postType"]);
+        let message = reply.detail("postType")["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("TikTok's API cannot create"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn when_status_is_unknown_should_refuse_it() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["status"] = json!("queued");
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), ["status"]);
+}
+
+#[tokio::test]
+async fn when_status_is_draft_should_store_it_without_announcing_it() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["status"] = json!("draft");
+    body["options"] = json!({});
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["status"], "draft");
+    assert!(
+        app.events.events().is_empty(),
+        "a draft never reaches TikTok, nor the bus"
+    );
+}
+
+#[tokio::test]
+async fn when_published_without_a_time_should_be_due_now_and_handed_to_the_publisher() {
+    let app = TestApp::new().await;
+    let reply = app.post_as(&app.a, app.video_post()).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["scheduledAt"], json!(support::start()));
+    let types: Vec<EventType> = app.events.events().iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [EventType::PostScheduled, EventType::PostDue]);
+}
+
+#[tokio::test]
+async fn when_scheduled_later_should_announce_it_without_making_it_due() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["scheduledAt"] = json!("2026-11-26T09:30:00+01:00");
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["scheduledAt"], "2026-11-26T08:30:00Z");
+    let types: Vec<EventType> = app.events.events().iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [EventType::PostScheduled]);
+}
+
+#[tokio::test]
+async fn when_scheduled_at_is_malformed_past_or_too_far_should_refuse_it() {
+    let app = TestApp::new().await;
+    for (at, code) in [
+        ("2026-11-26T09:30:00", "invalid_format"),
+        ("next tuesday", "invalid_format"),
+        ("2026-11-25T11:58:59Z", "in_the_past"),
+        ("2027-11-25T12:00:01Z", "too_far_ahead"),
+    ] {
+        let mut body = app.video_post();
+        body["scheduledAt"] = json!(at);
+        let reply = app.post_as(&app.a, body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{at}");
+        assert_eq!(reply.fields(), ["scheduledAt"], "{at}");
+        assert_eq!(reply.codes(), [code], "{at}");
+    }
+    let mut body = app.video_post();
+    body["scheduledAt"] = json!("2026-11-25T11:59:30Z");
+    assert_eq!(
+        app.post_as(&app.a, body).await.status,
+        StatusCode::CREATED,
+        "30 s of clock skew is tolerated"
+    );
+}
+
+#[tokio::test]
+async fn when_the_caption_is_over_2200_utf16_units_should_refuse_it() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["content"] = json!(format!("{}#x", "🎉".repeat(1099)));
+    assert_eq!(
+        app.post_as(&app.a, body.clone()).await.status,
+        StatusCode::CREATED,
+        "2,200 units exactly"
+    );
+    body["content"] = json!(format!("{}#xy", "🎉".repeat(1099)));
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), ["content"]);
+}
+
+#[tokio::test]
+async fn when_a_photo_title_is_over_90_units_should_refuse_it() {
+    let app = TestApp::new().await;
+    let mut body = app.photo_post(2);
+    body["options"]["title"] = json!("t".repeat(91));
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), ["options.title"]);
+}
+
+#[tokio::test]
+async fn when_media_counts_or_kinds_are_wrong_should_name_the_offending_item() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["media"] = json!([{"id": app.a.video}, {"id": app.a.images[0]}]);
+    assert_eq!(app.post_as(&app.a, body).await.fields(), ["media", "media[1].id"]);
+
+    let mut body = app.video_post();
+    body["media"] = json!([{"id": app.a.images[0]}]);
+    assert_eq!(app.post_as(&app.a, body).await.fields(), ["media[0].id"]);
+
+    for count in [1, 36] {
+        let reply = app.post_as(&app.a, app.photo_post(count)).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{count} images");
+        assert_eq!(reply.fields(), ["media"], "{count} images");
+    }
+    assert_eq!(
+        app.post_as(&app.a, app.photo_post(35)).await.status,
+        StatusCode::CREATED
+    );
+
+    let mut body = app.photo_post(3);
+    body["media"][2] = json!({"id": app.a.images[0]});
+    assert_eq!(app.post_as(&app.a, body).await.fields(), ["media[2].id"]);
+
+    let mut body = app.photo_post(2);
+    body["media"][1] = json!({"id": app.a.video});
+    assert_eq!(app.post_as(&app.a, body).await.fields(), ["media[1].id"]);
+
+    let mut body = app.photo_post(2);
+    body["media"][1] = json!({"id": "not-an-id"});
+    assert_eq!(app.post_as(&app.a, body).await.fields(), ["media[1].id"]);
+}
+
+#[tokio::test]
+async fn when_media_is_missing_foreign_or_rejected_should_refuse_it_and_pending_media_should_wait() {
+    let app = TestApp::new().await;
+    let foreign = app.b.video.clone();
+    let rejected = app.add_media(&app.a, MediaKind::Video, MediaStatus::Invalid).await;
+    let pending = app.add_media(&app.a, MediaKind::Video, MediaStatus::Validating).await;
+    let unknown = shared::ids::MediaId::new();
+    for (id, code) in [
+        (&foreign, "not_found"),
+        (&unknown, "not_found"),
+        (&rejected, "media_rejected"),
+    ] {
+        let mut body = app.video_post();
+        body["media"] = json!([{"id": id}]);
+        let reply = app.post_as(&app.a, body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.fields(), ["media[0].id"]);
+        assert_eq!(reply.codes(), [code]);
+    }
+    let mut body = app.video_post();
+    body["media"] = json!([{"id": pending}]);
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["warnings"][0]["code"], "media_not_validated_yet");
+}
+
+#[tokio::test]
+async fn when_privacy_is_missing_or_unknown_should_refuse_it_unless_the_post_is_a_draft() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["options"] = json!({});
+    let reply = app.post_as(&app.a, body.clone()).await;
+    assert_eq!(reply.fields(), ["options.privacy"]);
+    assert_eq!(reply.codes(), ["required"]);
+    body["options"] = json!({"privacy": "everyone"});
+    assert_eq!(app.post_as(&app.a, body.clone()).await.fields(), ["options.privacy"]);
+    body["status"] = json!("draft");
+    body["options"] = json!({});
+    assert_eq!(app.post_as(&app.a, body).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn when_interaction_flags_are_omitted_should_default_to_true() {
+    let app = TestApp::new().await;
+    let reply = app.post_as(&app.a, app.video_post()).await;
+    let options = &reply.body["options"];
+    assert_eq!(
+        (
+            &options["allowComments"],
+            &options["allowDuet"],
+            &options["allowStitch"]
+        ),
+        (&json!(true), &json!(true), &json!(true))
+    );
+    assert_eq!(
+        (
+            &options["brandContent"],
+            &options["brandOrganic"],
+            &options["aiGenerated"]
+        ),
+        (&json!(false), &json!(false), &json!(false))
+    );
+    assert_eq!(options["allowDuplicate"], false);
+}
+
+#[tokio::test]
+async fn when_duet_or_stitch_is_set_on_a_photo_post_should_warn_that_it_is_not_sent() {
+    let app = TestApp::new().await;
+    let mut body = app.photo_post(2);
+    body["options"]["allowDuet"] = json!(true);
+    body["options"]["allowStitch"] = json!(false);
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let codes: Vec<&str> = reply.body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["not_sent_for_photo", "not_sent_for_photo"]);
+}
+
+#[tokio::test]
+async fn when_branded_content_is_private_should_refuse_it() {
+    let app = TestApp::audited().await;
+    let mut body = app.video_post();
+    body["options"]["brandContent"] = json!(true);
+    let reply = app.post_as(&app.a, body.clone()).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), ["options.brandContent"]);
+    body["options"]["privacy"] = json!("public");
+    assert_eq!(app.post_as(&app.a, body).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn when_the_app_is_unaudited_should_accept_only_private_and_explain_the_audit() {
+    let app = TestApp::new().await;
+    for privacy in ["public", "followersOnly", "friends"] {
+        let mut body = app.video_post();
+        body["options"]["privacy"] = json!(privacy);
+        let reply = app.post_as(&app.a, body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.fields(), ["options.privacy"]);
+        assert!(reply.detail("options.privacy")["message"]
+            .as_str()
+            .unwrap()
+            .contains("audit"));
+    }
+    let audited = TestApp::audited().await;
+    let mut body = audited.video_post();
+    body["options"]["privacy"] = json!("public");
+    assert_eq!(audited.post_as(&audited.a, body).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn when_cover_or_music_fields_are_sent_should_refuse_them_with_the_guides_advice() {
+    let app = TestApp::new().await;
+    for field in ["cover", "coverImage", "thumbnail"] {
+        let mut body = app.video_post();
+        body[field] = json!("https://example.com/cover.jpg");
+        let reply = app.post_as(&app.a, body).await;
+        assert_eq!(reply.fields(), [field]);
+        assert!(reply.detail(field)["message"].as_str().unwrap().contains("first frame"));
+    }
+    let mut body = app.video_post();
+    body["options"]["music"] = json!("track-1");
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.fields(), ["options.music"]);
+    assert!(reply.detail("options.music")["message"]
+        .as_str()
+        .unwrap()
+        .contains("mix"));
+}
+
+#[tokio::test]
+async fn when_an_unknown_field_is_sent_should_refuse_and_name_it() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["hashtags"] = json!(["a"]);
+    body["options"]["schedule"] = json!(true);
+    body["media"][0]["url"] = json!("https://x");
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.fields(), ["hashtags", "media[0].url", "options.schedule"]);
+}
+
+#[tokio::test]
+async fn when_the_account_is_foreign_unknown_or_disconnected_should_refuse_it() {
+    let app = TestApp::new().await;
+    let disconnected = account_record(&app.a.workspace, AccountStatus::ReauthRequired);
+    app.stores.accounts.create_account(&disconnected).await.unwrap();
+    for (account, code) in [
+        (json!(app.b.account), "not_found"),
+        (json!(shared::ids::AccountId::new()), "not_found"),
+        (json!("acc_nope"), "invalid_id"),
+        (json!(disconnected.id), "account_not_connected"),
+    ] {
+        let mut body = app.video_post();
+        body["accountId"] = account;
+        let reply = app.post_as(&app.a, body).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(reply.fields(), ["accountId"]);
+        assert_eq!(reply.codes(), [code]);
+    }
+}
+
+#[tokio::test]
+async fn when_many_rules_break_at_once_should_return_them_all_in_one_422() {
+    let app = TestApp::new().await;
+    let body = json!({
+        "platform": "x", "postType": "story", "content": 5, "media": "none", "options": {"privacy": 1},
+        "thumbnail": "t"
+    });
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reply.body["error"]["code"], "validation_failed");
+    let mut fields = reply.fields();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "accountId",
+            "content",
+            "media",
+            "options.privacy",
+            "platform",
+            "postType",
+            "thumbnail"
+        ]
+    );
+    assert!(reply.body["error"]["requestId"].as_str().unwrap().starts_with("req_"));
+}
+
+// ---------------------------------------------------------------- edges: auth, scoping, body handling
+
+#[tokio::test]
+async fn when_the_key_is_missing_or_wrong_should_return_401() {
+    let app = TestApp::new().await;
+    assert_eq!(
+        app.call(Method::GET, "/v1/posts", None, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let reply = app.call(Method::GET, "/v1/posts", Some("pk_wrong"), None).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(reply.body["error"]["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn when_another_workspace_asks_for_a_post_or_media_should_return_404() {
+    let app = TestApp::new().await;
+    let created = app.post_as(&app.a, app.video_post()).await;
+    let post_path = format!("/v1/posts/{}", created.body["id"].as_str().unwrap());
+    assert_eq!(
+        app.call(Method::GET, &post_path, Some(&app.a.key), None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(Method::GET, &post_path, Some(&app.b.key), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.call(Method::DELETE, &post_path, Some(&app.b.key), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let patch = app
+        .call(
+            Method::PATCH,
+            &post_path,
+            Some(&app.b.key),
+            Some(json!({"content": "x"})),
+        )
+        .await;
+    assert_eq!(patch.status, StatusCode::NOT_FOUND);
+
+    let media_path = format!("/v1/media/{}", app.a.video);
+    assert_eq!(
+        app.call(Method::GET, &media_path, Some(&app.a.key), None).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.call(Method::GET, &media_path, Some(&app.b.key), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let listed = app.call(Method::GET, "/v1/posts", Some(&app.b.key), None).await;
+    assert_eq!(listed.body["data"], json!([]));
+}
+
+#[tokio::test]
+async fn when_the_body_is_malformed_not_json_or_too_big_should_return_400_415_413() {
+    let app = TestApp::new().await;
+    let raw = |content_type: &str, body: Vec<u8>| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/posts")
+            .header(header::AUTHORIZATION, format!("Bearer {}", app.a.key))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let reply = app.send(raw("application/json", b"{\"platform\": ".to_vec())).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["error"]["code"], "malformed_request");
+    assert_eq!(
+        app.send(raw("text/plain", b"{}".to_vec())).await.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    let big = format!("{{\"content\": \"{}\"}}", "a".repeat(1024 * 1024 + 1));
+    let reply = app.send(raw("application/json", big.into_bytes())).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.body["error"]["code"], "payload_too_large");
+    let reply = app.post_as(&app.a, json!([1, 2])).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn when_a_route_or_method_does_not_exist_should_answer_in_the_error_shape() {
+    let app = TestApp::new().await;
+    let reply = app.call(Method::GET, "/v1/nothing", Some(&app.a.key), None).await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.body["error"]["code"], "not_found");
+    let reply = app.call(Method::PUT, "/v1/posts", Some(&app.a.key), None).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.body["error"]["code"], "method_not_allowed");
+}
+
+// ---------------------------------------------------------------- idempotency
+
+#[tokio::test]
+async fn when_the_same_idempotency_key_and_body_are_replayed_should_return_the_first_response_once() {
+    let app = TestApp::new().await;
+    let request = |body: &Value| {
+        Request::builder()
+            .method(Method::POST)
+            .uri("/v1/posts")
+            .header(header::AUTHORIZATION, format!("Bearer {}", app.a.key))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Idempotency-Key", "order-42")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let body = app.video_post();
+    let first = app.send(request(&body)).await;
+    let second = app.send(request(&body)).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(second.status, StatusCode::CREATED);
+    assert_eq!(first.body, second.body);
+    assert_eq!(second.headers["idempotent-replayed"], "true");
+    let listed = app.call(Method::GET, "/v1/posts", Some(&app.a.key), None).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 1, "no second post");
+
+    let mut other = body.clone();
+    other["content"] = json!("another caption");
+    let conflict = app.send(request(&other)).await;
+    assert_eq!(conflict.status, StatusCode::CONFLICT);
+    assert_eq!(conflict.body["error"]["code"], "idempotency_key_reused");
+
+    // Another workspace may use the same key for its own post.
+    let mut b_body = body.clone();
+    b_body["accountId"] = json!(app.b.account);
+    b_body["media"] = json!([{"id": app.b.video}]);
+    let b_request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/posts")
+        .header(header::AUTHORIZATION, format!("Bearer {}", app.b.key))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", "order-42")
+        .body(Body::from(b_body.to_string()))
+        .unwrap();
+    assert_eq!(app.send(b_request).await.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn when_replayed_concurrently_should_create_exactly_one_post() {
+    let app = TestApp::new().await;
+    let body = app.video_post().to_string();
+    let replies = futures::future::join_all((0..8).map(|_| {
+        app.send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/posts")
+                .header(header::AUTHORIZATION, format!("Bearer {}", app.a.key))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("Idempotency-Key", "same")
+                .body(Body::from(body.clone()))
+                .unwrap(),
+        )
+    }))
+    .await;
+    let ids: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| r.body["id"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(replies.iter().all(|r| r.status == StatusCode::CREATED));
+    assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+// ---------------------------------------------------------------- listing, editing, canceling
+
+#[tokio::test]
+async fn when_listing_should_page_newest_first_and_filter() {
+    let app = TestApp::new().await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        app.clock.advance(chrono::Duration::seconds(1));
+        let mut body = app.video_post();
+        if i % 2 == 0 {
+            body["status"] = json!("draft");
+        }
+        created.push(app.post_as(&app.a, body).await.body["id"].as_str().unwrap().to_owned());
+    }
+    let page1 = app.call(Method::GET, "/v1/posts?limit=2", Some(&app.a.key), None).await;
+    let cursor = page1.body["nextCursor"].as_str().unwrap().to_owned();
+    let page2 = app
+        .call(
+            Method::GET,
+            &format!("/v1/posts?limit=2&cursor={cursor}"),
+            Some(&app.a.key),
+            None,
+        )
+        .await;
+    let page3_cursor = page2.body["nextCursor"].as_str().unwrap().to_owned();
+    let page3 = app
+        .call(
+            Method::GET,
+            &format!("/v1/posts?limit=2&cursor={page3_cursor}"),
+            Some(&app.a.key),
+            None,
+        )
+        .await;
+    let seen: Vec<String> = [page1, page2, page3.clone()]
+        .iter()
+        .flat_map(|p| {
+            p.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    created.reverse();
+    assert_eq!(seen, created);
+    assert!(page3.body.get("nextCursor").is_none());
+
+    let drafts = app
+        .call(Method::GET, "/v1/posts?status=draft", Some(&app.a.key), None)
+        .await;
+    assert_eq!(drafts.body["data"].as_array().unwrap().len(), 3);
+    let by_account = app
+        .call(
+            Method::GET,
+            &format!("/v1/posts?accountId={}", app.a.account),
+            Some(&app.a.key),
+            None,
+        )
+        .await;
+    assert_eq!(by_account.body["data"].as_array().unwrap().len(), 5);
+
+    let bad = app
+        .call(Method::GET, "/v1/posts?status=bogus&limit=1000", Some(&app.a.key), None)
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.fields(), ["status", "limit"]);
+    let bad_cursor = app
+        .call(Method::GET, "/v1/posts?cursor=garbage", Some(&app.a.key), None)
+        .await;
+    assert_eq!(bad_cursor.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad_cursor.fields(), ["cursor"]);
+}
+
+#[tokio::test]
+async fn when_patching_a_draft_into_publish_should_apply_the_same_rules() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["status"] = json!("draft");
+    body["options"] = json!({});
+    let id = app.post_as(&app.a, body).await.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/posts/{id}");
+
+    let refused = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.a.key),
+            Some(json!({"status": "publish"})),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.fields(), ["options.privacy"]);
+
+    let refused = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.a.key),
+            Some(json!({"postType": "photo", "thumbnail": "x"})),
+        )
+        .await;
+    assert_eq!(refused.fields(), ["postType", "thumbnail"]);
+
+    let ok = app
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&app.a.key),
+            Some(
+                json!({"status": "publish", "options": {"privacy": "private"}, "scheduledAt": "2026-11-30T10:00:00Z"}),
+            ),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    assert_eq!(ok.body["status"], "scheduled");
+    assert_eq!(ok.body["options"]["allowComments"], true, "options merge key by key");
+    let types: Vec<EventType> = app.events.events().iter().map(|e| e.event_type).collect();
+    assert_eq!(types, [EventType::PostScheduled]);
+}
+
+#[tokio::test]
+async fn when_publishing_started_should_refuse_edits_and_cancels_with_409() {
+    let app = TestApp::new().await;
+    let id = app.post_as(&app.a, app.video_post()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let post_id: shared::ids::PostId = id.parse().unwrap();
+    let mut post = app.stores.posts.get_post(&post_id).await.unwrap().unwrap();
+    let version = post.version;
+    post.status = shared::domain::PostStatus::Publishing;
+    post.version += 1;
+    app.stores.posts.update_post(&post, version).await.unwrap();
+    let path = format!("/v1/posts/{id}");
+    let patch = app
+        .call(Method::PATCH, &path, Some(&app.a.key), Some(json!({"content": "new"})))
+        .await;
+    assert_eq!(patch.status, StatusCode::CONFLICT);
+    assert_eq!(patch.body["error"]["code"], "not_editable");
+    assert_eq!(
+        app.call(Method::DELETE, &path, Some(&app.a.key), None).await.status,
+        StatusCode::CONFLICT
+    );
+}
+
+#[tokio::test]
+async fn when_canceling_a_scheduled_post_should_cancel_it_once() {
+    let app = TestApp::new().await;
+    let mut body = app.video_post();
+    body["scheduledAt"] = json!("2026-11-26T09:30:00Z");
+    let id = app.post_as(&app.a, body).await.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/posts/{id}");
+    let first = app.call(Method::DELETE, &path, Some(&app.a.key), None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.body["status"], "canceled");
+    assert_eq!(
+        app.call(Method::DELETE, &path, Some(&app.a.key), None).await.status,
+        StatusCode::OK
+    );
+    let due = app
+        .stores
+        .posts
+        .due_posts(support::start() + chrono::Duration::days(2), 10)
+        .await
+        .unwrap();
+    assert!(due.is_empty(), "a canceled post leaves the due index");
+}
+
+// ---------------------------------------------------------------- media
+
+#[tokio::test]
+async fn when_media_is_announced_should_return_an_upload_target_and_refuse_oversize_declarations() {
+    let app = TestApp::new().await;
+    let reply = app
+        .call(
+            Method::POST,
+            "/v1/media",
+            Some(&app.a.key),
+            Some(
+                json!({"kind": "video", "contentType": "video/mp4", "sizeBytes": 1_234_567, "fileName": "launch.mp4"}),
+            ),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert!(reply.body["id"].as_str().unwrap().starts_with("med_"));
+    assert_eq!(reply.body["status"], "pending_upload");
+    assert_eq!(reply.body["upload"]["method"], "PUT");
+    assert!(reply.body["upload"]["url"].as_str().unwrap().starts_with("http"));
+    assert_eq!(reply.body["upload"]["headers"]["content-type"], "video/mp4");
+
+    let shown = app
+        .call(
+            Method::GET,
+            &format!("/v1/media/{}", reply.body["id"].as_str().unwrap()),
+            Some(&app.a.key),
+            None,
+        )
+        .await;
+    assert_eq!(shown.body["status"], "pending_upload");
+    assert!(shown.body.get("upload").is_none(), "the upload URL is shown once");
+
+    for (body, field) in [
+        (
+            json!({"kind": "video", "contentType": "video/mp4", "sizeBytes": 4_000_000_001u64}),
+            "sizeBytes",
+        ),
+        (
+            json!({"kind": "image", "contentType": "image/png", "sizeBytes": 20_000_001}),
+            "sizeBytes",
+        ),
+        (
+            json!({"kind": "image", "contentType": "image/gif", "sizeBytes": 10}),
+            "contentType",
+        ),
+        (
+            json!({"kind": "audio", "contentType": "audio/mpeg", "sizeBytes": 10}),
+            "kind",
+        ),
+        (
+            json!({"kind": "video", "contentType": "video/mp4", "sizeBytes": 0}),
+            "sizeBytes",
+        ),
+    ] {
+        let reply = app
+            .call(Method::POST, "/v1/media", Some(&app.a.key), Some(body.clone()))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert!(
+            reply.fields().contains(&field.to_owned()),
+            "{body} -> {:?}",
+            reply.fields()
+        );
+    }
+}
+
+// ---------------------------------------------------------------- the OpenAPI document
+
+#[tokio::test]
+async fn when_asked_for_the_openapi_document_should_list_every_route() {
+    let app = TestApp::new().await;
+    let reply = app.call(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let routes = [
+        ("post", "/v1/posts"),
+        ("get", "/v1/posts"),
+        ("get", "/v1/posts/{id}"),
+        ("patch", "/v1/posts/{id}"),
+        ("delete", "/v1/posts/{id}"),
+        ("post", "/v1/media"),
+        ("get", "/v1/media/{id}"),
+        ("get", "/v1/accounts"),
+        ("get", "/v1/openapi.json"),
+    ];
+    let paths = &reply.body["paths"];
+    for (method, path) in routes {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} missing from the OpenAPI document"
+        );
+    }
+    // And every documented operation is served (none falls through to the 404 fallback).
+    for (path, operations) in paths.as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let concrete = path.replace("{id}", "post_01HZX3V8Q6Y2M4N5P7R9S1T3W5");
+            let method: Method = method.to_uppercase().parse().unwrap();
+            let reply = app
+                .call(method.clone(), &concrete, Some(&app.a.key), Some(json!({})))
+                .await;
+            let fallback = reply.status == StatusCode::NOT_FOUND && reply.body["error"]["message"] == "route not found";
+            assert!(
+                !fallback && reply.status != StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs every test of the project from a fresh Debian machine: installs what it needs (ffmpeg from Debian; moto,
+# cfn-lint, schemathesis and SAM CLI into virtualenvs under .venv/), starts moto server on a free loopback port,
+# then formatting, lints, every Rust test (the AWS adapters against moto), the template checks and schemathesis
+# against the local runner. Stops what it started, whatever happens.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# Every test that needs an external tool fails instead of skipping when this is set.
+export POSTATO_FULL_TESTS=1
+
+step() { printf '\n=== %s\n' "$*"; }
+pids=()
+cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+step "system packages"
+missing=()
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+command -v curl >/dev/null || missing+=(curl)
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+ffmpeg -version | head -1
+
+step "python tools (.venv/test, .venv/sam)"
+venv() { # name requirements-file
+  local dir=".venv/$1"
+  if [ ! -x "$dir/bin/python" ]; then python3 -m venv "$dir"; fi
+  if ! cmp -s "$2" "$dir/.installed" 2>/dev/null; then
+    "$dir/bin/pip" install -q --disable-pip-version-check -r "$2"
+    cp "$2" "$dir/.installed"
+  fi
+}
+venv test infra/requirements-test.txt
+venv sam infra/requirements-sam.txt
+export PATH="$root/.venv/test/bin:$PATH"
+
+step "moto server"
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.venv/test/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$root/target/moto.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.1; done
+curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null || { echo "moto did not start"; cat "$root/target/moto.log"; exit 1; }
+export POSTATO_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+echo "moto server at $POSTATO_MOTO_ENDPOINT"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "media corpus (ffmpeg)"
+export POSTATO_MEDIA_CORPUS="$root/target/media-corpus"
+if [ -x infra/scripts/media-corpus.sh ]; then infra/scripts/media-corpus.sh "$POSTATO_MEDIA_CORPUS"; fi
+
+step "cargo test (AWS adapters against moto at $POSTATO_MOTO_ENDPOINT)"
+cargo test --workspace --no-fail-fast
+
+step "template: cfn-lint and sam validate --lint"
+.venv/test/bin/cfn-lint template.yaml
+AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
+  SAM_CLI_TELEMETRY=0 .venv/sam/bin/sam validate --lint --template-file template.yaml
+
+step "schemathesis against the local runner's /v1/openapi.json"
+infra/scripts/schemathesis.sh
+
+step "all tests passed"
