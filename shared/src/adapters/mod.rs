@@ -1,1 +1,12 @@
 //! Adapters for the ports: AWS ones for Lambda, embedded ones for one machine.
+//!
+//! | port | AWS | embedded |
+//! |---|---|---|
+//! | storage (posts, media, accounts, idempotency, keys, OAuth states) | [`dynamo::DynamoStore`] | [`sqlite::SqliteStore`] |
+//! | media bytes | [`s3::S3BlobStore`] | [`local_blobs::LocalBlobStore`] |
+//! | events out | [`eventbridge::EventBridgeSink`] | [`local_events::LocalEventSink`] ([`memory::RecordingEventSink`] in unit tests) |
+
+mod codec;
+pub mod sqlite;
+
+pub use codec::DUE_SHARDS;
