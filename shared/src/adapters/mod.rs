@@ -7,6 +7,7 @@
 //! | events out | [`eventbridge::EventBridgeSink`] | [`local_events::LocalEventSink`] ([`memory::RecordingEventSink`] in unit tests) |
 
 mod codec;
+pub mod dynamo;
 pub mod sqlite;
 
 pub use codec::DUE_SHARDS;
