@@ -8,6 +8,10 @@
 
 mod codec;
 pub mod dynamo;
+pub mod local_blobs;
+pub mod s3;
 pub mod sqlite;
+mod upload_window;
 
 pub use codec::DUE_SHARDS;
+pub use upload_window::{ExpiryNotInFuture, MAX_UPLOAD_URL_LIFETIME_SECS};
