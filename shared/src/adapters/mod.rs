@@ -8,7 +8,10 @@
 
 mod codec;
 pub mod dynamo;
+pub mod eventbridge;
 pub mod local_blobs;
+pub mod local_events;
+pub mod memory;
 pub mod s3;
 pub mod sqlite;
 mod upload_window;
