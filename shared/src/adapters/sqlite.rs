@@ -7,7 +7,7 @@
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{mpsc, Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -105,6 +105,14 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// A second process (the runner's `keys create`) may hold the write lock briefly; wait rather than fail.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often a background thread copies the write-ahead log into the database. Checkpoints are where WAL mode
+/// fsyncs; left to SQLite, they run inside whichever request happens to commit the 1000th page, which shows up as
+/// that request's latency.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+/// Should the background thread fall behind, the writer still checkpoints past this many pages, so the log stays
+/// bounded.
+const FALLBACK_AUTOCHECKPOINT_PAGES: i64 = 8_000;
+
 #[derive(Debug, thiserror::Error)]
 #[error("the database was written by a newer release (schema version {found}, this release knows {SCHEMA_VERSION})")]
 pub struct SchemaTooNew {
@@ -115,6 +123,8 @@ pub struct SchemaTooNew {
 #[derive(Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    /// Held only to be dropped: when the last clone goes, the checkpoint thread sees the channel close and stops.
+    _checkpointer: Option<mpsc::Sender<()>>,
 }
 
 impl SqliteStore {
@@ -123,16 +133,27 @@ impl SqliteStore {
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         }
-        let connection = Connection::open(path).map_err(sqlite_failure)?;
-        Self::prepare(connection)
+        let connection = Self::prepare(Connection::open(path).map_err(sqlite_failure)?)?;
+        connection
+            .pragma_update(None, "wal_autocheckpoint", FALLBACK_AUTOCHECKPOINT_PAGES)
+            .map_err(sqlite_failure)?;
+        let checkpointer = spawn_checkpointer(path)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            _checkpointer: Some(checkpointer),
+        })
     }
 
     /// A private database that lives as long as the store: for tests.
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::prepare(Connection::open_in_memory().map_err(sqlite_failure)?)
+        let connection = Self::prepare(Connection::open_in_memory().map_err(sqlite_failure)?)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            _checkpointer: None,
+        })
     }
 
-    fn prepare(connection: Connection) -> Result<Self, StoreError> {
+    fn prepare(connection: Connection) -> Result<Connection, StoreError> {
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_failure)?;
         // WAL lets readers in other processes proceed during a write; NORMAL syncs at checkpoints only, which keeps
         // the database consistent on power loss and costs the last transactions at most.
@@ -154,9 +175,7 @@ impl SqliteStore {
         connection
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sqlite_failure)?;
-        Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        Ok(connection)
     }
 
     /// Runs `work` on the blocking pool with the connection.
@@ -190,6 +209,25 @@ impl SqliteStore {
         })
         .await
     }
+}
+
+/// Starts the thread that checkpoints the database at `path` until the returned sender (and its clones) drop.
+fn spawn_checkpointer(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
+    let connection = Connection::open(path).map_err(sqlite_failure)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_failure)?;
+    let (keep_running, stop) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".to_owned())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+                // PASSIVE never waits for readers or the writer: whatever it cannot copy now, it copies next time.
+                if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(%error, "SQLite checkpoint failed; the writer will checkpoint instead");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    Ok(keep_running)
 }
 
 fn sqlite_failure(error: rusqlite::Error) -> StoreError {
