@@ -8,27 +8,30 @@ use chrono::Duration;
 use postato_tests::fixtures;
 use shared::{
     adapters::sqlite::SqliteStore,
-    ids::WorkspaceId,
+    ids::{AccountId, MediaId, WorkspaceId},
     ports::{IdempotencyRecord, Stores},
 };
 
 const REQUESTS_PER_TASK: usize = 2_000;
 
-async fn one_request(
-    stores: &Stores,
-    workspace: &WorkspaceId,
-    key_hash: &str,
-    account: &fixtures_ids::Ids,
-) -> anyhow::Result<()> {
+/// The records every request reads: what the API key, the payload's account and media point at.
+struct Seeded {
+    workspace: WorkspaceId,
+    key_hash: String,
+    account: AccountId,
+    media: MediaId,
+}
+
+async fn one_request(stores: &Stores, seeded: &Seeded) -> anyhow::Result<()> {
     let now = fixtures::now_ms();
-    stores.workspaces.find_api_key(key_hash).await?;
-    stores.accounts.get_account(&account.account).await?;
-    stores.media.get_media(&account.media).await?;
+    stores.workspaces.find_api_key(&seeded.key_hash).await?;
+    stores.accounts.get_account(&seeded.account).await?;
+    stores.media.get_media(&seeded.media).await?;
     let key = ulid::Ulid::new().to_string();
-    stores.idempotency.get_idempotency(workspace, &key, now).await?;
-    let post = fixtures::post(workspace, &account.account, now);
+    stores.idempotency.get_idempotency(&seeded.workspace, &key, now).await?;
+    let post = fixtures::post(&seeded.workspace, &seeded.account, now);
     let record = IdempotencyRecord {
-        workspace_id: workspace.clone(),
+        workspace_id: seeded.workspace.clone(),
         key,
         request_hash: "0".repeat(64),
         status: 201,
@@ -37,13 +40,6 @@ async fn one_request(
     };
     stores.posts.create_post(&post, Some(&record)).await?;
     Ok(())
-}
-
-mod fixtures_ids {
-    pub struct Ids {
-        pub account: shared::ids::AccountId,
-        pub media: shared::ids::MediaId,
-    }
 }
 
 fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
@@ -65,21 +61,23 @@ async fn sqlite_store_hot_path_latency() -> anyhow::Result<()> {
     stores.accounts.create_account(&account).await?;
     let media = fixtures::media(&workspace.id, now);
     stores.media.create_media(&media).await?;
-    let ids = Arc::new(fixtures_ids::Ids {
-        account: account.id.clone(),
-        media: media.id.clone(),
+    let seeded = Arc::new(Seeded {
+        workspace: workspace.id,
+        key_hash: key.hash,
+        account: account.id,
+        media: media.id,
     });
 
     for concurrency in [1usize, 8] {
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..concurrency {
-            let (stores, workspace, hash, ids) = (stores.clone(), workspace.id.clone(), key.hash.clone(), ids.clone());
+            let (stores, seeded) = (stores.clone(), seeded.clone());
             tasks.push(tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(REQUESTS_PER_TASK);
                 for _ in 0..REQUESTS_PER_TASK {
                     let start = Instant::now();
-                    one_request(&stores, &workspace, &hash, &ids).await?;
+                    one_request(&stores, &seeded).await?;
                     latencies.push(start.elapsed());
                 }
                 anyhow::Ok(latencies)

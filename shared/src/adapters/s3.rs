@@ -170,7 +170,8 @@ impl BlobStore for S3BlobStore {
             .send()
             .await
             .map_err(|error| match (error.as_service_error(), status_of(&error)) {
-                (Some(GetObjectError::NoSuchKey(_)), _) | (_, Some(404)) => BlobError::NotFound(key.to_owned()),
+                // Only a missing key is NotFound: a missing bucket (also 404) is a configuration fault, not gone media.
+                (Some(GetObjectError::NoSuchKey(_)), _) => BlobError::NotFound(key.to_owned()),
                 (_, Some(412)) => BlobError::Changed(key.to_owned()),
                 (_, Some(416)) => BlobError::RangeNotSatisfiable(key.to_owned()),
                 (Some(service), _) if service.code() == Some("PreconditionFailed") => {
