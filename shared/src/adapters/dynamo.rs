@@ -161,7 +161,7 @@ fn post_item(post: &Post) -> StoreResult<Item> {
     item.insert(VERSION.to_owned(), n(post.version));
     item.insert(STATUS.to_owned(), s(post.status.as_str()));
     item.insert(ACCOUNT.to_owned(), s(post.account_id.as_str()));
-    item.insert(WS_PK.to_owned(), s(format!("WS#{}", post.workspace_id)));
+    item.insert(WS_PK.to_owned(), s(posts_partition(&post.workspace_id)));
     item.insert(WS_SK.to_owned(), s(keys.listing_key));
     // A full put replaces the item, so a post that is no longer due simply leaves the sparse index.
     if let Some(due) = keys.due {
@@ -174,6 +174,10 @@ fn post_item(post: &Post) -> StoreResult<Item> {
 
 fn due_partition(shard: u8) -> String {
     format!("DUE#{shard}")
+}
+
+fn posts_partition(workspace: &WorkspaceId) -> String {
+    format!("WS#{workspace}")
 }
 
 fn account_item(account: &Account) -> StoreResult<Item> {
