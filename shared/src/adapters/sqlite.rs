@@ -99,6 +99,9 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 ) WITHOUT ROWID;
 "#;
 
+/// Sorts after every listing key (they start with a year's digits).
+const LISTING_KEY_CEILING: &str = "~";
+
 /// Enough for every distinct statement this adapter prepares, so none is ever re-parsed.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
 
@@ -407,7 +410,11 @@ impl PostRepo for SqliteStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> StoreResult<Page<Post>> {
-        let before = cursor.map(decode_listing_cursor).transpose()?;
+        // Without a cursor, a bound above every key keeps one statement that seeks in the index either way.
+        let before = cursor
+            .map(decode_listing_cursor)
+            .transpose()?
+            .unwrap_or_else(|| LISTING_KEY_CEILING.to_owned());
         let workspace = workspace.to_string();
         let account = filter.account_id.as_ref().map(ToString::to_string);
         let status = filter.status.map(|status| status.as_str());
@@ -417,7 +424,7 @@ impl PostRepo for SqliteStore {
                 let mut statement = connection
                     .prepare_cached(
                         "SELECT id, doc, listing_key FROM posts
-                         WHERE workspace_id = :workspace AND (:before IS NULL OR listing_key < :before)
+                         WHERE workspace_id = :workspace AND listing_key < :before
                            AND (:account IS NULL OR account_id = :account) AND (:status IS NULL OR status = :status)
                          ORDER BY listing_key DESC LIMIT :fetch",
                     )
