@@ -30,6 +30,9 @@ pub enum StoreError {
     /// A stored record could not be read back: a bug or a hand edit, never retried.
     #[error("stored record {0} is unreadable")]
     Corrupt(String, #[source] BoxError),
+    /// A listing cursor that no adapter handed out (garbled or forged): the caller's mistake, never retried.
+    #[error("the cursor is not valid")]
+    InvalidCursor,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -83,7 +86,8 @@ pub trait PostRepo: Send + Sync {
     /// Compare-and-set: writes `post` (whose `version` must be `expected_version + 1`) only if the stored version is
     /// still `expected_version`; else `Conflict`. Keeps the due index in step with `post.due_at()`.
     async fn update_post(&self, post: &Post, expected_version: u64) -> StoreResult<()>;
-    /// The workspace's posts, newest first.
+    /// The workspace's posts, newest first (ties broken by id). `next_cursor` is set only when more posts match;
+    /// a cursor the adapter did not hand out is `InvalidCursor`. A `limit` of 0 is read as 1.
     async fn list_posts(
         &self,
         workspace: &WorkspaceId,
@@ -135,6 +139,7 @@ pub trait AccountRepo: Send + Sync {
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
     /// Compare-and-set on `version`.
     async fn update_account(&self, account: &Account, expected_version: u64) -> StoreResult<()>;
+    /// The workspace's accounts, oldest first.
     async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>>;
     /// The workspace's account for this TikTok user, if connected before (a reconnect updates it).
     async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>>;

@@ -1,1 +1,6 @@
-//! placeholder
+//! Shared support for the integration tests: the port contract suites every adapter must pass, record fixtures,
+//! and the connection to moto server for the AWS adapters.
+
+pub mod contracts;
+pub mod fixtures;
+pub mod moto;

@@ -1,1 +1,20 @@
 //! Adapters for the ports: AWS ones for Lambda, embedded ones for one machine.
+//!
+//! | port | AWS | embedded |
+//! |---|---|---|
+//! | storage (posts, media, accounts, idempotency, keys, OAuth states) | [`dynamo::DynamoStore`] | [`sqlite::SqliteStore`] |
+//! | media bytes | [`s3::S3BlobStore`] | [`local_blobs::LocalBlobStore`] |
+//! | events out | [`eventbridge::EventBridgeSink`] | [`local_events::LocalEventSink`] ([`memory::RecordingEventSink`] in unit tests) |
+
+mod codec;
+pub mod dynamo;
+pub mod eventbridge;
+pub mod local_blobs;
+pub mod local_events;
+pub mod memory;
+pub mod s3;
+pub mod sqlite;
+mod upload_window;
+
+pub use codec::DUE_SHARDS;
+pub use upload_window::{ExpiryNotInFuture, MAX_UPLOAD_URL_LIFETIME_SECS};

@@ -1,0 +1,290 @@
+//! Media bytes in S3: presigned uploads, ranged reads pinned to an ETag, heads and puts.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use aws_sdk_s3::{
+    config::http::HttpResponse,
+    error::{ProvideErrorMetadata, SdkError},
+    operation::{get_object::GetObjectError, head_object::HeadObjectError},
+    presigning::PresigningConfig,
+    primitives::ByteStream,
+    Client,
+};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::upload_window::upload_window;
+use crate::ports::{BlobError, BlobStore, ByteRange, ObjectHead, RangeRead, UploadTarget};
+
+/// Builds the S3 client from the shared AWS config. The Rust SDK ignores `AWS_S3_FORCE_PATH_STYLE`, and a local
+/// endpoint (moto, MinIO) cannot serve `bucket.host` names, so path-style addressing follows the endpoint override.
+pub fn s3_client(conf: &aws_config::SdkConfig, endpoint_overridden: bool) -> Client {
+    Client::from_conf(
+        aws_sdk_s3::config::Builder::from(conf)
+            .force_path_style(endpoint_overridden)
+            .build(),
+    )
+}
+
+#[derive(Clone, Debug)]
+pub struct S3BlobStore {
+    client: Client,
+    bucket: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("S3 answered without a usable {0}")]
+struct UnexpectedResponse(&'static str);
+
+impl S3BlobStore {
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The presigning behind [`BlobStore::presign_upload`], with the clock as an argument so tests can pin it.
+    async fn presign_upload_at(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<UploadTarget, BlobError> {
+        let (lifetime_secs, expires_at) = upload_window(now, expires_at)?;
+        let length = i64::try_from(content_length).map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        let config = PresigningConfig::builder()
+            .start_time(SystemTime::from(now))
+            .expires_in(Duration::from_secs(lifetime_secs))
+            .build()
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        // Content type and length are signed headers: S3 refuses an upload of another type or size.
+        let presigned = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .content_length(length)
+            .presigned(config)
+            .await
+            .map_err(unavailable)?;
+        let headers = presigned
+            .headers()
+            // Every HTTP client sets Content-Length from the body, and browsers refuse to set it by hand.
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        Ok(UploadTarget {
+            url: presigned.uri().to_owned(),
+            method: "PUT",
+            headers,
+            expires_at,
+        })
+    }
+}
+
+fn unavailable<E>(error: SdkError<E, HttpResponse>) -> BlobError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    BlobError::Unavailable(Box::new(error))
+}
+
+fn status_of<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    error.raw_response().map(|response| response.status().as_u16())
+}
+
+fn range_header(range: &ByteRange) -> Option<String> {
+    match range {
+        // HTTP ranges name the last byte; ours end before it. An empty span has no HTTP form.
+        ByteRange::Span(span) if span.end > span.start => Some(format!("bytes={}-{}", span.start, span.end - 1)),
+        ByteRange::Span(_) | ByteRange::Suffix(0) => None,
+        ByteRange::Suffix(length) => Some(format!("bytes=-{length}")),
+    }
+}
+
+/// `bytes <first>-<last>/<total>` into the offset and the total size.
+fn parse_content_range(value: &str) -> Option<(u64, u64)> {
+    let (span, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+    let (first, _last) = span.split_once('-')?;
+    Some((first.parse().ok()?, total.parse().ok()?))
+}
+
+fn etag_of(etag: Option<&str>) -> Result<String, BlobError> {
+    etag.map(str::to_owned)
+        .ok_or_else(|| BlobError::Unavailable(Box::new(UnexpectedResponse("ETag"))))
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn presign_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+        content_length: u64,
+        expires_at: DateTime<Utc>,
+    ) -> Result<UploadTarget, BlobError> {
+        self.presign_upload_at(key, content_type, content_length, Utc::now(), expires_at)
+            .await
+    }
+
+    async fn head(&self, key: &str) -> Result<ObjectHead, BlobError> {
+        let output = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|error| match error.as_service_error() {
+                Some(HeadObjectError::NotFound(_)) => BlobError::NotFound(key.to_owned()),
+                _ => unavailable(error),
+            })?;
+        let size = output
+            .content_length()
+            .and_then(|length| u64::try_from(length).ok())
+            .ok_or_else(|| BlobError::Unavailable(Box::new(UnexpectedResponse("Content-Length"))))?;
+        Ok(ObjectHead {
+            size,
+            etag: etag_of(output.e_tag())?,
+        })
+    }
+
+    async fn read_range(&self, key: &str, range: ByteRange, if_match: Option<&str>) -> Result<RangeRead, BlobError> {
+        let header = range_header(&range).ok_or_else(|| BlobError::RangeNotSatisfiable(key.to_owned()))?;
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(header)
+            .set_if_match(if_match.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|error| match (error.as_service_error(), status_of(&error)) {
+                // Only a missing key is NotFound: a missing bucket (also 404) is a configuration fault, not gone media.
+                (Some(GetObjectError::NoSuchKey(_)), _) => BlobError::NotFound(key.to_owned()),
+                (_, Some(412)) => BlobError::Changed(key.to_owned()),
+                (_, Some(416)) => BlobError::RangeNotSatisfiable(key.to_owned()),
+                (Some(service), _) if service.code() == Some("PreconditionFailed") => {
+                    BlobError::Changed(key.to_owned())
+                }
+                _ => unavailable(error),
+            })?;
+        let etag = etag_of(output.e_tag())?;
+        let content_range = output.content_range().map(str::to_owned);
+        let content_length = output.content_length().and_then(|length| u64::try_from(length).ok());
+        let bytes: Bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?
+            .into_bytes();
+        let (offset, total_size) = match content_range {
+            Some(value) => parse_content_range(&value)
+                .ok_or_else(|| BlobError::Unavailable(Box::new(UnexpectedResponse("Content-Range"))))?,
+            // A 200 without Content-Range is the whole object.
+            None => (0, content_length.unwrap_or(bytes.len() as u64)),
+        };
+        Ok(RangeRead {
+            offset,
+            bytes,
+            total_size,
+            etag,
+        })
+    }
+
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), BlobError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn offline_store() -> S3BlobStore {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"))
+            .build();
+        S3BlobStore::new(Client::from_conf(config), "media-bucket")
+    }
+
+    fn query_value(url: &str, name: &str) -> Option<String> {
+        url::Url::parse(url)
+            .ok()?
+            .query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+
+    #[tokio::test]
+    async fn presigned_put_signs_type_and_length_and_lives_at_most_fifteen_minutes() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 25, 22, 0, 0).unwrap();
+        let target = offline_store()
+            .presign_upload_at(
+                "uploads/ws_1/med_1",
+                "video/mp4",
+                1_234,
+                now,
+                now + chrono::Duration::hours(2),
+            )
+            .await
+            .unwrap();
+
+        assert_eq!(target.method, "PUT");
+        assert_eq!(target.expires_at, now + chrono::Duration::minutes(15));
+        assert_eq!(query_value(&target.url, "X-Amz-Expires").as_deref(), Some("900"));
+        let signed = query_value(&target.url, "X-Amz-SignedHeaders").unwrap();
+        let signed: Vec<&str> = signed.split(';').collect();
+        assert!(signed.contains(&"content-type"), "{signed:?}");
+        assert!(signed.contains(&"content-length"), "{signed:?}");
+        assert!(target.url.contains("/uploads/ws_1/med_1?"), "{}", target.url);
+        assert_eq!(
+            target.headers,
+            vec![("content-type".to_owned(), "video/mp4".to_owned())]
+        );
+    }
+
+    #[tokio::test]
+    async fn presigning_refuses_an_expiry_in_the_past() {
+        let now = Utc::now();
+        let result = offline_store()
+            .presign_upload_at("k", "image/png", 1, now, now - chrono::Duration::seconds(1))
+            .await;
+        assert!(matches!(result, Err(BlobError::Unavailable(_))));
+    }
+
+    #[test]
+    fn ranges_map_to_http_and_back() {
+        assert_eq!(range_header(&ByteRange::Span(0..10)).as_deref(), Some("bytes=0-9"));
+        assert_eq!(range_header(&ByteRange::Suffix(8)).as_deref(), Some("bytes=-8"));
+        assert_eq!(range_header(&ByteRange::Span(5..5)), None);
+        assert_eq!(range_header(&ByteRange::Suffix(0)), None);
+        assert_eq!(parse_content_range("bytes 10-19/100"), Some((10, 100)));
+        assert_eq!(parse_content_range("bytes */100"), None);
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+    }
+}

@@ -1,0 +1,833 @@
+//! The embedded store: every storage port on one SQLite file (or in memory), for the local runner and tests.
+//!
+//! Tables mirror the DynamoDB items: each record is a JSON document plus the columns that are indexed or compared
+//! (status, version, workspace, the listing and due keys). rusqlite blocks, so each call runs on tokio's blocking
+//! pool against one connection behind a mutex; SQLite serialises writers anyway, and with WAL, cached statements and
+//! `synchronous=NORMAL` a call takes tens of microseconds, far below what a pool would save.
+
+use std::{
+    path::Path,
+    sync::{mpsc, Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{named_params, params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+
+use super::codec::{
+    account_listing_key, decode_doc, decode_listing_cursor, due_entry, encode_doc, ensure_next_version,
+    fingerprint_post, finish_due_entries, finish_listing, listing_fetch_size, post_index_keys, record_key,
+    time_ordered_key, time_ordered_upper_bound, StoredIdempotency, StoredOAuthState,
+};
+use crate::{
+    domain::{sortable_timestamp, Account, ApiKey, Media, Post, Workspace},
+    ids::{AccountId, MediaId, PostId, WorkspaceId},
+    ports::{
+        AccountRepo, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState, OAuthStateRepo, Page,
+        PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
+    },
+};
+
+/// Bumped with every change to [`SCHEMA`]; a file written by a newer release is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS posts (
+    id           TEXT PRIMARY KEY NOT NULL,
+    workspace_id TEXT NOT NULL,
+    account_id   TEXT NOT NULL,
+    status       TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    listing_key  TEXT NOT NULL,
+    due_key      TEXT,
+    due_at       TEXT,
+    doc          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS posts_by_workspace ON posts (workspace_id, listing_key);
+CREATE INDEX IF NOT EXISTS posts_due ON posts (due_key) WHERE due_key IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    workspace_id TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    doc          TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, key)
+);
+
+CREATE TABLE IF NOT EXISTS media (
+    id           TEXT PRIMARY KEY NOT NULL,
+    workspace_id TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    doc          TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS accounts (
+    id           TEXT PRIMARY KEY NOT NULL,
+    workspace_id TEXT NOT NULL,
+    open_id      TEXT NOT NULL,
+    listing_key  TEXT NOT NULL,
+    version      INTEGER NOT NULL,
+    doc          TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS accounts_by_workspace ON accounts (workspace_id, listing_key);
+CREATE INDEX IF NOT EXISTS accounts_by_open_id ON accounts (workspace_id, open_id);
+
+CREATE TABLE IF NOT EXISTS workspaces (
+    id   TEXT PRIMARY KEY NOT NULL,
+    name TEXT NOT NULL UNIQUE,
+    doc  TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash         TEXT PRIMARY KEY NOT NULL,
+    workspace_id TEXT NOT NULL,
+    doc          TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS oauth_states (
+    state      TEXT PRIMARY KEY NOT NULL,
+    expires_at INTEGER NOT NULL,
+    doc        TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS fingerprints (
+    account_id  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    sent_key    TEXT NOT NULL,
+    PRIMARY KEY (account_id, fingerprint, sent_key)
+) WITHOUT ROWID;
+"#;
+
+/// Sorts after every listing key (they start with a year's digits).
+const LISTING_KEY_CEILING: &str = "~";
+
+/// Enough for every distinct statement this adapter prepares, so none is ever re-parsed.
+const STATEMENT_CACHE_CAPACITY: usize = 64;
+
+/// A second process (the runner's `keys create`) may hold the write lock briefly; wait rather than fail.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a background thread copies the write-ahead log into the database. Checkpoints are where WAL mode
+/// fsyncs; left to SQLite, they run inside whichever request happens to commit the 1000th page, which shows up as
+/// that request's latency.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+/// Should the background thread fall behind, the writer still checkpoints past this many pages, so the log stays
+/// bounded.
+const FALLBACK_AUTOCHECKPOINT_PAGES: i64 = 8_000;
+
+#[derive(Debug, thiserror::Error)]
+#[error("the database was written by a newer release (schema version {found}, this release knows {SCHEMA_VERSION})")]
+pub struct SchemaTooNew {
+    pub found: i64,
+}
+
+/// Every storage port on SQLite. Clones share the connection.
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    /// Held only to be dropped: when the last clone goes, the checkpoint thread sees the channel close and stops.
+    _checkpointer: Option<mpsc::Sender<()>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating when absent, parent folders included) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        }
+        let connection = Self::prepare(Connection::open(path).map_err(sqlite_failure)?)?;
+        connection
+            .pragma_update(None, "wal_autocheckpoint", FALLBACK_AUTOCHECKPOINT_PAGES)
+            .map_err(sqlite_failure)?;
+        let checkpointer = spawn_checkpointer(path)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            _checkpointer: Some(checkpointer),
+        })
+    }
+
+    /// A private database that lives as long as the store: for tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        let connection = Self::prepare(Connection::open_in_memory().map_err(sqlite_failure)?)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+            _checkpointer: None,
+        })
+    }
+
+    fn prepare(connection: Connection) -> Result<Connection, StoreError> {
+        connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_failure)?;
+        // WAL lets readers in other processes proceed during a write; NORMAL syncs at checkpoints only, which keeps
+        // the database consistent on power loss and costs the last transactions at most.
+        connection
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))
+            .map_err(sqlite_failure)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite_failure)?;
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+
+        let found: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(sqlite_failure)?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Unavailable(Box::new(SchemaTooNew { found })));
+        }
+        connection.execute_batch(SCHEMA).map_err(sqlite_failure)?;
+        connection
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(sqlite_failure)?;
+        Ok(connection)
+    }
+
+    /// Runs `work` on the blocking pool with the connection.
+    async fn run<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            // A panic elsewhere while holding the lock leaves no half-done work behind: an open transaction is rolled
+            // back when it is dropped. So the connection is still good to use.
+            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            work(&mut connection)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+    }
+
+    /// Reads one JSON document by key and decodes it.
+    async fn get_doc<T>(&self, sql: &'static str, key: String, record: String) -> StoreResult<Option<T>>
+    where
+        T: serde::de::DeserializeOwned + Send + 'static,
+    {
+        self.run(move |connection| {
+            let doc: Option<String> = connection
+                .prepare_cached(sql)
+                .and_then(|mut statement| statement.query_row([&key], |row| row.get(0)).optional())
+                .map_err(sqlite_failure)?;
+            doc.map(|doc| decode_doc(&record, &doc)).transpose()
+        })
+        .await
+    }
+}
+
+/// Starts the thread that checkpoints the database at `path` until the returned sender (and its clones) drop.
+fn spawn_checkpointer(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
+    let connection = Connection::open(path).map_err(sqlite_failure)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_failure)?;
+    let (keep_running, stop) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".to_owned())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+                // PASSIVE never waits for readers or the writer: whatever it cannot copy now, it copies next time.
+                if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(%error, "SQLite checkpoint failed; the writer will checkpoint instead");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    Ok(keep_running)
+}
+
+fn sqlite_failure(error: rusqlite::Error) -> StoreError {
+    match error.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+            StoreError::Corrupt("the database file".to_owned(), Box::new(error))
+        }
+        _ => StoreError::Unavailable(Box::new(error)),
+    }
+}
+
+/// An insert that may only create: a taken key is `AlreadyExists`, anything else a storage failure.
+fn insert_new(result: rusqlite::Result<usize>, record: &str) -> StoreResult<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::ConstraintViolation) => {
+            Err(StoreError::AlreadyExists(record.to_owned()))
+        }
+        Err(e) => Err(sqlite_failure(e)),
+    }
+}
+
+/// The outcome of `UPDATE ... WHERE id = ? AND version = ?`: no row changed means another writer got there first
+/// (or the record is gone).
+fn compare_and_set(result: rusqlite::Result<usize>, record: &str, expected_version: u64) -> StoreResult<()> {
+    match result.map_err(sqlite_failure)? {
+        0 => Err(StoreError::Conflict(format!(
+            "{record} is no longer at version {expected_version}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// A post's columns, computed on the async side so that the blocking closure only binds them.
+struct PostRow {
+    record: String,
+    id: String,
+    workspace_id: String,
+    account_id: String,
+    status: &'static str,
+    version: u64,
+    listing_key: String,
+    due_key: Option<String>,
+    due_at: Option<String>,
+    doc: String,
+}
+
+impl PostRow {
+    fn new(post: &Post) -> StoreResult<Self> {
+        let record = record_key::post(&post.id);
+        let keys = post_index_keys(post);
+        let (due_key, due_at) = keys.due.map(|due| (due.key, due.at)).unzip();
+        Ok(Self {
+            doc: encode_doc(&record, post)?,
+            record,
+            id: post.id.to_string(),
+            workspace_id: post.workspace_id.to_string(),
+            account_id: post.account_id.to_string(),
+            status: post.status.as_str(),
+            version: post.version,
+            listing_key: keys.listing_key,
+            due_key,
+            due_at,
+        })
+    }
+}
+
+fn epoch_millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+#[async_trait]
+impl PostRepo for SqliteStore {
+    async fn create_post(&self, post: &Post, idempotency: Option<&IdempotencyRecord>) -> StoreResult<()> {
+        let row = PostRow::new(post)?;
+        let idempotency = idempotency
+            .map(|record| {
+                let key = record_key::idempotency(&record.workspace_id, &record.key);
+                let doc = encode_doc(&key, &StoredIdempotency::from(record))?;
+                Ok::<_, StoreError>((key, record.clone(), doc))
+            })
+            .transpose()?;
+        let now = epoch_millis(Utc::now());
+        self.run(move |connection| {
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite_failure)?;
+            let inserted = transaction
+                .prepare_cached(
+                    "INSERT INTO posts (id, workspace_id, account_id, status, version, listing_key, due_key, due_at, doc)
+                     VALUES (:id, :workspace_id, :account_id, :status, :version, :listing_key, :due_key, :due_at, :doc)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(named_params! {
+                        ":id": row.id,
+                        ":workspace_id": row.workspace_id,
+                        ":account_id": row.account_id,
+                        ":status": row.status,
+                        ":version": row.version,
+                        ":listing_key": row.listing_key,
+                        ":due_key": row.due_key,
+                        ":due_at": row.due_at,
+                        ":doc": row.doc,
+                    })
+                });
+            insert_new(inserted, &row.record)?;
+            if let Some((key, record, doc)) = idempotency {
+                // An expired record may linger (DynamoDB's TTL deletes lazily; here nothing deletes): it no longer
+                // holds the key, so it is replaced.
+                let claimed = transaction
+                    .prepare_cached(
+                        "INSERT INTO idempotency (workspace_id, key, expires_at, doc) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (workspace_id, key) DO UPDATE SET expires_at = excluded.expires_at, doc = excluded.doc
+                         WHERE idempotency.expires_at <= ?5",
+                    )
+                    .and_then(|mut statement| {
+                        statement.execute(params![
+                            record.workspace_id.as_str(),
+                            record.key,
+                            epoch_millis(record.expires_at),
+                            doc,
+                            now
+                        ])
+                    })
+                    .map_err(sqlite_failure)?;
+                if claimed == 0 {
+                    // Dropping the transaction rolls the post back: both or neither.
+                    return Err(StoreError::AlreadyExists(key));
+                }
+            }
+            transaction.commit().map_err(sqlite_failure)
+        })
+        .await
+    }
+
+    async fn get_post(&self, id: &PostId) -> StoreResult<Option<Post>> {
+        self.get_doc(
+            "SELECT doc FROM posts WHERE id = ?1",
+            id.to_string(),
+            record_key::post(id),
+        )
+        .await
+    }
+
+    async fn update_post(&self, post: &Post, expected_version: u64) -> StoreResult<()> {
+        let row = PostRow::new(post)?;
+        ensure_next_version(&row.record, row.version, expected_version)?;
+        self.run(move |connection| {
+            let updated = connection
+                .prepare_cached(
+                    "UPDATE posts SET workspace_id = :workspace_id, account_id = :account_id, status = :status,
+                       version = :version, listing_key = :listing_key, due_key = :due_key, due_at = :due_at, doc = :doc
+                     WHERE id = :id AND version = :expected_version",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(named_params! {
+                        ":id": row.id,
+                        ":workspace_id": row.workspace_id,
+                        ":account_id": row.account_id,
+                        ":status": row.status,
+                        ":version": row.version,
+                        ":listing_key": row.listing_key,
+                        ":due_key": row.due_key,
+                        ":due_at": row.due_at,
+                        ":doc": row.doc,
+                        ":expected_version": expected_version,
+                    })
+                });
+            compare_and_set(updated, &row.record, expected_version)
+        })
+        .await
+    }
+
+    async fn list_posts(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &PostFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> StoreResult<Page<Post>> {
+        // Without a cursor, a bound above every key keeps one statement that seeks in the index either way.
+        let before = cursor
+            .map(decode_listing_cursor)
+            .transpose()?
+            .unwrap_or_else(|| LISTING_KEY_CEILING.to_owned());
+        let workspace = workspace.to_string();
+        let account = filter.account_id.as_ref().map(ToString::to_string);
+        let status = filter.status.map(|status| status.as_str());
+        let fetch = i64::try_from(listing_fetch_size(limit)).unwrap_or(i64::MAX);
+        let fetched = self
+            .run(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT id, doc, listing_key FROM posts
+                         WHERE workspace_id = :workspace AND listing_key < :before
+                           AND (:account IS NULL OR account_id = :account) AND (:status IS NULL OR status = :status)
+                         ORDER BY listing_key DESC LIMIT :fetch",
+                    )
+                    .map_err(sqlite_failure)?;
+                let rows = statement
+                    .query_map(
+                        named_params! {
+                            ":workspace": workspace,
+                            ":before": before,
+                            ":account": account,
+                            ":status": status,
+                            ":fetch": fetch,
+                        },
+                        |row| {
+                            Ok((
+                                row.get::<_, String>(0)?,
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                            ))
+                        },
+                    )
+                    .map_err(sqlite_failure)?;
+                rows.map(|row| {
+                    let (id, doc, listing_key) = row.map_err(sqlite_failure)?;
+                    let post: Post = decode_doc(&record_key::post(id), &doc)?;
+                    Ok((post, listing_key))
+                })
+                .collect::<StoreResult<Vec<_>>>()
+            })
+            .await?;
+        Ok(finish_listing(fetched, limit))
+    }
+
+    async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>> {
+        let bound = time_ordered_upper_bound(until);
+        let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
+        let entries = self
+            .run(move |connection| {
+                let mut statement = connection
+                    .prepare_cached(
+                        "SELECT due_key, due_at FROM posts WHERE due_key IS NOT NULL AND due_key < ?1
+                         ORDER BY due_key LIMIT ?2",
+                    )
+                    .map_err(sqlite_failure)?;
+                let rows = statement
+                    .query_map(params![bound, fetch], |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    })
+                    .map_err(sqlite_failure)?;
+                rows.map(|row| {
+                    let (due_key, due_at) = row.map_err(sqlite_failure)?;
+                    due_entry(&due_key, &due_at)
+                })
+                .collect::<StoreResult<Vec<_>>>()
+            })
+            .await?;
+        Ok(finish_due_entries(entries, until, limit))
+    }
+
+    async fn fingerprint_published(
+        &self,
+        account: &AccountId,
+        fingerprint: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Option<PostId>> {
+        let record = record_key::fingerprint(account, fingerprint);
+        let account = account.to_string();
+        let fingerprint = fingerprint.to_owned();
+        let since = sortable_timestamp(since);
+        self.run(move |connection| {
+            let latest: Option<String> = connection
+                .prepare_cached(
+                    "SELECT sent_key FROM fingerprints WHERE account_id = ?1 AND fingerprint = ?2 AND sent_key >= ?3
+                     ORDER BY sent_key DESC LIMIT 1",
+                )
+                .and_then(|mut statement| {
+                    statement
+                        .query_row(params![account, fingerprint, since], |row| row.get(0))
+                        .optional()
+                })
+                .map_err(sqlite_failure)?;
+            latest.map(|sent_key| fingerprint_post(&record, &sent_key)).transpose()
+        })
+        .await
+    }
+
+    async fn record_fingerprint(
+        &self,
+        account: &AccountId,
+        fingerprint: &str,
+        post: &PostId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let account = account.to_string();
+        let fingerprint = fingerprint.to_owned();
+        let sent_key = time_ordered_key(at, post.as_str());
+        self.run(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO fingerprints (account_id, fingerprint, sent_key) VALUES (?1, ?2, ?3)
+                     ON CONFLICT DO NOTHING",
+                )
+                .and_then(|mut statement| statement.execute(params![account, fingerprint, sent_key]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl IdempotencyRepo for SqliteStore {
+    async fn get_idempotency(
+        &self,
+        workspace: &WorkspaceId,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<IdempotencyRecord>> {
+        let record = record_key::idempotency(workspace, key);
+        let workspace = workspace.to_string();
+        let key = key.to_owned();
+        let stored: Option<StoredIdempotency> = self
+            .run(move |connection| {
+                let doc: Option<String> = connection
+                    .prepare_cached("SELECT doc FROM idempotency WHERE workspace_id = ?1 AND key = ?2")
+                    .and_then(|mut statement| statement.query_row([workspace, key], |row| row.get(0)).optional())
+                    .map_err(sqlite_failure)?;
+                doc.map(|doc| decode_doc(&record, &doc)).transpose()
+            })
+            .await?;
+        Ok(stored
+            .map(IdempotencyRecord::from)
+            .filter(|record| record.expires_at > now))
+    }
+}
+
+#[async_trait]
+impl MediaRepo for SqliteStore {
+    async fn create_media(&self, media: &Media) -> StoreResult<()> {
+        let record = record_key::media(&media.id);
+        let doc = encode_doc(&record, media)?;
+        let (id, workspace, version) = (media.id.to_string(), media.workspace_id.to_string(), media.version);
+        self.run(move |connection| {
+            let inserted = connection
+                .prepare_cached("INSERT INTO media (id, workspace_id, version, doc) VALUES (?1, ?2, ?3, ?4)")
+                .and_then(|mut statement| statement.execute(params![id, workspace, version, doc]));
+            insert_new(inserted, &record)
+        })
+        .await
+    }
+
+    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
+        self.get_doc(
+            "SELECT doc FROM media WHERE id = ?1",
+            id.to_string(),
+            record_key::media(id),
+        )
+        .await
+    }
+
+    async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()> {
+        let record = record_key::media(&media.id);
+        ensure_next_version(&record, media.version, expected_version)?;
+        let doc = encode_doc(&record, media)?;
+        let (id, workspace, version) = (media.id.to_string(), media.workspace_id.to_string(), media.version);
+        self.run(move |connection| {
+            let updated = connection
+                .prepare_cached(
+                    "UPDATE media SET workspace_id = ?2, version = ?3, doc = ?4 WHERE id = ?1 AND version = ?5",
+                )
+                .and_then(|mut statement| statement.execute(params![id, workspace, version, doc, expected_version]));
+            compare_and_set(updated, &record, expected_version)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AccountRepo for SqliteStore {
+    async fn create_account(&self, account: &Account) -> StoreResult<()> {
+        let row = AccountRow::new(account)?;
+        self.run(move |connection| {
+            let inserted = connection
+                .prepare_cached(
+                    "INSERT INTO accounts (id, workspace_id, open_id, listing_key, version, doc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        row.id,
+                        row.workspace_id,
+                        row.open_id,
+                        row.listing_key,
+                        row.version,
+                        row.doc
+                    ])
+                });
+            insert_new(inserted, &row.record)
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        self.get_doc(
+            "SELECT doc FROM accounts WHERE id = ?1",
+            id.to_string(),
+            record_key::account(id),
+        )
+        .await
+    }
+
+    async fn update_account(&self, account: &Account, expected_version: u64) -> StoreResult<()> {
+        let row = AccountRow::new(account)?;
+        ensure_next_version(&row.record, row.version, expected_version)?;
+        self.run(move |connection| {
+            let updated = connection
+                .prepare_cached(
+                    "UPDATE accounts SET workspace_id = ?2, open_id = ?3, listing_key = ?4, version = ?5, doc = ?6
+                     WHERE id = ?1 AND version = ?7",
+                )
+                .and_then(|mut statement| {
+                    statement.execute(params![
+                        row.id,
+                        row.workspace_id,
+                        row.open_id,
+                        row.listing_key,
+                        row.version,
+                        row.doc,
+                        expected_version
+                    ])
+                });
+            compare_and_set(updated, &row.record, expected_version)
+        })
+        .await
+    }
+
+    async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>> {
+        let workspace = workspace.to_string();
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, doc FROM accounts WHERE workspace_id = ?1 ORDER BY listing_key")
+                .map_err(sqlite_failure)?;
+            let rows = statement
+                .query_map([workspace], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(sqlite_failure)?;
+            rows.map(|row| {
+                let (id, doc) = row.map_err(sqlite_failure)?;
+                decode_doc(&record_key::account(id), &doc)
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>> {
+        let workspace = workspace.to_string();
+        let open_id = open_id.to_owned();
+        self.run(move |connection| {
+            let found: Option<(String, String)> = connection
+                .prepare_cached(
+                    "SELECT id, doc FROM accounts WHERE workspace_id = ?1 AND open_id = ?2 ORDER BY listing_key LIMIT 1",
+                )
+                .and_then(|mut statement| {
+                    statement.query_row([workspace, open_id], |row| Ok((row.get(0)?, row.get(1)?))).optional()
+                })
+                .map_err(sqlite_failure)?;
+            found.map(|(id, doc)| decode_doc(&record_key::account(id), &doc)).transpose()
+        })
+        .await
+    }
+}
+
+struct AccountRow {
+    record: String,
+    id: String,
+    workspace_id: String,
+    open_id: String,
+    listing_key: String,
+    version: u64,
+    doc: String,
+}
+
+impl AccountRow {
+    fn new(account: &Account) -> StoreResult<Self> {
+        let record = record_key::account(&account.id);
+        Ok(Self {
+            doc: encode_doc(&record, account)?,
+            record,
+            id: account.id.to_string(),
+            workspace_id: account.workspace_id.to_string(),
+            open_id: account.open_id.clone(),
+            listing_key: account_listing_key(account),
+            version: account.version,
+        })
+    }
+}
+
+#[async_trait]
+impl WorkspaceRepo for SqliteStore {
+    async fn create_workspace(&self, workspace: &Workspace) -> StoreResult<()> {
+        let record = record_key::workspace(&workspace.id);
+        let name_record = record_key::workspace_name(&workspace.name);
+        let doc = encode_doc(&record, workspace)?;
+        let id = workspace.id.to_string();
+        let name = workspace.name.clone();
+        self.run(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sqlite_failure)?;
+            // Looked up first only to say which of the two unique keys is taken.
+            let name_taken = transaction
+                .prepare_cached("SELECT 1 FROM workspaces WHERE name = ?1")
+                .and_then(|mut statement| statement.exists([&name]))
+                .map_err(sqlite_failure)?;
+            if name_taken {
+                return Err(StoreError::AlreadyExists(name_record));
+            }
+            let inserted = transaction
+                .prepare_cached("INSERT INTO workspaces (id, name, doc) VALUES (?1, ?2, ?3)")
+                .and_then(|mut statement| statement.execute(params![id, name, doc]));
+            insert_new(inserted, &record)?;
+            transaction.commit().map_err(sqlite_failure)
+        })
+        .await
+    }
+
+    async fn get_workspace(&self, id: &WorkspaceId) -> StoreResult<Option<Workspace>> {
+        self.get_doc(
+            "SELECT doc FROM workspaces WHERE id = ?1",
+            id.to_string(),
+            record_key::workspace(id),
+        )
+        .await
+    }
+
+    async fn find_workspace_by_name(&self, name: &str) -> StoreResult<Option<Workspace>> {
+        self.get_doc(
+            "SELECT doc FROM workspaces WHERE name = ?1",
+            name.to_owned(),
+            record_key::workspace_name(name),
+        )
+        .await
+    }
+
+    async fn put_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let record = record_key::api_key(&key.hash);
+        let doc = encode_doc(&record, key)?;
+        let hash = key.hash.clone();
+        let workspace = key.workspace_id.to_string();
+        self.run(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO api_keys (hash, workspace_id, doc) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (hash) DO UPDATE SET workspace_id = excluded.workspace_id, doc = excluded.doc",
+                )
+                .and_then(|mut statement| statement.execute(params![hash, workspace, doc]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
+    }
+
+    async fn find_api_key(&self, hash: &str) -> StoreResult<Option<ApiKey>> {
+        self.get_doc(
+            "SELECT doc FROM api_keys WHERE hash = ?1",
+            hash.to_owned(),
+            record_key::api_key(hash),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl OAuthStateRepo for SqliteStore {
+    async fn put_oauth_state(&self, state: &OAuthState) -> StoreResult<()> {
+        let record = record_key::oauth_state(&state.state);
+        let doc = encode_doc(&record, &StoredOAuthState::from(state))?;
+        let value = state.state.clone();
+        let expires_at = epoch_millis(state.expires_at);
+        self.run(move |connection| {
+            let inserted = connection
+                .prepare_cached("INSERT INTO oauth_states (state, expires_at, doc) VALUES (?1, ?2, ?3)")
+                .and_then(|mut statement| statement.execute(params![value, expires_at, doc]));
+            insert_new(inserted, &record)
+        })
+        .await
+    }
+
+    async fn take_oauth_state(&self, state: &str, now: DateTime<Utc>) -> StoreResult<Option<OAuthState>> {
+        let record = record_key::oauth_state(state);
+        let value = state.to_owned();
+        let taken: Option<StoredOAuthState> = self
+            .run(move |connection| {
+                // Deleting and reading in one statement makes the state single-use even against a concurrent taker.
+                let doc: Option<String> = connection
+                    .prepare_cached("DELETE FROM oauth_states WHERE state = ?1 RETURNING doc")
+                    .and_then(|mut statement| statement.query_row([value], |row| row.get(0)).optional())
+                    .map_err(sqlite_failure)?;
+                doc.map(|doc| decode_doc(&record, &doc)).transpose()
+            })
+            .await?;
+        Ok(taken.map(OAuthState::from).filter(|state| state.expires_at > now))
+    }
+}
