@@ -236,13 +236,14 @@ pub enum BlobError {
 
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// A URL the caller can PUT exactly `content_length` bytes of `content_type` to, until `expires_at`.
+    /// A URL the caller can PUT exactly `content_length` bytes of `content_type` to, for `lifetime` (capped at
+    /// 15 minutes). The adapter signs with its own clock, so the expiry is what it reports in the target.
     async fn presign_upload(
         &self,
         key: &str,
         content_type: &str,
         content_length: u64,
-        expires_at: DateTime<Utc>,
+        lifetime: chrono::Duration,
     ) -> Result<UploadTarget, BlobError>;
     async fn head(&self, key: &str) -> Result<ObjectHead, BlobError>;
     /// Reads a range, pinned to `if_match` (an ETag) when given so that a file replaced mid-probe is noticed.

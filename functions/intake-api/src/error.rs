@@ -75,6 +75,12 @@ impl From<StoreError> for ApiError {
                 code: "concurrent_update",
                 message: "the record changed while this request was handled; read it again and retry".into(),
             },
+            // Only listings take a cursor, so the field is always `cursor`.
+            StoreError::InvalidCursor => Self::Validation(vec![Violation::new(
+                "cursor",
+                "invalid_cursor",
+                "cursor is not one this API returned; start again without it",
+            )]),
             other => Self::internal(other),
         }
     }

@@ -130,9 +130,10 @@ impl BlobStore for S3BlobStore {
         key: &str,
         content_type: &str,
         content_length: u64,
-        expires_at: DateTime<Utc>,
+        lifetime: chrono::Duration,
     ) -> Result<UploadTarget, BlobError> {
-        self.presign_upload_at(key, content_type, content_length, Utc::now(), expires_at)
+        let now = Utc::now();
+        self.presign_upload_at(key, content_type, content_length, now, now + lifetime)
             .await
     }
 

@@ -217,9 +217,20 @@ pub fn read_patch(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) 
     (draft, reader.violations)
 }
 
-/// Checks the rules that need the clock, the app's audit state and the records the request names.
-/// Returns the violations and the warnings to show with the post.
-pub fn check_draft(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>, Vec<Finding>) {
+/// Checks the rules that need the clock, the app's audit state and the records the request names, adding their
+/// violations to those found while reading (a field already reported unreadable is not reported again), and returns
+/// the warnings to show with the post.
+pub fn check_draft(draft: &PostDraft, ctx: &RuleContext<'_>, reported: &mut Vec<Violation>) -> Vec<Finding> {
+    let (violations, warnings) = rule_violations(draft, ctx);
+    for violation in violations {
+        if !reported.iter().any(|v| v.field == violation.field) {
+            reported.push(violation);
+        }
+    }
+    warnings
+}
+
+fn rule_violations(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>, Vec<Finding>) {
     let mut violations = Vec::new();
     let mut warnings = Vec::new();
     let mut violate = |field: &str, code: &str, message: String| violations.push(Violation::new(field, code, message));
@@ -825,8 +836,7 @@ mod tests {
             account: Some(&f.account),
             media: &f.media,
         };
-        let (more, warnings) = check_draft(&draft, &ctx);
-        violations.extend(more);
+        let warnings = check_draft(&draft, &ctx, &mut violations);
         (violations, warnings)
     }
 

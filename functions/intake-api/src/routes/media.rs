@@ -59,10 +59,14 @@ pub async fn create_media(
         updated_at: now,
         version: 1,
     };
-    let expires_at = now + state.settings.upload_url_ttl;
     let upload = state
         .blobs
-        .presign_upload(&media.object_key, &media.content_type, media.declared_size, expires_at)
+        .presign_upload(
+            &media.object_key,
+            &media.content_type,
+            media.declared_size,
+            state.settings.upload_url_ttl,
+        )
         .await?;
     state.stores.media.create_media(&media).await?;
     Ok((StatusCode::CREATED, Json(MediaView::new(&media, Some(upload)))))

@@ -111,7 +111,9 @@ pub async fn create_post(
         }
         Err(e) => return Err(e.into()),
     }
-    announce_schedule(&state, &post).await;
+    if post.status == PostStatus::Scheduled {
+        announce_schedule(&state, &post).await;
+    }
     Ok(json_response(StatusCode::CREATED, response_body))
 }
 
@@ -210,15 +212,7 @@ pub async fn list_posts(
         .stores
         .posts
         .list_posts(&caller.workspace_id, &filter, limit, cursor)
-        .await
-        .map_err(|e| match e {
-            StoreError::Corrupt(..) if cursor.is_some() => ApiError::Validation(vec![Violation::new(
-                "cursor",
-                "invalid_cursor",
-                "cursor is not one this API returned; start again without it",
-            )]),
-            other => other.into(),
-        })?;
+        .await?;
     Ok(Json(PostList {
         data: page.items.iter().map(PostView::from).collect(),
         next_cursor: page.next_cursor,
@@ -319,8 +313,7 @@ async fn checked(
         account: account.as_ref(),
         media: &media,
     };
-    let (more, warnings) = check_draft(&draft, &ctx);
-    violations.extend(more);
+    let warnings = check_draft(&draft, &ctx, violations);
     if !violations.is_empty() {
         return Err(ApiError::Validation(std::mem::take(violations)));
     }

@@ -45,6 +45,7 @@ pub struct TestApp {
     _blobs_dir: tempfile::TempDir,
 }
 
+#[derive(Clone)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,
