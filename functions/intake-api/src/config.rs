@@ -1,7 +1,10 @@
 //! The intake function's configuration.
 
 use chrono::Duration;
-use shared::config::{ConfigError, EnvVars};
+use shared::{
+    adapters::aws::AwsResources,
+    config::{ConfigError, EnvVars},
+};
 
 /// Behaviour settings shared by the Lambda and the local runner.
 #[derive(Debug, Clone)]
@@ -40,18 +43,14 @@ impl IntakeSettings {
 /// Everything the intake Lambda needs at start; a missing variable fails the cold start naming it.
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
-    pub table_name: String,
-    pub media_bucket: String,
-    pub event_bus_name: String,
+    pub resources: AwsResources,
     pub settings: IntakeSettings,
 }
 
 impl IntakeConfig {
     pub fn from_env(env: &EnvVars) -> Result<Self, ConfigError> {
         Ok(Self {
-            table_name: env.required("TABLE_NAME")?,
-            media_bucket: env.required("MEDIA_BUCKET")?,
-            event_bus_name: env.required("EVENT_BUS_NAME")?,
+            resources: AwsResources::from_env(env)?,
             settings: IntakeSettings::from_env(env)?,
         })
     }

@@ -1,1 +1,11 @@
-//! placeholder
+//! `postato-dev`: the whole system on one machine with embedded defaults. The same libraries as the Lambda
+//! functions, wired to a SQLite file, a media folder and an in-process event bus (or to AWS with `--backend aws`).
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod local_routes;
+mod secrets;
+mod system;
+
+pub use config::{Backend, DevConfig};
+pub use system::{create_key, start, DevSystem, DEV_WORKSPACE};

@@ -6,6 +6,7 @@
 //! | media bytes | [`s3::S3BlobStore`] | [`local_blobs::LocalBlobStore`] |
 //! | events out | [`eventbridge::EventBridgeSink`] | [`local_events::LocalEventSink`] ([`memory::RecordingEventSink`] in unit tests) |
 
+pub mod aws;
 mod codec;
 pub mod dynamo;
 pub mod eventbridge;

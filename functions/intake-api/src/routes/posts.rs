@@ -372,7 +372,7 @@ fn not_editable(post: &Post, verb: &str) -> ApiError {
 async fn announce_schedule(state: &AppState, post: &Post) {
     let now = state.clock.now();
     let scheduled_at = post.scheduled_at.unwrap_or(now);
-    let data = json!({ "scheduledAt": scheduled_at, "accountId": post.account_id });
+    let data = json!({ "scheduledAt": scheduled_at });
     let mut events = vec![Event::new(EventType::PostScheduled, post.workspace_id.clone(), now)
         .post(&post.id)
         .account(&post.account_id)
