@@ -44,7 +44,12 @@ impl EnvVars {
         T::Err: Display,
     {
         self.optional(name)
-            .map(|raw| raw.parse::<T>().map_err(|e| ConfigError::Invalid { name, reason: e.to_string() }))
+            .map(|raw| {
+                raw.parse::<T>().map_err(|e| ConfigError::Invalid {
+                    name,
+                    reason: e.to_string(),
+                })
+            })
             .transpose()
     }
 
@@ -62,7 +67,10 @@ impl EnvVars {
             None => Ok(default),
             Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
             Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
-            Some(_) => Err(ConfigError::Invalid { name, reason: "expected true or false".into() }),
+            Some(_) => Err(ConfigError::Invalid {
+                name,
+                reason: "expected true or false".into(),
+            }),
         }
     }
 
@@ -73,14 +81,22 @@ impl EnvVars {
     }
 
     pub fn optional_url(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
-        self.optional(name).map(|value| parse_base_url(name, &value)).transpose()
+        self.optional(name)
+            .map(|value| parse_base_url(name, &value))
+            .transpose()
     }
 }
 
 fn parse_base_url(name: &'static str, value: &str) -> Result<String, ConfigError> {
-    let url = url::Url::parse(value).map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
+    let url = url::Url::parse(value).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: e.to_string(),
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::Invalid { name, reason: "expected an http or https URL".into() });
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "expected an http or https URL".into(),
+        });
     }
     Ok(value.trim_end_matches('/').to_owned())
 }
@@ -93,7 +109,10 @@ mod tests {
     fn missing_required_variable_is_named() {
         let env = EnvVars::from_pairs([("OTHER", "x")]);
         assert_eq!(env.required("TABLE_NAME"), Err(ConfigError::Missing("TABLE_NAME")));
-        assert_eq!(env.required("TABLE_NAME").unwrap_err().to_string(), "missing required environment variable TABLE_NAME");
+        assert_eq!(
+            env.required("TABLE_NAME").unwrap_err().to_string(),
+            "missing required environment variable TABLE_NAME"
+        );
     }
 
     #[test]
@@ -106,16 +125,25 @@ mod tests {
     fn flags_and_numbers_parse_or_name_the_variable() {
         let env = EnvVars::from_pairs([("A", "TRUE"), ("B", "maybe"), ("N", "12"), ("M", "twelve")]);
         assert_eq!(env.flag("A", false), Ok(true));
-        assert!(matches!(env.flag("B", false), Err(ConfigError::Invalid { name: "B", .. })));
+        assert!(matches!(
+            env.flag("B", false),
+            Err(ConfigError::Invalid { name: "B", .. })
+        ));
         assert_eq!(env.parsed_or::<u32>("N", 1), Ok(12));
-        assert!(matches!(env.parsed_or::<u32>("M", 1), Err(ConfigError::Invalid { name: "M", .. })));
+        assert!(matches!(
+            env.parsed_or::<u32>("M", 1),
+            Err(ConfigError::Invalid { name: "M", .. })
+        ));
         assert_eq!(env.parsed_or::<u32>("UNSET", 7), Ok(7));
     }
 
     #[test]
     fn urls_lose_their_trailing_slash_and_must_be_http() {
         let env = EnvVars::from_pairs([("U", "https://open.tiktokapis.com/"), ("F", "ftp://x")]);
-        assert_eq!(env.url_or("U", "http://unused"), Ok("https://open.tiktokapis.com".into()));
+        assert_eq!(
+            env.url_or("U", "http://unused"),
+            Ok("https://open.tiktokapis.com".into())
+        );
         assert!(env.url_or("F", "http://unused").is_err());
     }
 }

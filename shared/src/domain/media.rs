@@ -52,7 +52,10 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into() }
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -164,7 +167,10 @@ impl Media {
 
     /// The object the publisher sends to TikTok: the JPEG rendition of a PNG, else the upload itself.
     pub fn publishable_key(&self) -> &str {
-        self.verdict.as_ref().and_then(|v| v.rendition_key.as_deref()).unwrap_or(&self.object_key)
+        self.verdict
+            .as_ref()
+            .and_then(|v| v.rendition_key.as_deref())
+            .unwrap_or(&self.object_key)
     }
 }
 

@@ -69,7 +69,10 @@ impl PostStatus {
     }
 
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::NeedsReview | Self::Canceled)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::NeedsReview | Self::Canceled
+        )
     }
 }
 
