@@ -26,7 +26,11 @@ const HEAD_BYTES: usize = 16;
 /// TikTok-style log ids: a timestamp and random hex, e.g. `202210112248442CB9319E1FB30C1073F3`.
 fn log_id() -> String {
     let random: [u8; 10] = rand::random();
-    format!("{}{}", chrono::Utc::now().format("%Y%m%d%H%M%S"), hex::encode_upper(random))
+    format!(
+        "{}{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        hex::encode_upper(random)
+    )
 }
 
 fn with_log_id(status: StatusCode, body: Value, log_id: String) -> Response {
@@ -39,7 +43,11 @@ fn with_log_id(status: StatusCode, body: Value, log_id: String) -> Response {
 
 pub(crate) fn envelope_ok(data: Value) -> Response {
     let log_id = log_id();
-    with_log_id(StatusCode::OK, json!({ "data": data, "error": { "code": "ok", "message": "", "log_id": log_id } }), log_id)
+    with_log_id(
+        StatusCode::OK,
+        json!({ "data": data, "error": { "code": "ok", "message": "", "log_id": log_id } }),
+        log_id,
+    )
 }
 
 /// Errors come with `"data": {}`, as TikTok sends them.
@@ -66,8 +74,13 @@ fn json_body(bytes: &Bytes) -> Result<Value, ApiError> {
     if bytes.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_param", format!("The body is not valid JSON: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_param",
+            format!("The body is not valid JSON: {e}"),
+        )
+    })
 }
 
 fn form_body(bytes: &Bytes) -> HashMap<String, String> {
@@ -83,7 +96,10 @@ fn caller(sandbox: &Sandbox, headers: &HeaderMap) -> Result<Caller, ApiError> {
 
 /// `GET /v2/auth/authorize/`: approves at once (the configured authorizer, else the first account), or shows a page
 /// to choose an account or refuse.
-pub(crate) async fn authorize(State(sandbox): State<Sandbox>, Query(query): Query<HashMap<String, String>>) -> Response {
+pub(crate) async fn authorize(
+    State(sandbox): State<Sandbox>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let get = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
     let now = sandbox.now();
     let mut world = sandbox.world();
@@ -92,15 +108,29 @@ pub(crate) async fn authorize(State(sandbox): State<Sandbox>, Query(query): Quer
     }
     let redirect_uri = get("redirect_uri");
     let registered = &world.settings.redirect_uris;
-    if url::Url::parse(redirect_uri).is_err() || (!registered.is_empty() && !registered.iter().any(|r| r == redirect_uri)) {
+    if url::Url::parse(redirect_uri).is_err()
+        || (!registered.is_empty() && !registered.iter().any(|r| r == redirect_uri))
+    {
         // TikTok never redirects to an unregistered URI.
         return (StatusCode::BAD_REQUEST, "redirect_uri is not registered for this app").into_response();
     }
     let state = get("state");
     if get("response_type") != "code" {
-        return redirect_back(redirect_uri, &[("error", "unsupported_response_type"), ("error_description", "response_type must be code"), ("state", state)]);
+        return redirect_back(
+            redirect_uri,
+            &[
+                ("error", "unsupported_response_type"),
+                ("error_description", "response_type must be code"),
+                ("state", state),
+            ],
+        );
     }
-    let requested: Vec<String> = get("scope").split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    let requested: Vec<String> = get("scope")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     let decision = match get("decision") {
         "approve" | "deny" => Some(get("decision") == "approve"),
         _ if world.deny_next_authorize => {
@@ -118,11 +148,18 @@ pub(crate) async fn authorize(State(sandbox): State<Sandbox>, Query(query): Quer
             };
             let granted = world.granted_scopes(&open_id, &requested);
             let code = world.issue_code(&open_id, granted.clone(), redirect_uri, now);
-            redirect_back(redirect_uri, &[("code", &code), ("scopes", &granted.join(",")), ("state", state)])
+            redirect_back(
+                redirect_uri,
+                &[("code", &code), ("scopes", &granted.join(",")), ("state", state)],
+            )
         }
         Some(false) => redirect_back(
             redirect_uri,
-            &[("error", "access_denied"), ("error_description", "The user denied the authorization."), ("state", state)],
+            &[
+                ("error", "access_denied"),
+                ("error_description", "The user denied the authorization."),
+                ("state", state),
+            ],
         ),
         None => consent_page(&query, &world.accounts()),
     }
@@ -142,14 +179,20 @@ fn redirect_back(redirect_uri: &str, params: &[(&str, &str)]) -> Response {
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A page for people driving the sandbox by hand: one link per account, and one to refuse.
 fn consent_page(query: &HashMap<String, String>, accounts: &[crate::AccountSpec]) -> Response {
     let link = |extra: &[(&str, &str)]| {
         let mut url = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in query.iter().filter(|(k, _)| !matches!(k.as_str(), "decision" | "open_id")) {
+        for (k, v) in query
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "decision" | "open_id"))
+        {
             url.append_pair(k, v);
         }
         url.extend_pairs(extra);
@@ -216,7 +259,9 @@ pub(crate) async fn user_info(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     envelope(caller(&sandbox, &headers).and_then(|caller| {
-        sandbox.world().user_info(&caller, query.get("fields").map(String::as_str), sandbox.now())
+        sandbox
+            .world()
+            .user_info(&caller, query.get("fields").map(String::as_str), sandbox.now())
     }))
 }
 
@@ -229,7 +274,9 @@ pub(crate) async fn creator_info(State(sandbox): State<Sandbox>, headers: Header
 async fn video_init_for(sandbox: Sandbox, headers: HeaderMap, body: Bytes, inbox: bool) -> Response {
     let result = caller(&sandbox, &headers).and_then(|caller| {
         let body = json_body(&body)?;
-        sandbox.world().init_video(&caller, &body, inbox, sandbox.base_url(), sandbox.now())
+        sandbox
+            .world()
+            .init_video(&caller, &body, inbox, sandbox.base_url(), sandbox.now())
     });
     match result {
         Ok((data, pull)) => {
@@ -298,7 +345,12 @@ pub(crate) async fn upload_chunk(
         Ok(ticket) => ticket,
         Err(answer) => return chunk_response(answer),
     };
-    let bad_request = || chunk_response(ChunkAnswer { status: StatusCode::BAD_REQUEST, content_range: None });
+    let bad_request = || {
+        chunk_response(ChunkAnswer {
+            status: StatusCode::BAD_REQUEST,
+            content_range: None,
+        })
+    };
     let mut stream = body.into_data_stream();
     let (mut read, mut head) = (0u64, Vec::new());
     while let Some(frame) = stream.next().await {

@@ -36,7 +36,11 @@ pub(crate) fn router() -> Router<Sandbox> {
 }
 
 fn not_found(what: &str) -> Response {
-    (StatusCode::NOT_FOUND, Json(json!({ "error": format!("{what} not found") }))).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error": format!("{what} not found") })),
+    )
+        .into_response()
 }
 
 async fn list_accounts(State(sandbox): State<Sandbox>) -> Json<Vec<AccountSpec>> {

@@ -65,7 +65,11 @@ pub struct SandboxConfig {
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { addr: SocketAddr::from(([127, 0, 0, 1], 0)), settings: Settings::default(), accounts: Vec::new() }
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            settings: Settings::default(),
+            accounts: Vec::new(),
+        }
     }
 }
 
@@ -97,7 +101,9 @@ pub struct Sandbox {
 
 impl std::fmt::Debug for Sandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Sandbox").field("base_url", &self.inner.base_url).finish_non_exhaustive()
+        f.debug_struct("Sandbox")
+            .field("base_url", &self.inner.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -164,7 +170,11 @@ pub async fn spawn(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
     let server = tokio::spawn(server::serve(listener, router(sandbox.clone()), shutdown_rx.clone()));
     let settler = tokio::spawn(settle_loop(sandbox.clone(), shutdown_rx));
     tracing::info!(base_url = %sandbox.base_url(), "TikTok sandbox listening");
-    Ok(SandboxHandle { sandbox, shutdown, tasks: vec![server, settler] })
+    Ok(SandboxHandle {
+        sandbox,
+        shutdown,
+        tasks: vec![server, settler],
+    })
 }
 
 fn router(sandbox: Sandbox) -> Router {
@@ -231,7 +241,9 @@ impl Sandbox {
     }
 
     pub fn set_clock_offset(&self, offset: chrono::Duration) {
-        self.inner.clock_offset_ms.store(offset.num_milliseconds(), Ordering::SeqCst);
+        self.inner
+            .clock_offset_ms
+            .store(offset.num_milliseconds(), Ordering::SeqCst);
     }
 
     // ------------------------------------------------------------ settings and accounts
@@ -279,7 +291,10 @@ impl Sandbox {
         let scopes: Vec<String> = ALL_SCOPES.iter().map(|s| (*s).to_owned()).collect();
         (0..count)
             .map(|_| {
-                let open_id = world.create_account(AccountSpec { open_id: String::new(), ..template.clone() });
+                let open_id = world.create_account(AccountSpec {
+                    open_id: String::new(),
+                    ..template.clone()
+                });
                 world.issue_tokens(&open_id, scopes.clone(), now)
             })
             .collect()
@@ -326,7 +341,12 @@ impl Sandbox {
     /// Adds a fault; faults are checked in the order added, the first that applies wins. Returns its id.
     pub fn inject_fault(&self, spec: FaultSpec) -> u64 {
         let id = self.next_seq();
-        lock(&self.inner.faults).push(ActiveFault { id, spec, seen: 0, applied: 0 });
+        lock(&self.inner.faults).push(ActiveFault {
+            id,
+            spec,
+            seen: 0,
+            applied: 0,
+        });
         id
     }
 
@@ -442,7 +462,7 @@ impl Sandbox {
         self.world().settings.webhook_url = url.map(str::to_owned);
     }
 
-    /// Sends each webhook, signed like TikTok's, with a few quick retries.
+    /// Sends the webhooks, signed like TikTok's, in order (one batch is one task), each with a few quick retries.
     pub(crate) fn deliver(&self, hooks: Vec<OutgoingWebhook>) {
         if hooks.is_empty() {
             return;
@@ -452,53 +472,65 @@ impl Sandbox {
             let s = &world.settings;
             (s.webhook_url.clone(), s.client_key.clone(), s.client_secret.clone())
         };
-        for hook in hooks {
-            let timestamp = self.now().timestamp();
-            let body = json!({
-                "client_key": client_key,
-                "event": hook.event,
-                "create_time": timestamp,
-                "user_openid": hook.open_id,
-                // TikTok sends `content` as a JSON string, not an object.
-                "content": hook.content.to_string(),
-            })
-            .to_string();
-            let signature = sign_webhook(&secret, timestamp, body.as_bytes());
-            let template = WebhookRecord {
-                event: hook.event.to_owned(),
-                user_openid: hook.open_id.clone(),
-                body: body.clone(),
-                signature: signature.clone(),
-                attempt: 0,
-                status: None,
-            };
-            let Some(url) = url.clone() else {
-                lock(&self.inner.webhooks).push(template);
-                continue;
-            };
-            let sandbox = self.clone();
-            tokio::spawn(async move {
-                for attempt in 1..=(WEBHOOK_BACKOFF.len() as u32 + 1) {
-                    let sent = sandbox
-                        .inner
-                        .http
-                        .post(&url)
-                        .header(header::CONTENT_TYPE, "application/json")
-                        .header("TikTok-Signature", &signature)
-                        .body(body.clone())
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await;
-                    let status = sent.ok().map(|r| r.status().as_u16());
-                    lock(&sandbox.inner.webhooks).push(WebhookRecord { attempt, status, ..template.clone() });
-                    if status.is_some_and(|s| (200..300).contains(&s)) {
-                        break;
-                    }
-                    if let Some(wait) = WEBHOOK_BACKOFF.get(attempt as usize - 1) {
-                        tokio::time::sleep(*wait).await;
-                    }
+        let timestamp = self.now().timestamp();
+        let records: Vec<WebhookRecord> = hooks
+            .into_iter()
+            .map(|hook| {
+                let body = json!({
+                    "client_key": client_key,
+                    "event": hook.event,
+                    "create_time": timestamp,
+                    "user_openid": hook.open_id,
+                    // TikTok sends `content` as a JSON string, not an object.
+                    "content": hook.content.to_string(),
+                })
+                .to_string();
+                WebhookRecord {
+                    event: hook.event.to_owned(),
+                    user_openid: hook.open_id,
+                    signature: sign_webhook(&secret, timestamp, body.as_bytes()),
+                    body,
+                    attempt: 0,
+                    status: None,
                 }
+            })
+            .collect();
+        let Some(url) = url else {
+            lock(&self.inner.webhooks).extend(records);
+            return;
+        };
+        let sandbox = self.clone();
+        tokio::spawn(async move {
+            for record in records {
+                sandbox.send_webhook(&url, record).await;
+            }
+        });
+    }
+
+    async fn send_webhook(&self, url: &str, record: WebhookRecord) {
+        for attempt in 1..=(WEBHOOK_BACKOFF.len() as u32 + 1) {
+            let sent = self
+                .inner
+                .http
+                .post(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("TikTok-Signature", &record.signature)
+                .body(record.body.clone())
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            let status = sent.ok().map(|r| r.status().as_u16());
+            lock(&self.inner.webhooks).push(WebhookRecord {
+                attempt,
+                status,
+                ..record.clone()
             });
+            if status.is_some_and(|s| (200..300).contains(&s)) {
+                return;
+            }
+            if let Some(wait) = WEBHOOK_BACKOFF.get(attempt as usize - 1) {
+                tokio::time::sleep(*wait).await;
+            }
         }
     }
 
@@ -510,10 +542,20 @@ impl Sandbox {
         tokio::spawn(async move {
             let (photo, timeout) = {
                 let world = sandbox.world();
-                (world.is_photo(&job.publish_id), Duration::from_millis(world.settings.pull_timeout_ms))
+                (
+                    world.is_photo(&job.publish_id),
+                    Duration::from_millis(world.settings.pull_timeout_ms),
+                )
             };
-            let failed = if photo { "photo_pull_failed" } else { "video_pull_failed" };
-            let facts = sandbox.download(&job.urls, timeout).await.map_err(|()| failed.to_owned());
+            let failed = if photo {
+                "photo_pull_failed"
+            } else {
+                "video_pull_failed"
+            };
+            let facts = sandbox
+                .download(&job.urls, timeout)
+                .await
+                .map_err(|()| failed.to_owned());
             sandbox.world().media_arrived(&job.publish_id, facts, sandbox.now());
         });
     }
@@ -537,7 +579,11 @@ impl Sandbox {
             }
             heads.push(head);
         }
-        Ok(MediaFacts { sha256: hasher.finalize().into(), heads, bytes })
+        Ok(MediaFacts {
+            sha256: hasher.finalize().into(),
+            heads,
+            bytes,
+        })
     }
 }
 

@@ -21,12 +21,21 @@ use tiktok_sandbox::{AccountSpec, SandboxConfig};
 
 fn env_list(name: &str) -> Vec<String> {
     std::env::var(name)
-        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn config_from(args: Vec<String>) -> anyhow::Result<SandboxConfig> {
-    let mut config = SandboxConfig { addr: SocketAddr::from(([127, 0, 0, 1], 8081)), ..SandboxConfig::default() };
+    let mut config = SandboxConfig {
+        addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+        ..SandboxConfig::default()
+    };
     let settings = &mut config.settings;
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     if let Some(addr) = env("SANDBOX_ADDR") {
@@ -47,8 +56,11 @@ fn config_from(args: Vec<String>) -> anyhow::Result<SandboxConfig> {
     if let Some(delay) = env("SANDBOX_PROCESSING_DELAY_MS") {
         settings.processing_delay_ms = delay.parse().context("SANDBOX_PROCESSING_DELAY_MS must be a number")?;
     }
-    let mut accounts: usize =
-        env("SANDBOX_ACCOUNTS").map(|v| v.parse()).transpose().context("SANDBOX_ACCOUNTS must be a number")?.unwrap_or(1);
+    let mut accounts: usize = env("SANDBOX_ACCOUNTS")
+        .map(|v| v.parse())
+        .transpose()
+        .context("SANDBOX_ACCOUNTS must be a number")?
+        .unwrap_or(1);
 
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
@@ -61,7 +73,9 @@ fn config_from(args: Vec<String>) -> anyhow::Result<SandboxConfig> {
             "--verified-prefix" => settings.verified_url_prefixes.push(value()?),
             "--webhook-url" => settings.webhook_url = Some(value()?),
             "--unaudited" => settings.app_audited = false,
-            "--processing-delay-ms" => settings.processing_delay_ms = value()?.parse().context("--processing-delay-ms")?,
+            "--processing-delay-ms" => {
+                settings.processing_delay_ms = value()?.parse().context("--processing-delay-ms")?
+            }
             "--accounts" => accounts = value()?.parse().context("--accounts must be a number")?,
             "--help" | "-h" => {
                 println!("tiktok-sandbox: see the flags and variables in infra/tiktok-sandbox/README.md");
@@ -76,13 +90,20 @@ fn config_from(args: Vec<String>) -> anyhow::Result<SandboxConfig> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let config = config_from(std::env::args().skip(1).collect())?;
-    let handle = tiktok_sandbox::spawn(config).await.context("binding the sandbox address")?;
+    let handle = tiktok_sandbox::spawn(config)
+        .await
+        .context("binding the sandbox address")?;
     println!("TikTok sandbox on {}", handle.base_url());
     println!("  TIKTOK_API_BASE_URL={0} TIKTOK_AUTH_BASE_URL={0}", handle.base_url());
     let settings = handle.settings();
-    println!("  TIKTOK_CLIENT_KEY={} (secret: set TIKTOK_CLIENT_SECRET to the sandbox's)", settings.client_key);
+    println!(
+        "  TIKTOK_CLIENT_KEY={} (secret: set TIKTOK_CLIENT_SECRET to the sandbox's)",
+        settings.client_key
+    );
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     handle.shutdown().await;
     Ok(())

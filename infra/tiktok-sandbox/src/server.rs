@@ -16,7 +16,7 @@ use axum::{
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value};
-use tokio::{net::TcpListener, sync::Notify, sync::watch};
+use tokio::{net::TcpListener, sync::watch, sync::Notify};
 use tower::ServiceExt;
 
 use crate::{
@@ -199,10 +199,14 @@ fn summarize_body(headers: &HeaderMap, bytes: &[u8]) -> Option<Value> {
     if bytes.is_empty() {
         return None;
     }
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        let pairs: Map<String, Value> =
-            url::form_urlencoded::parse(bytes).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
+        let pairs: Map<String, Value> = url::form_urlencoded::parse(bytes)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect();
         return Some(Value::Object(pairs));
     }
     Some(serde_json::from_slice(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())))

@@ -8,8 +8,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Every scope the sandbox knows; an account grants all of them unless told otherwise.
-pub const ALL_SCOPES: [&str; 5] =
-    ["user.info.basic", "user.info.profile", "user.info.stats", "video.publish", "video.upload"];
+pub const ALL_SCOPES: [&str; 5] = [
+    "user.info.basic",
+    "user.info.profile",
+    "user.info.stats",
+    "video.publish",
+    "video.upload",
+];
 
 /// How a secret appears in the request log: enough to compare, never the secret (`fp:` + 12 hex of its SHA-256).
 pub fn fingerprint(secret: &str) -> String {
@@ -67,7 +72,10 @@ impl AccountSpec {
     }
 
     pub fn private() -> Self {
-        Self { private: true, ..Self::default() }
+        Self {
+            private: true,
+            ..Self::default()
+        }
     }
 
     /// TikTok's options for this account (reference §2).
@@ -114,7 +122,12 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self { init_per_minute: 6, creator_info_per_minute: 20, status_per_minute: 30, user_info_per_minute: 600 }
+        Self {
+            init_per_minute: 6,
+            creator_info_per_minute: 20,
+            status_per_minute: 30,
+            user_info_per_minute: 600,
+        }
     }
 }
 
@@ -242,7 +255,11 @@ impl Endpoint {
 pub enum FaultAction {
     /// Answer at once with this status and, when `code` is set, TikTok's error body (v2 envelope, or the OAuth shape
     /// on token/revoke); `status: 200` with a code is TikTok's "error with HTTP 200". Nothing is processed.
-    Respond { status: u16, code: Option<String>, message: Option<String> },
+    Respond {
+        status: u16,
+        code: Option<String>,
+        message: Option<String>,
+    },
     /// Wait, then handle normally (a client timeout shorter than this sees no answer, and nothing happened).
     Delay { ms: u64 },
     /// Handle normally, then wait before answering: the change happened even if the client gave up.
@@ -273,7 +290,13 @@ pub struct FaultSpec {
 
 impl FaultSpec {
     pub fn new(endpoint: Endpoint, action: FaultAction) -> Self {
-        Self { endpoint: Some(endpoint), open_id: None, skip: 0, times: Some(1), action }
+        Self {
+            endpoint: Some(endpoint),
+            open_id: None,
+            skip: 0,
+            times: Some(1),
+            action,
+        }
     }
 
     pub fn times(mut self, times: u32) -> Self {
@@ -298,12 +321,26 @@ impl FaultSpec {
 
     /// A 5xx with TikTok's `internal_error` body.
     pub fn server_error(endpoint: Endpoint) -> Self {
-        Self::new(endpoint, FaultAction::Respond { status: 500, code: Some("internal_error".into()), message: None })
+        Self::new(
+            endpoint,
+            FaultAction::Respond {
+                status: 500,
+                code: Some("internal_error".into()),
+                message: None,
+            },
+        )
     }
 
     /// TikTok's error with HTTP 200.
     pub fn error_with_200(endpoint: Endpoint, code: &str) -> Self {
-        Self::new(endpoint, FaultAction::Respond { status: 200, code: Some(code.into()), message: None })
+        Self::new(
+            endpoint,
+            FaultAction::Respond {
+                status: 200,
+                code: Some(code.into()),
+                message: None,
+            },
+        )
     }
 }
 

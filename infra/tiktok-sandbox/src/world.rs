@@ -8,9 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::types::{
-    AccountSpec, IssuedTokens, ProcessingFailure, PublishSnapshot, Settings, ALL_SCOPES,
-};
+use crate::types::{AccountSpec, IssuedTokens, ProcessingFailure, PublishSnapshot, Settings, ALL_SCOPES};
 
 const MIB: u64 = 1024 * 1024;
 /// The strict reading of each chunk bound (reference §4.1 leaves MB vs MiB open), so a plan passes here only if
@@ -43,7 +41,11 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        Self { status, code: code.to_owned(), message: message.into() }
+        Self {
+            status,
+            code: code.to_owned(),
+            message: message.into(),
+        }
     }
 
     fn invalid_param(message: impl Into<String>) -> Self {
@@ -55,7 +57,11 @@ impl ApiError {
     }
 
     fn token_invalid() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "access_token_invalid", "The access token is invalid or not found.")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "access_token_invalid",
+            "The access token is invalid or not found.",
+        )
     }
 }
 
@@ -310,13 +316,24 @@ fn check_chunk_plan(size: u64, chunk: u64, count: u64) -> Result<(), String> {
         return Err("total_chunk_count is over 1000".into());
     }
     if count != size / chunk {
-        return Err(format!("total_chunk_count must be floor(video_size / chunk_size) = {}", size / chunk));
+        return Err(format!(
+            "total_chunk_count must be floor(video_size / chunk_size) = {}",
+            size / chunk
+        ));
     }
     if size < MIN_CHUNK {
-        return if chunk == size { Ok(()) } else { Err("a file under 5 MB must be one chunk of its size".into()) };
+        return if chunk == size {
+            Ok(())
+        } else {
+            Err("a file under 5 MB must be one chunk of its size".into())
+        };
     }
     if count == 1 {
-        return if size <= MAX_SINGLE_CHUNK_FILE { Ok(()) } else { Err("a file over 64 MB must be chunked".into()) };
+        return if size <= MAX_SINGLE_CHUNK_FILE {
+            Ok(())
+        } else {
+            Err("a file over 64 MB must be chunked".into())
+        };
     }
     if !(MIN_CHUNK..=MAX_CHUNK).contains(&chunk) {
         return Err("chunk_size must be between 5 MB and 64 MB".into());
@@ -346,7 +363,10 @@ fn str_field<'a>(object: &'a Value, field: &str) -> Result<Option<&'a str>, ApiE
 fn u64_field(object: &Value, field: &str) -> Result<Option<u64>, ApiError> {
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(value) => value.as_u64().map(Some).ok_or_else(|| ApiError::invalid_param(format!("{field} must be a non-negative integer"))),
+        Some(value) => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_param(format!("{field} must be a non-negative integer"))),
     }
 }
 
@@ -490,7 +510,11 @@ impl World {
         if record.expires_at <= now {
             return Err(ApiError::token_invalid());
         }
-        Ok(Caller { open_id: record.open_id.clone(), scopes: record.scopes.clone(), token: token.to_owned() })
+        Ok(Caller {
+            open_id: record.open_id.clone(),
+            scopes: record.scopes.clone(),
+            token: token.to_owned(),
+        })
     }
 
     fn check_rate(&mut self, caller: &Caller, group: RateGroup, now: DateTime<Utc>) -> Result<(), ApiError> {
@@ -556,7 +580,11 @@ impl World {
         if key_ok && secret_ok {
             Ok(())
         } else {
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_client", "Client key or secret is invalid."))
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client key or secret is invalid.",
+            ))
         }
     }
 
@@ -567,7 +595,10 @@ impl World {
         match form.get("grant_type").map(String::as_str) {
             Some("authorization_code") => {
                 let code = form.get("code").ok_or_else(|| invalid_grant("code is missing"))?;
-                let record = self.codes.remove(code).ok_or_else(|| invalid_grant("Authorization code is invalid or used."))?;
+                let record = self
+                    .codes
+                    .remove(code)
+                    .ok_or_else(|| invalid_grant("Authorization code is invalid or used."))?;
                 if record.expires_at <= now {
                     return Err(invalid_grant("Authorization code is expired."));
                 }
@@ -577,21 +608,32 @@ impl World {
                 Ok(self.issue_tokens(&record.open_id, record.scopes, now))
             }
             Some("refresh_token") => {
-                let token = form.get("refresh_token").ok_or_else(|| invalid_grant("refresh_token is missing"))?;
-                let record = self.refresh.remove(token).ok_or_else(|| invalid_grant("Refresh token is invalid or expired."))?;
+                let token = form
+                    .get("refresh_token")
+                    .ok_or_else(|| invalid_grant("refresh_token is missing"))?;
+                let record = self
+                    .refresh
+                    .remove(token)
+                    .ok_or_else(|| invalid_grant("Refresh token is invalid or expired."))?;
                 if record.expires_at <= now {
                     return Err(invalid_grant("Refresh token is invalid or expired."));
                 }
                 Ok(self.issue_tokens(&record.open_id, record.scopes, now))
             }
-            _ => Err(ApiError::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type is not supported.")),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type is not supported.",
+            )),
         }
     }
 
     /// `POST /v2/oauth/revoke/`: every token of that user for this app stops working.
     pub fn revoke(&mut self, form: &HashMap<String, String>) -> Result<(), ApiError> {
         self.check_client(form)?;
-        let token = form.get("token").ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "token is missing"))?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", "token is missing"))?;
         if let Some(open_id) = self.open_id_of_access_token(token) {
             self.forget_tokens(&open_id);
         }
@@ -607,11 +649,18 @@ impl World {
     pub fn remove_authorization(&mut self, open_id: &str, reason: i64) -> Vec<OutgoingWebhook> {
         self.forget_tokens(open_id);
         let mut hooks = Vec::new();
-        let running: Vec<String> =
-            self.pending.iter().filter(|id| self.publishes.get(*id).is_some_and(|p| p.open_id == open_id)).cloned().collect();
+        let running: Vec<String> = self
+            .pending
+            .iter()
+            .filter(|id| self.publishes.get(*id).is_some_and(|p| p.open_id == open_id))
+            .cloned()
+            .collect();
         for publish_id in running {
             if let Some(publish) = self.publishes.get_mut(&publish_id) {
-                if !matches!(publish.status, Status::PublishComplete | Status::Failed | Status::SendToUserInbox) {
+                if !matches!(
+                    publish.status,
+                    Status::PublishComplete | Status::Failed | Status::SendToUserInbox
+                ) {
                     hooks.push(fail(publish, "auth_removed"));
                     self.pending.remove(&publish_id);
                 }
@@ -630,10 +679,14 @@ impl World {
     pub fn user_info(&mut self, caller: &Caller, fields: Option<&str>, now: DateTime<Utc>) -> Result<Value, ApiError> {
         self.check_rate(caller, RateGroup::UserInfo, now)?;
         caller.require_any_scope(&["user.info.basic"])?;
-        let fields = fields.filter(|f| !f.trim().is_empty()).ok_or_else(|| {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", "fields is required")
-        })?;
-        let account = self.accounts.get(&caller.open_id).map(|a| a.spec.clone()).ok_or_else(ApiError::token_invalid)?;
+        let fields = fields
+            .filter(|f| !f.trim().is_empty())
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", "fields is required"))?;
+        let account = self
+            .accounts
+            .get(&caller.open_id)
+            .map(|a| a.spec.clone())
+            .ok_or_else(ApiError::token_invalid)?;
         let mut user = Map::new();
         for field in fields.split(',').map(str::trim) {
             let (scope, value) = match field {
@@ -643,10 +696,19 @@ impl World {
                 "display_name" => ("user.info.basic", json!(account.display_name)),
                 "username" => ("user.info.profile", json!(account.username)),
                 "bio_description" => ("user.info.profile", json!("")),
-                "profile_deep_link" => ("user.info.profile", json!(format!("https://sandbox.invalid/@{}", account.username))),
+                "profile_deep_link" => (
+                    "user.info.profile",
+                    json!(format!("https://sandbox.invalid/@{}", account.username)),
+                ),
                 "is_verified" => ("user.info.profile", json!(false)),
                 "follower_count" | "following_count" | "likes_count" | "video_count" => ("user.info.stats", json!(0)),
-                other => return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_params", format!("unknown field {other}"))),
+                other => {
+                    return Err(ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_params",
+                        format!("unknown field {other}"),
+                    ))
+                }
             };
             caller.require_any_scope(&[scope])?;
             user.insert(field.to_owned(), value);
@@ -659,7 +721,10 @@ impl World {
         match self.accounts.get_mut(open_id) {
             Some(account) => {
                 prune(&mut account.direct_posts, now - DAY);
-                (account.direct_posts.len(), account.spec.daily_post_cap.unwrap_or(default_cap))
+                (
+                    account.direct_posts.len(),
+                    account.spec.daily_post_cap.unwrap_or(default_cap),
+                )
             }
             None => (0, default_cap),
         }
@@ -697,7 +762,11 @@ impl World {
             refusal.status = StatusCode::OK;
             return Err(refusal);
         }
-        let account = self.accounts.get(&caller.open_id).map(|a| a.spec.clone()).ok_or_else(ApiError::token_invalid)?;
+        let account = self
+            .accounts
+            .get(&caller.open_id)
+            .map(|a| a.spec.clone())
+            .ok_or_else(ApiError::token_invalid)?;
         Ok(json!({
             "creator_avatar_url": account.avatar_url,
             "creator_username": account.username,
@@ -715,14 +784,20 @@ impl World {
     /// Direct Post rules on `post_info`: privacy among the options, the unaudited rule, branded content not private,
     /// title length, explicit brand toggles.
     fn check_direct_post_info(&self, open_id: &str, post_info: &Value, title_max: usize) -> Result<String, ApiError> {
-        let account = self.accounts.get(open_id).map(|a| a.spec.clone()).ok_or_else(ApiError::token_invalid)?;
+        let account = self
+            .accounts
+            .get(open_id)
+            .map(|a| a.spec.clone())
+            .ok_or_else(ApiError::token_invalid)?;
         let privacy = str_field(post_info, "privacy_level")?;
-        let privacy = privacy.filter(|p| account.privacy_level_options().contains(p)).ok_or_else(|| {
-            ApiError::forbidden(
-                "privacy_level_option_mismatch",
-                "privacy_level is missing or not among the creator's privacy_level_options.",
-            )
-        })?;
+        let privacy = privacy
+            .filter(|p| account.privacy_level_options().contains(p))
+            .ok_or_else(|| {
+                ApiError::forbidden(
+                    "privacy_level_option_mismatch",
+                    "privacy_level is missing or not among the creator's privacy_level_options.",
+                )
+            })?;
         if !self.settings.app_audited && (privacy != "SELF_ONLY" || !account.private) {
             return Err(ApiError::forbidden(
                 "unaudited_client_can_only_post_to_private_accounts",
@@ -731,18 +806,30 @@ impl World {
         }
         if let Some(title) = str_field(post_info, "title")? {
             if utf16_len(title) > title_max {
-                return Err(ApiError::invalid_param(format!("title is over {title_max} UTF-16 characters")));
+                return Err(ApiError::invalid_param(format!(
+                    "title is over {title_max} UTF-16 characters"
+                )));
             }
         }
         let brand_content = bool_field(post_info, "brand_content_toggle")?;
         let brand_organic = bool_field(post_info, "brand_organic_toggle")?;
         if self.settings.require_brand_toggles && (brand_content.is_none() || brand_organic.is_none()) {
-            return Err(ApiError::invalid_param("brand_content_toggle and brand_organic_toggle are required"));
+            return Err(ApiError::invalid_param(
+                "brand_content_toggle and brand_organic_toggle are required",
+            ));
         }
         if brand_content == Some(true) && privacy == "SELF_ONLY" {
-            return Err(ApiError::invalid_param("Branded content visibility cannot be set to private (SELF_ONLY)."));
+            return Err(ApiError::invalid_param(
+                "Branded content visibility cannot be set to private (SELF_ONLY).",
+            ));
         }
-        for field in ["disable_comment", "disable_duet", "disable_stitch", "is_aigc", "auto_add_music"] {
+        for field in [
+            "disable_comment",
+            "disable_duet",
+            "disable_stitch",
+            "is_aigc",
+            "auto_add_music",
+        ] {
             bool_field(post_info, field)?;
         }
         Ok(privacy.to_owned())
@@ -753,10 +840,18 @@ impl World {
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(ApiError::invalid_param("the media URL must be http(s)"));
         }
-        if self.settings.verified_url_prefixes.iter().any(|prefix| url.starts_with(prefix.as_str())) {
+        if self
+            .settings
+            .verified_url_prefixes
+            .iter()
+            .any(|prefix| url.starts_with(prefix.as_str()))
+        {
             Ok(())
         } else {
-            Err(ApiError::forbidden("url_ownership_unverified", "The URL's domain or prefix is not verified for this app."))
+            Err(ApiError::forbidden(
+                "url_ownership_unverified",
+                "The URL's domain or prefix is not verified for this app.",
+            ))
         }
     }
 
@@ -771,14 +866,27 @@ impl World {
     ) -> Result<(Value, Option<PullJob>), ApiError> {
         caller.require_any_scope(&[if inbox { "video.upload" } else { "video.publish" }])?;
         self.check_rate(caller, RateGroup::Init, now)?;
-        let kind = if inbox { PublishKind::InboxVideo } else { PublishKind::DirectVideo };
+        let kind = if inbox {
+            PublishKind::InboxVideo
+        } else {
+            PublishKind::DirectVideo
+        };
         self.check_posting_allowed(&caller.open_id, kind, now)?;
-        let source_info = body.get("source_info").filter(|s| s.is_object()).ok_or_else(|| ApiError::invalid_param("source_info is required"))?;
+        let source_info = body
+            .get("source_info")
+            .filter(|s| s.is_object())
+            .ok_or_else(|| ApiError::invalid_param("source_info is required"))?;
         let (privacy, post_info) = if inbox {
             (None, body.get("post_info").cloned().unwrap_or(Value::Null))
         } else {
-            let post_info = body.get("post_info").filter(|p| p.is_object()).ok_or_else(|| ApiError::invalid_param("post_info is required"))?;
-            (Some(self.check_direct_post_info(&caller.open_id, post_info, VIDEO_TITLE_MAX)?), post_info.clone())
+            let post_info = body
+                .get("post_info")
+                .filter(|p| p.is_object())
+                .ok_or_else(|| ApiError::invalid_param("post_info is required"))?;
+            (
+                Some(self.check_direct_post_info(&caller.open_id, post_info, VIDEO_TITLE_MAX)?),
+                post_info.clone(),
+            )
         };
         let seq = self.next_id();
         let (publish_id, source, data, job) = match str_field(source_info, "source")? {
@@ -787,8 +895,11 @@ impl World {
                 let chunk = u64_field(source_info, "chunk_size")?.unwrap_or(0);
                 let count = u64_field(source_info, "total_chunk_count")?.unwrap_or(0);
                 check_chunk_plan(size, chunk, count).map_err(ApiError::invalid_param)?;
-                let publish_id =
-                    if inbox { format!("v_inbox_file~v2.{seq}") } else { format!("v_pub_file~v2-1.{}", FIRST_POST_ID + seq) };
+                let publish_id = if inbox {
+                    format!("v_inbox_file~v2.{seq}")
+                } else {
+                    format!("v_pub_file~v2-1.{}", FIRST_POST_ID + seq)
+                };
                 let upload = Upload {
                     upload_id: format!("{seq}{}", random_hex(4)),
                     upload_token: random_hex(16),
@@ -800,19 +911,37 @@ impl World {
                     hasher: Sha256::new(),
                     head: Vec::new(),
                 };
-                let upload_url =
-                    format!("{upload_base}/video/?upload_id={}&upload_token={}", upload.upload_id, upload.upload_token);
+                let upload_url = format!(
+                    "{upload_base}/video/?upload_id={}&upload_token={}",
+                    upload.upload_id, upload.upload_token
+                );
                 self.uploads.insert(upload.upload_id.clone(), publish_id.clone());
                 let data = json!({ "publish_id": publish_id, "upload_url": upload_url });
                 (publish_id, Source::Upload(Box::new(upload)), data, None)
             }
             Some("PULL_FROM_URL") => {
-                let url = str_field(source_info, "video_url")?.ok_or_else(|| ApiError::invalid_param("video_url is required"))?;
+                let url = str_field(source_info, "video_url")?
+                    .ok_or_else(|| ApiError::invalid_param("video_url is required"))?;
                 self.check_verified(url)?;
-                let publish_id = if inbox { format!("v_inbox_url~v2.{seq}") } else { format!("v_pub_url~v2.{seq}") };
-                let job = PullJob { publish_id: publish_id.clone(), urls: vec![url.to_owned()] };
+                let publish_id = if inbox {
+                    format!("v_inbox_url~v2.{seq}")
+                } else {
+                    format!("v_pub_url~v2.{seq}")
+                };
+                let job = PullJob {
+                    publish_id: publish_id.clone(),
+                    urls: vec![url.to_owned()],
+                };
                 let data = json!({ "publish_id": publish_id });
-                (publish_id, Source::Pull { urls: vec![url.to_owned()], downloaded: 0 }, data, Some(job))
+                (
+                    publish_id,
+                    Source::Pull {
+                        urls: vec![url.to_owned()],
+                        downloaded: 0,
+                    },
+                    data,
+                    Some(job),
+                )
             }
             _ => return Err(ApiError::invalid_param("source must be FILE_UPLOAD or PULL_FROM_URL")),
         };
@@ -821,7 +950,12 @@ impl World {
     }
 
     /// `content/init` for photos: PULL_FROM_URL only, 1–35 images, cover index inside.
-    pub fn init_photo(&mut self, caller: &Caller, body: &Value, now: DateTime<Utc>) -> Result<(Value, PullJob), ApiError> {
+    pub fn init_photo(
+        &mut self,
+        caller: &Caller,
+        body: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<(Value, PullJob), ApiError> {
         let mode = str_field(body, "post_mode")?;
         let inbox = match mode {
             Some("DIRECT_POST") => false,
@@ -830,7 +964,11 @@ impl World {
         };
         caller.require_any_scope(&[if inbox { "video.upload" } else { "video.publish" }])?;
         self.check_rate(caller, RateGroup::Init, now)?;
-        let kind = if inbox { PublishKind::PhotoInbox } else { PublishKind::PhotoDirect };
+        let kind = if inbox {
+            PublishKind::PhotoInbox
+        } else {
+            PublishKind::PhotoDirect
+        };
         self.check_posting_allowed(&caller.open_id, kind, now)?;
         if str_field(body, "media_type")? != Some("PHOTO") {
             return Err(ApiError::invalid_param("media_type must be PHOTO"));
@@ -852,7 +990,9 @@ impl World {
                 return Err(ApiError::invalid_param("description is over 4000 UTF-16 characters"));
             }
         }
-        let source_info = body.get("source_info").ok_or_else(|| ApiError::invalid_param("source_info is required"))?;
+        let source_info = body
+            .get("source_info")
+            .ok_or_else(|| ApiError::invalid_param("source_info is required"))?;
         if str_field(source_info, "source")? != Some("PULL_FROM_URL") {
             return Err(ApiError::invalid_param("photos support only PULL_FROM_URL"));
         }
@@ -864,7 +1004,8 @@ impl World {
         if images.is_empty() || images.len() > PHOTO_MAX_IMAGES {
             return Err(ApiError::invalid_param("photo_images must hold 1 to 35 URLs"));
         }
-        let cover = u64_field(source_info, "photo_cover_index")?.ok_or_else(|| ApiError::invalid_param("photo_cover_index is required"))?;
+        let cover = u64_field(source_info, "photo_cover_index")?
+            .ok_or_else(|| ApiError::invalid_param("photo_cover_index is required"))?;
         if cover >= images.len() as u64 {
             return Err(ApiError::invalid_param("photo_cover_index is outside photo_images"));
         }
@@ -872,8 +1013,14 @@ impl World {
             self.check_verified(url)?;
         }
         let publish_id = format!("p_pub_url~v2.{}", self.next_id());
-        let job = PullJob { publish_id: publish_id.clone(), urls: images.clone() };
-        let source = Source::Pull { urls: images, downloaded: 0 };
+        let job = PullJob {
+            publish_id: publish_id.clone(),
+            urls: images.clone(),
+        };
+        let source = Source::Pull {
+            urls: images,
+            downloaded: 0,
+        };
         self.record_publish(caller, publish_id.clone(), kind, source, privacy, post_info, now);
         Ok((json!({ "publish_id": publish_id }), job))
     }
@@ -950,9 +1097,18 @@ impl World {
 
     /// Checks a chunk's headers against the upload's progress; on success the body may be read.
     pub fn begin_chunk(&self, headers: &ChunkHeaders<'_>, now: DateTime<Utc>) -> Result<ChunkTicket, ChunkAnswer> {
-        let answer = |status: StatusCode| ChunkAnswer { status, content_range: None };
-        let publish_id = self.uploads.get(headers.upload_id).ok_or_else(|| answer(StatusCode::NOT_FOUND))?;
-        let publish = self.publishes.get(publish_id).ok_or_else(|| answer(StatusCode::NOT_FOUND))?;
+        let answer = |status: StatusCode| ChunkAnswer {
+            status,
+            content_range: None,
+        };
+        let publish_id = self
+            .uploads
+            .get(headers.upload_id)
+            .ok_or_else(|| answer(StatusCode::NOT_FOUND))?;
+        let publish = self
+            .publishes
+            .get(publish_id)
+            .ok_or_else(|| answer(StatusCode::NOT_FOUND))?;
         let Source::Upload(upload) = &publish.source else {
             return Err(answer(StatusCode::NOT_FOUND));
         };
@@ -962,14 +1118,23 @@ impl World {
         if upload.expires_at <= now {
             return Err(answer(StatusCode::FORBIDDEN));
         }
-        let progress = ChunkAnswer { status: StatusCode::RANGE_NOT_SATISFIABLE, content_range: progress_range(upload) };
+        let progress = ChunkAnswer {
+            status: StatusCode::RANGE_NOT_SATISFIABLE,
+            content_range: progress_range(upload),
+        };
         if upload.received >= upload.video_size || publish.status == Status::Failed {
             return Err(progress);
         }
-        if !headers.content_type.is_some_and(|t| UPLOAD_CONTENT_TYPES.contains(&t.split(';').next().unwrap_or_default().trim())) {
+        if !headers
+            .content_type
+            .is_some_and(|t| UPLOAD_CONTENT_TYPES.contains(&t.split(';').next().unwrap_or_default().trim()))
+        {
             return Err(answer(StatusCode::BAD_REQUEST));
         }
-        let (first, last, total) = headers.content_range.and_then(parse_content_range).ok_or_else(|| answer(StatusCode::BAD_REQUEST))?;
+        let (first, last, total) = headers
+            .content_range
+            .and_then(parse_content_range)
+            .ok_or_else(|| answer(StatusCode::BAD_REQUEST))?;
         if total != upload.video_size || last >= total {
             return Err(answer(StatusCode::BAD_REQUEST));
         }
@@ -982,24 +1147,42 @@ impl World {
         }
         let index = first / upload.chunk_size;
         let is_last = index + 1 == upload.total_chunks;
-        let expected_last = if is_last { upload.video_size - 1 } else { first + upload.chunk_size - 1 };
+        let expected_last = if is_last {
+            upload.video_size - 1
+        } else {
+            first + upload.chunk_size - 1
+        };
         if first % upload.chunk_size != 0 || last != expected_last {
             return Err(answer(StatusCode::BAD_REQUEST));
         }
-        Ok(ChunkTicket { publish_id: publish_id.clone(), start: first, length, hasher: upload.hasher.clone() })
+        Ok(ChunkTicket {
+            publish_id: publish_id.clone(),
+            start: first,
+            length,
+            hasher: upload.hasher.clone(),
+        })
     }
 
     /// Records a chunk whose body was read and hashed; the last one starts processing.
     pub fn commit_chunk(&mut self, ticket: ChunkTicket, head: &[u8], now: DateTime<Utc>) -> ChunkAnswer {
         let Some(publish) = self.publishes.get_mut(&ticket.publish_id) else {
-            return ChunkAnswer { status: StatusCode::NOT_FOUND, content_range: None };
+            return ChunkAnswer {
+                status: StatusCode::NOT_FOUND,
+                content_range: None,
+            };
         };
         let Source::Upload(upload) = &mut publish.source else {
-            return ChunkAnswer { status: StatusCode::NOT_FOUND, content_range: None };
+            return ChunkAnswer {
+                status: StatusCode::NOT_FOUND,
+                content_range: None,
+            };
         };
         // Another PUT of the same chunk won the race.
         if upload.received != ticket.start {
-            return ChunkAnswer { status: StatusCode::RANGE_NOT_SATISFIABLE, content_range: progress_range(upload) };
+            return ChunkAnswer {
+                status: StatusCode::RANGE_NOT_SATISFIABLE,
+                content_range: progress_range(upload),
+            };
         }
         if ticket.start == 0 {
             upload.head = head.to_vec();
@@ -1008,7 +1191,10 @@ impl World {
         upload.hasher = ticket.hasher;
         let content_range = progress_range(upload);
         if upload.received < upload.video_size {
-            return ChunkAnswer { status: StatusCode::PARTIAL_CONTENT, content_range };
+            return ChunkAnswer {
+                status: StatusCode::PARTIAL_CONTENT,
+                content_range,
+            };
         }
         let facts = MediaFacts {
             sha256: upload.hasher.clone().finalize().into(),
@@ -1017,7 +1203,10 @@ impl World {
         };
         let publish_id = ticket.publish_id;
         self.media_arrived(&publish_id, Ok(facts), now);
-        ChunkAnswer { status: StatusCode::CREATED, content_range }
+        ChunkAnswer {
+            status: StatusCode::CREATED,
+            content_range,
+        }
     }
 
     // ---------------------------------------------------------------- processing
@@ -1025,7 +1214,9 @@ impl World {
     /// The bytes are known (upload finished, or a pull ended): decide the verdict and when it applies.
     pub fn media_arrived(&mut self, publish_id: &str, facts: Result<MediaFacts, String>, now: DateTime<Utc>) {
         let delay = Duration::milliseconds(i64::try_from(self.settings.processing_delay_ms).unwrap_or(i64::MAX / 2));
-        let Some(publish) = self.publishes.get(publish_id) else { return };
+        let Some(publish) = self.publishes.get(publish_id) else {
+            return;
+        };
         if publish.verdict.is_some() || publish.status == Status::Failed {
             return;
         }
@@ -1036,14 +1227,20 @@ impl World {
             (Err(reason), _) | (Ok(_), Some(reason)) => Err(reason),
             (Ok(facts), None) => {
                 digest = Some(facts.sha256);
-                if let Some(Publish { source: Source::Pull { downloaded, .. }, .. }) = self.publishes.get_mut(publish_id)
+                if let Some(Publish {
+                    source: Source::Pull { downloaded, .. },
+                    ..
+                }) = self.publishes.get_mut(publish_id)
                 {
                     *downloaded = facts.bytes;
                 }
-                let readable = facts
-                    .heads
-                    .iter()
-                    .all(|head| if kind.is_photo() { looks_like_photo(head) } else { looks_like_video(head) });
+                let readable = facts.heads.iter().all(|head| {
+                    if kind.is_photo() {
+                        looks_like_photo(head)
+                    } else {
+                        looks_like_video(head)
+                    }
+                });
                 let account = self.accounts.get_mut(&open_id);
                 if !readable {
                     Err("file_format_check_failed".to_owned())
@@ -1080,7 +1277,8 @@ impl World {
 
     /// Applies every transition due by `now` and returns the webhooks they owe.
     pub fn settle(&mut self, now: DateTime<Utc>) -> Vec<OutgoingWebhook> {
-        let moderation = Duration::milliseconds(i64::try_from(self.settings.moderation_delay_ms).unwrap_or(i64::MAX / 2));
+        let moderation =
+            Duration::milliseconds(i64::try_from(self.settings.moderation_delay_ms).unwrap_or(i64::MAX / 2));
         let mut hooks = Vec::new();
         let mut done = Vec::new();
         for publish_id in &self.pending {
@@ -1088,7 +1286,12 @@ impl World {
                 done.push(publish_id.clone());
                 continue;
             };
-            if publish.ready_at.is_some_and(|at| at <= now) && !matches!(publish.status, Status::PublishComplete | Status::Failed | Status::SendToUserInbox) {
+            if publish.ready_at.is_some_and(|at| at <= now)
+                && !matches!(
+                    publish.status,
+                    Status::PublishComplete | Status::Failed | Status::SendToUserInbox
+                )
+            {
                 match publish.verdict.clone() {
                     Some(Err(reason)) => hooks.push(fail(publish, &reason)),
                     _ if publish.kind.is_inbox() => {
@@ -1109,7 +1312,11 @@ impl World {
                 let post_id = FIRST_POST_ID + self.next_id;
                 self.next_id += 1;
                 publish.public_post_ids.push(post_id);
-                hooks.push(publish_event(publish, "post.publish.publicly_available", json!({ "post_id": post_id })));
+                hooks.push(publish_event(
+                    publish,
+                    "post.publish.publicly_available",
+                    json!({ "post_id": post_id }),
+                ));
             }
             let finished = matches!(publish.status, Status::Failed | Status::SendToUserInbox)
                 || (publish.status == Status::PublishComplete && publish.public_at.is_none());
@@ -1125,7 +1332,13 @@ impl World {
 
     fn owned_publish(&self, caller: &Caller, body: &Value) -> Result<String, ApiError> {
         let publish_id = str_field(body, "publish_id")?.filter(|id| !id.is_empty());
-        let invalid = || ApiError::new(StatusCode::BAD_REQUEST, "invalid_publish_id", "The publish_id does not exist.");
+        let invalid = || {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_publish_id",
+                "The publish_id does not exist.",
+            )
+        };
         let publish_id = publish_id.ok_or_else(invalid)?;
         let publish = self.publishes.get(publish_id).ok_or_else(invalid)?;
         if publish.open_id != caller.open_id {
@@ -1138,12 +1351,20 @@ impl World {
         Ok(publish_id.to_owned())
     }
 
-    pub fn status(&mut self, caller: &Caller, body: &Value, now: DateTime<Utc>) -> Result<(Value, Vec<OutgoingWebhook>), ApiError> {
+    pub fn status(
+        &mut self,
+        caller: &Caller,
+        body: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<(Value, Vec<OutgoingWebhook>), ApiError> {
         caller.require_any_scope(&["video.upload", "video.publish"])?;
         self.check_rate(caller, RateGroup::Status, now)?;
         let publish_id = self.owned_publish(caller, body)?;
         let hooks = self.settle(now);
-        let publish = self.publishes.get(&publish_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_publish_id", "gone"))?;
+        let publish = self
+            .publishes
+            .get(&publish_id)
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_publish_id", "gone"))?;
         let mut data = json!({
             "status": publish.status.as_str(),
             "publicaly_available_post_id": publish.public_post_ids,
@@ -1158,13 +1379,25 @@ impl World {
         Ok((data, hooks))
     }
 
-    pub fn cancel(&mut self, caller: &Caller, body: &Value, now: DateTime<Utc>) -> Result<Vec<OutgoingWebhook>, ApiError> {
+    pub fn cancel(
+        &mut self,
+        caller: &Caller,
+        body: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutgoingWebhook>, ApiError> {
         caller.require_any_scope(&["video.upload", "video.publish"])?;
         let publish_id = self.owned_publish(caller, body)?;
         let mut hooks = self.settle(now);
-        let publish = self.publishes.get_mut(&publish_id).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_publish_id", "gone"))?;
+        let publish = self
+            .publishes
+            .get_mut(&publish_id)
+            .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, "invalid_publish_id", "gone"))?;
         if publish.status != Status::ProcessingDownload {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, "publish_not_cancellable", "The publish can no longer be cancelled."));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "publish_not_cancellable",
+                "The publish can no longer be cancelled.",
+            ));
         }
         hooks.push(fail(publish, "publish_cancelled"));
         self.pending.remove(&publish_id);
@@ -1196,7 +1429,11 @@ impl World {
 
     pub fn snapshots(&self) -> Vec<PublishSnapshot> {
         let mut all: Vec<_> = self.publishes.keys().filter_map(|id| self.snapshot(id)).collect();
-        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.publish_id.cmp(&b.publish_id)));
+        all.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.publish_id.cmp(&b.publish_id))
+        });
         all
     }
 
@@ -1217,7 +1454,11 @@ fn publish_event(publish: &Publish, event: &'static str, extra: Value) -> Outgoi
     if let (Value::Object(content), Value::Object(extra)) = (&mut content, extra) {
         content.extend(extra);
     }
-    OutgoingWebhook { event, open_id: publish.open_id.clone(), content }
+    OutgoingWebhook {
+        event,
+        open_id: publish.open_id.clone(),
+        content,
+    }
 }
 
 fn progress_range(upload: &Upload) -> Option<String> {
@@ -1228,7 +1469,11 @@ fn parse_content_range(header: &str) -> Option<(u64, u64, u64)> {
     let rest = header.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (first, last) = range.split_once('-')?;
-    let parsed = (first.trim().parse().ok()?, last.trim().parse().ok()?, total.trim().parse().ok()?);
+    let parsed = (
+        first.trim().parse().ok()?,
+        last.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    );
     (parsed.0 <= parsed.1).then_some(parsed)
 }
 
@@ -1242,8 +1487,14 @@ mod tests {
         assert_eq!(check_chunk_plan(1_000_000, 1_000_000, 1), Ok(()));
         assert!(check_chunk_plan(4 * mib, 2 * mib, 2).is_err(), "under 5 MB goes whole");
         assert_eq!(check_chunk_plan(50_000_123, 10_000_000, 5), Ok(()));
-        assert!(check_chunk_plan(50_000_123, 10_000_000, 4).is_err(), "count must be floor");
-        assert!(check_chunk_plan(100_000_000, 100_000_000, 1).is_err(), "over 64 MB must be chunked");
+        assert!(
+            check_chunk_plan(50_000_123, 10_000_000, 4).is_err(),
+            "count must be floor"
+        );
+        assert!(
+            check_chunk_plan(100_000_000, 100_000_000, 1).is_err(),
+            "over 64 MB must be chunked"
+        );
         assert!(check_chunk_plan(200 * mib, 100 * mib, 2).is_err(), "chunk over 64 MB");
         assert!(check_chunk_plan(130_000_000, 65_000_000, 2).is_err());
         assert!(check_chunk_plan(4 * 1024 * mib, 10 * mib, 409).is_ok());
