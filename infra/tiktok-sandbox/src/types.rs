@@ -145,7 +145,7 @@ impl RateLimits {
 
 /// The sandbox's behaviour, changeable while it runs (control API `PUT /_sandbox/settings`, or
 /// [`crate::Sandbox::update_settings`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     pub client_key: String,
@@ -176,6 +176,15 @@ pub struct Settings {
     /// Refuse inits that omit `brand_content_toggle`/`brand_organic_toggle` (TikTok marks them required).
     pub require_brand_toggles: bool,
     pub pull_timeout_ms: u64,
+}
+
+/// The client secret is the product's `TIKTOK_CLIENT_SECRET` when the two run together: never printed.
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = serde_json::to_value(self).map_err(|_| fmt::Error)?;
+        shown["client_secret"] = Value::String(fingerprint(&self.client_secret));
+        write!(f, "Settings({shown})")
+    }
 }
 
 impl Default for Settings {

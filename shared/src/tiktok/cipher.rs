@@ -9,6 +9,9 @@ use aes_gcm::{
 use base64::{engine::general_purpose::STANDARD, Engine};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::oauth::TokenGrant;
+use crate::domain::SealedTokens;
+
 const NONCE_LEN: usize = 12;
 /// GCM's authentication tag.
 const TAG_LEN: usize = 16;
@@ -94,6 +97,16 @@ impl TokenCipher {
             .map(SecretString::from)
             .map_err(|_| CipherError::NotText)
     }
+
+    /// A grant as an account stores it: both tokens sealed, expiries in clear so refreshes can be scheduled.
+    pub fn seal_grant(&self, grant: &TokenGrant) -> Result<SealedTokens, CipherError> {
+        Ok(SealedTokens {
+            access_token: self.seal(&grant.access_token)?,
+            access_expires_at: grant.access_expires_at,
+            refresh_token: self.seal(&grant.refresh_token)?,
+            refresh_expires_at: grant.refresh_expires_at,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +152,29 @@ mod tests {
             cipher().open(&STANDARD.encode([0u8; 20])).err(),
             Some(CipherError::Malformed)
         );
+    }
+
+    #[test]
+    fn a_sealed_grant_opens_to_its_tokens() {
+        let now = chrono::Utc::now();
+        let grant = TokenGrant {
+            open_id: "open".into(),
+            scopes: Default::default(),
+            access_token: SecretString::from("act.x"),
+            access_expires_at: now,
+            refresh_token: SecretString::from("rft.y"),
+            refresh_expires_at: now,
+        };
+        let sealed = cipher().seal_grant(&grant).expect("seals");
+        assert_eq!(
+            cipher().open(&sealed.access_token).expect("opens").expose_secret(),
+            "act.x"
+        );
+        assert_eq!(
+            cipher().open(&sealed.refresh_token).expect("opens").expose_secret(),
+            "rft.y"
+        );
+        assert_eq!(sealed.refresh_expires_at, now);
     }
 
     #[test]
