@@ -1260,11 +1260,10 @@ impl World {
     }
 
     fn take_processing_failure(&mut self, open_id: &str) -> Option<String> {
-        let index = self
+        let failure = self
             .processing_failures
-            .iter()
-            .position(|f| f.times > 0 && f.open_id.as_deref().is_none_or(|id| id == open_id))?;
-        let failure = &mut self.processing_failures[index];
+            .iter_mut()
+            .find(|f| f.times > 0 && f.open_id.as_deref().is_none_or(|id| id == open_id))?;
         failure.times -= 1;
         let reason = failure.fail_reason.clone();
         self.processing_failures.retain(|f| f.times > 0);
