@@ -7,6 +7,7 @@
 //! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging.
 #![forbid(unsafe_code)]
 
+pub mod accounts;
 pub mod adapters;
 pub mod clock;
 pub mod config;

@@ -1,0 +1,293 @@
+//! Fresh access tokens for connected accounts, refreshed single-flight across every process: the one caller that
+//! wins a conditional lock on the account refreshes, everyone else waits for the new token and reuses it. TikTok
+//! rotates refresh tokens, so two refreshes with one token would lose the account.
+
+use std::{sync::Arc, time::Duration as StdDuration};
+
+use chrono::Duration;
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::{
+    domain::{Account, AccountStatus},
+    events::{Event, EventType},
+    ids::AccountId,
+    ports::{AccountRepo, BoxError, EventSink, StoreError},
+    tiktok::{oauth::needs_refresh, CipherError, ErrorClass, TikTokClient, TikTokError, TokenCipher},
+    Clock,
+};
+
+/// How long a refresher may hold the lock before others may take over (a crashed refresher must not block forever).
+const LOCK_TTL: Duration = Duration::seconds(30);
+/// How long a caller waits for someone else's refresh before giving up for now.
+const MAX_WAIT: StdDuration = StdDuration::from_secs(35);
+const WAIT_STEP: StdDuration = StdDuration::from_millis(50);
+/// Saving a freshly rotated token is retried this often: losing it would lose the account.
+const SAVE_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("account {0} not found")]
+    NotFound(AccountId),
+    #[error("account {id} is {status:?}; the user must reconnect it")]
+    NotConnected { id: AccountId, status: AccountStatus },
+    #[error("TikTok no longer accepts the authorization of account {0}; the user must reconnect it")]
+    ReauthRequired(AccountId),
+    #[error("the stored tokens of account {0} cannot be opened with the configured key")]
+    Unreadable(AccountId, #[source] CipherError),
+    #[error("no fresh token for now; retry shortly")]
+    Transient(#[source] BoxError),
+}
+
+/// A usable access token, and which stored token it is (so a caller whose token TikTok refused can ask for a
+/// refresh without refreshing again what someone else already refreshed).
+pub struct AccessToken {
+    pub token: SecretString,
+    sealed: String,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+#[derive(Clone)]
+pub struct TokenService {
+    accounts: Arc<dyn AccountRepo>,
+    client: TikTokClient,
+    cipher: Arc<TokenCipher>,
+    events: Arc<dyn EventSink>,
+    clock: Arc<dyn Clock>,
+}
+
+impl TokenService {
+    pub fn new(
+        accounts: Arc<dyn AccountRepo>,
+        client: TikTokClient,
+        cipher: Arc<TokenCipher>,
+        events: Arc<dyn EventSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            accounts,
+            client,
+            cipher,
+            events,
+            clock,
+        }
+    }
+
+    pub fn client(&self) -> &TikTokClient {
+        &self.client
+    }
+
+    pub fn cipher(&self) -> &TokenCipher {
+        &self.cipher
+    }
+
+    /// An access token that stays valid for a while, refreshing it first when it is close to expiry.
+    pub async fn access_token(&self, id: &AccountId) -> Result<AccessToken, TokenError> {
+        self.fresh_token(id, None).await
+    }
+
+    /// A token other than `rejected` (which TikTok answered `access_token_invalid` to): refreshes unless another
+    /// caller already replaced it.
+    pub async fn replace_rejected(&self, id: &AccountId, rejected: &AccessToken) -> Result<AccessToken, TokenError> {
+        self.fresh_token(id, Some(&rejected.sealed)).await
+    }
+
+    async fn fresh_token(&self, id: &AccountId, rejected: Option<&str>) -> Result<AccessToken, TokenError> {
+        let waiting_since = tokio::time::Instant::now();
+        loop {
+            let account = self.load(id).await?;
+            let tokens = account.tokens.as_ref().ok_or(TokenError::NotConnected {
+                id: id.clone(),
+                status: account.status,
+            })?;
+            let now = self.clock.now();
+            let was_rejected = rejected == Some(tokens.access_token.as_str());
+            if !was_rejected && !needs_refresh(tokens.access_expires_at, now) {
+                return self.open(&account);
+            }
+            if tokens.refresh_expires_at <= now {
+                return Err(self.require_reauth(account, "the refresh token expired").await);
+            }
+            if account.refresh_lock_until.is_some_and(|until| until > now) {
+                if waiting_since.elapsed() > MAX_WAIT {
+                    return Err(TokenError::Transient(
+                        "waited too long for another caller's token refresh".into(),
+                    ));
+                }
+                tokio::time::sleep(WAIT_STEP).await;
+                continue;
+            }
+            let locked = Account {
+                refresh_lock_until: Some(now + LOCK_TTL),
+                updated_at: now,
+                version: account.version + 1,
+                ..account.clone()
+            };
+            match self.accounts.update_account(&locked, account.version).await {
+                Ok(()) => return self.refresh_holding_lock(locked).await,
+                // Someone else wrote first (maybe took the lock): look again.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(TokenError::Transient(Box::new(e))),
+            }
+        }
+    }
+
+    async fn refresh_holding_lock(&self, account: Account) -> Result<AccessToken, TokenError> {
+        let sealed_refresh = account
+            .tokens
+            .as_ref()
+            .map(|t| t.refresh_token.clone())
+            .unwrap_or_default();
+        let refresh_token = match self.cipher.open(&sealed_refresh) {
+            Ok(token) => token,
+            Err(e) => {
+                self.release_lock(&account.id).await;
+                return Err(TokenError::Unreadable(account.id, e));
+            }
+        };
+        match self.client.refresh(&refresh_token).await {
+            Ok(grant) => {
+                let sealed = self
+                    .cipher
+                    .seal_grant(&grant)
+                    .map_err(|e| TokenError::Unreadable(account.id.clone(), e))?;
+                let scopes = grant.scopes.as_slice().to_vec();
+                let saved = self
+                    .save(&account.id, |account, now| {
+                        account.tokens = Some(sealed.clone());
+                        if !scopes.is_empty() {
+                            account.scopes = scopes.clone();
+                        }
+                        account.refresh_lock_until = None;
+                        account.updated_at = now;
+                    })
+                    .await?;
+                tracing::info!(account_id = %saved.id, "access token refreshed");
+                self.open(&saved)
+            }
+            Err(error) if error.class() == ErrorClass::Reauthorize => Err(self
+                .require_reauth(account, &format!("TikTok refused the refresh: {}", error.code()))
+                .await),
+            Err(error) => {
+                self.release_lock(&account.id).await;
+                Err(TokenError::Transient(Box::new(error)))
+            }
+        }
+    }
+
+    /// Marks the account as needing a reconnect and announces it; returns the error to give the caller.
+    pub async fn require_reauth(&self, account: Account, reason: &str) -> TokenError {
+        let id = account.id.clone();
+        let updated = self
+            .save(&id, |account, now| {
+                account.status = AccountStatus::ReauthRequired;
+                account.refresh_lock_until = None;
+                account.updated_at = now;
+            })
+            .await;
+        match updated {
+            Ok(account) => {
+                tracing::warn!(account_id = %id, reason, "account needs to be reconnected");
+                let event = Event::new(
+                    EventType::AccountReauthRequired,
+                    account.workspace_id.clone(),
+                    self.clock.now(),
+                )
+                .account(&id)
+                .data(json!({ "reason": reason }));
+                if let Err(e) = self.events.publish(&[event]).await {
+                    tracing::error!(account_id = %id, error = %e, "account.reauth_required not delivered");
+                }
+                TokenError::ReauthRequired(id)
+            }
+            Err(e) => e,
+        }
+    }
+
+    async fn release_lock(&self, id: &AccountId) {
+        let released = self
+            .save(id, |account, now| {
+                account.refresh_lock_until = None;
+                account.updated_at = now;
+            })
+            .await;
+        if let Err(e) = released {
+            // The lock expires by itself after LOCK_TTL.
+            tracing::warn!(account_id = %id, error = %e, "refresh lock not released");
+        }
+    }
+
+    /// Applies `change` to the latest version of the account, retrying lost compare-and-sets and brief outages.
+    async fn save(
+        &self,
+        id: &AccountId,
+        change: impl Fn(&mut Account, chrono::DateTime<chrono::Utc>),
+    ) -> Result<Account, TokenError> {
+        let mut last_error: Option<StoreError> = None;
+        for attempt in 0..SAVE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(StdDuration::from_millis(20 << attempt.min(6))).await;
+            }
+            let current = match self.accounts.get_account(id).await {
+                Ok(Some(account)) => account,
+                Ok(None) => return Err(TokenError::NotFound(id.clone())),
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            let mut next = current.clone();
+            change(&mut next, self.clock.now());
+            next.version = current.version + 1;
+            match self.accounts.update_account(&next, current.version).await {
+                Ok(()) => return Ok(next),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        tracing::error!(account_id = %id, "could not save the account after {SAVE_ATTEMPTS} attempts");
+        Err(TokenError::Transient(
+            last_error
+                .map(|e| Box::new(e) as BoxError)
+                .unwrap_or_else(|| "no attempt".into()),
+        ))
+    }
+
+    async fn load(&self, id: &AccountId) -> Result<Account, TokenError> {
+        let account = self
+            .accounts
+            .get_account(id)
+            .await
+            .map_err(|e| TokenError::Transient(Box::new(e)))?
+            .ok_or_else(|| TokenError::NotFound(id.clone()))?;
+        if account.status != AccountStatus::Connected {
+            return Err(TokenError::NotConnected {
+                id: id.clone(),
+                status: account.status,
+            });
+        }
+        Ok(account)
+    }
+
+    fn open(&self, account: &Account) -> Result<AccessToken, TokenError> {
+        let sealed = account
+            .tokens
+            .as_ref()
+            .map(|t| t.access_token.clone())
+            .unwrap_or_default();
+        let token = self
+            .cipher
+            .open(&sealed)
+            .map_err(|e| TokenError::Unreadable(account.id.clone(), e))?;
+        Ok(AccessToken { token, sealed })
+    }
+}
+
+/// Whether a TikTok error means the access token itself was refused (worth one refresh and one retry).
+pub fn is_token_refused(error: &TikTokError) -> bool {
+    error.class() == ErrorClass::Reauthorize && error.code() == "access_token_invalid"
+}
