@@ -54,6 +54,8 @@ pub struct PostFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueEntry {
     pub post_id: PostId,
+    /// Events about the post name its workspace; carried here so the dispatcher need not read every post.
+    pub workspace_id: WorkspaceId,
     pub due_at: DateTime<Utc>,
 }
 

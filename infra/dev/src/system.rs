@@ -256,6 +256,7 @@ async fn seed_dev_workspace(
                 tokens: None,
                 terms_accepted_at: Some(now),
                 refresh_lock_until: None,
+                rate_windows: Default::default(),
                 connected_at: now,
                 created_at: now,
                 updated_at: now,

@@ -89,13 +89,16 @@ pub(crate) fn account_listing_key(account: &Account) -> String {
 }
 
 /// A due-index row back into the port's entry.
-pub(crate) fn due_entry(due_key: &str, due_at: &str) -> StoreResult<DueEntry> {
+pub(crate) fn due_entry(due_key: &str, due_at: &str, workspace: &str) -> StoreResult<DueEntry> {
     let record = || format!("due index entry {due_key}");
     let post_id = id_of_time_ordered_key(due_key)
         .and_then(|id| PostId::parse(id).ok())
         .ok_or_else(|| StoreError::Corrupt(record(), "the due key names no post".into()))?;
+    let workspace_id = WorkspaceId::parse(workspace.strip_prefix("WS#").unwrap_or(workspace))
+        .map_err(|e| StoreError::Corrupt(record(), Box::new(e)))?;
     Ok(DueEntry {
         post_id,
+        workspace_id,
         due_at: decode_instant(&record(), due_at)?,
     })
 }
@@ -331,6 +334,7 @@ mod tests {
         let until = at(10) + Duration::microseconds(100);
         let entry = |due_at| DueEntry {
             post_id: PostId::new(),
+            workspace_id: crate::ids::WorkspaceId::new(),
             due_at,
         };
         let late_in_same_millisecond = entry(at(10) + Duration::microseconds(500));

@@ -362,7 +362,8 @@ impl DynamoStore {
             .table_name(&self.table)
             .index_name(DUE_INDEX)
             .key_condition_expression("#due_pk = :shard AND #due_sk < :bound")
-            .projection_expression("#due_sk, #due_at")
+            .projection_expression("#due_sk, #due_at, #ws_pk")
+            .expression_attribute_names("#ws_pk", WS_PK)
             .expression_attribute_names("#due_pk", DUE_PK)
             .expression_attribute_names("#due_sk", DUE_SK)
             .expression_attribute_names("#due_at", DUE_AT)
@@ -374,7 +375,12 @@ impl DynamoStore {
             query,
             |item| {
                 let key = string_attribute(item, DUE_SK, &record)?;
-                Ok(Some(due_entry(key, string_attribute(item, DUE_AT, &record)?)?))
+                let workspace = string_attribute(item, WS_PK, &record)?;
+                Ok(Some(due_entry(
+                    key,
+                    string_attribute(item, DUE_AT, &record)?,
+                    workspace,
+                )?))
             },
             limit,
         )

@@ -465,18 +465,22 @@ impl PostRepo for SqliteStore {
             .run(move |connection| {
                 let mut statement = connection
                     .prepare_cached(
-                        "SELECT due_key, due_at FROM posts WHERE due_key IS NOT NULL AND due_key < ?1
+                        "SELECT due_key, due_at, workspace_id FROM posts WHERE due_key IS NOT NULL AND due_key < ?1
                          ORDER BY due_key LIMIT ?2",
                     )
                     .map_err(sqlite_failure)?;
                 let rows = statement
                     .query_map(params![bound, fetch], |row| {
-                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                        Ok((
+                            row.get::<_, String>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                        ))
                     })
                     .map_err(sqlite_failure)?;
                 rows.map(|row| {
-                    let (due_key, due_at) = row.map_err(sqlite_failure)?;
-                    due_entry(&due_key, &due_at)
+                    let (due_key, due_at, workspace) = row.map_err(sqlite_failure)?;
+                    due_entry(&due_key, &due_at, &workspace)
                 })
                 .collect::<StoreResult<Vec<_>>>()
             })

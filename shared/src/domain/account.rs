@@ -61,6 +61,9 @@ pub struct Account {
     /// Held by the one caller refreshing the tokens; others wait for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_lock_until: Option<DateTime<Utc>>,
+    /// Recent calls per TikTok rate limit, shared by every publisher through compare-and-set on the account.
+    #[serde(default, skip_serializing_if = "RateWindows::is_empty")]
+    pub rate_windows: RateWindows,
     pub connected_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -70,5 +73,96 @@ pub struct Account {
 impl Account {
     pub fn is_connected(&self) -> bool {
         self.status == AccountStatus::Connected
+    }
+}
+
+/// TikTok's per-token limits (1-minute sliding windows), as start times of the calls made in the last minute.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateWindows {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init: Vec<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub creator_info: Vec<DateTime<Utc>>,
+}
+
+/// The TikTok calls that have a per-token limit below the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimited {
+    /// `/video/init/`, `/content/init/`, `/inbox/video/init/`: 6 per minute.
+    Init,
+    /// `/status/fetch/`: 30 per minute.
+    Status,
+    /// `/creator_info/query/`: 20 per minute.
+    CreatorInfo,
+}
+
+impl RateLimited {
+    pub fn per_minute(self) -> usize {
+        match self {
+            Self::Init => 6,
+            Self::Status => 30,
+            Self::CreatorInfo => 20,
+        }
+    }
+}
+
+impl RateWindows {
+    /// TikTok's window is one sliding minute; a second of margin absorbs clock differences between us and TikTok.
+    pub const WINDOW: chrono::Duration = chrono::Duration::seconds(61);
+
+    pub fn is_empty(&self) -> bool {
+        self.init.is_empty() && self.status.is_empty() && self.creator_info.is_empty()
+    }
+
+    fn calls_mut(&mut self, kind: RateLimited) -> &mut Vec<DateTime<Utc>> {
+        match kind {
+            RateLimited::Init => &mut self.init,
+            RateLimited::Status => &mut self.status,
+            RateLimited::CreatorInfo => &mut self.creator_info,
+        }
+    }
+
+    /// Takes a slot for a call at `now`, or says when the next one frees up. Forgets calls older than the window.
+    pub fn try_take(&mut self, kind: RateLimited, now: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
+        let calls = self.calls_mut(kind);
+        calls.retain(|at| *at > now - Self::WINDOW);
+        if calls.len() < kind.per_minute() {
+            calls.push(now);
+            return Ok(());
+        }
+        let oldest = calls.iter().min().copied().unwrap_or(now);
+        Err(oldest + Self::WINDOW)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+
+    use super::*;
+
+    #[test]
+    fn a_window_gives_six_init_slots_a_minute_then_says_when_the_next_frees_up() {
+        let start = Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap();
+        let mut windows = RateWindows::default();
+        for second in 0..6 {
+            assert_eq!(
+                windows.try_take(RateLimited::Init, start + Duration::seconds(second)),
+                Ok(())
+            );
+        }
+        let next = windows
+            .try_take(RateLimited::Init, start + Duration::seconds(10))
+            .unwrap_err();
+        assert_eq!(next, start + RateWindows::WINDOW);
+        assert_eq!(
+            windows.try_take(RateLimited::Init, next + Duration::milliseconds(1)),
+            Ok(())
+        );
+        assert_eq!(windows.init.len(), 6, "calls older than the window are forgotten");
+        assert!(windows.status.is_empty(), "each limit has its own window");
     }
 }

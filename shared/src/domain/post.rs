@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::media::Finding;
-use crate::ids::{AccountId, MediaId, PostId, WorkspaceId};
+use crate::{
+    events::Event,
+    ids::{AccountId, MediaId, PostId, WorkspaceId},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -232,6 +235,10 @@ pub struct PublishProgress {
     pub post_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_log_id: Option<String>,
+    /// A scheduled post that had to wait (TikTok's per-account caps, media still validating) is not due again
+    /// before this instant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// Why a post ended without being posted (or needs a person).
@@ -271,6 +278,10 @@ pub struct Post {
     pub failure: Option<Failure>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Events written with the transition that caused them and removed once delivered: a crash between the two
+    /// delays an event but never loses it (the post stays due until its outbox is empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<Event>,
     /// Incremented by every write; writers compare-and-set on it.
     pub version: u64,
 }
@@ -280,11 +291,19 @@ impl Post {
     /// Scheduled posts at their time; publishing posts when their lease runs out (a stalled publisher is
     /// replaced); published posts when their TikTok status should be polled next.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
-        match self.status {
-            PostStatus::Scheduled => self.scheduled_at,
+        let by_status = match self.status {
+            PostStatus::Scheduled => self
+                .scheduled_at
+                .map(|at| self.publish.not_before.map_or(at, |nb| at.max(nb))),
             PostStatus::Publishing => self.publish.lease_until,
             PostStatus::Published => self.publish.next_poll_at,
             _ => None,
+        };
+        // Undelivered events make the post due at once, whatever its state, so the publisher delivers them.
+        let by_outbox = (!self.outbox.is_empty()).then_some(self.updated_at);
+        match (by_status, by_outbox) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }

@@ -400,6 +400,13 @@ pub async fn due_index_contract(stores: &Stores) -> anyhow::Result<()> {
         ],
         "scheduled at their time, publishing at lease end, published at next poll; drafts and canceled never"
     );
+    assert!(
+        repo.due_posts(at(100), 100)
+            .await?
+            .iter()
+            .all(|entry| entry.workspace_id == workspace),
+        "each entry names its post's workspace, for the events the dispatcher emits"
+    );
     assert_eq!(
         due_ids(stores, at(10), 100).await?,
         vec![(soon.id.clone(), at(10))],

@@ -242,6 +242,7 @@ pub fn account_record(workspace: &WorkspaceId, status: AccountStatus) -> Account
         tokens: None,
         terms_accepted_at: Some(start()),
         refresh_lock_until: None,
+        rate_windows: Default::default(),
         connected_at: start(),
         created_at: start(),
         updated_at: start(),
