@@ -1,1 +1,48 @@
-fn main() {}
+//! Composition root of the publisher Lambda: telemetry, configuration, AWS adapters, TikTok client and token
+//! service, then the event loop.
+
+use std::sync::Arc;
+
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use publisher::{PublisherConfig, PublisherDeps};
+use shared::{
+    accounts::TokenService,
+    adapters::aws::AwsAdapters,
+    config::EnvVars,
+    tiktok::{TikTokClient, TokenCipher},
+    SystemClock,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let env = EnvVars::from_process();
+    let config = PublisherConfig::from_env(&env)?;
+    let cipher = Arc::new(TokenCipher::from_base64_key(
+        &env.required("TOKEN_ENCRYPTION_KEY")?.into(),
+    )?);
+    let aws = AwsAdapters::connect(&config.resources, &env).await;
+    let clock = Arc::new(SystemClock);
+    let tokens = TokenService::new(
+        aws.stores.accounts.clone(),
+        TikTokClient::new(config.tiktok)?,
+        cipher,
+        aws.events.clone(),
+        clock.clone(),
+    );
+    let deps = PublisherDeps {
+        stores: aws.stores,
+        blobs: aws.blobs,
+        events: aws.events,
+        clock,
+        tokens,
+        settings: config.settings,
+    };
+    let deps = &deps;
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let deadline =
+            chrono::DateTime::from_timestamp_millis(event.context.deadline as i64).unwrap_or_else(chrono::Utc::now);
+        publisher::handle_event(deps, event.payload, deadline).await
+    }))
+    .await
+}

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::media::Finding;
 use crate::{
-    events::Event,
+    events::{Event, EventType},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
 };
 
@@ -304,6 +304,105 @@ impl Post {
         match (by_status, by_outbox) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+}
+
+/// The transitions TikTok's answers cause, shared by the publisher (polling) and the webhook route, each with its
+/// event in the outbox. Callers bump `version` and `updated_at` when they write.
+impl Post {
+    pub fn event(&self, event_type: EventType, now: DateTime<Utc>, data: serde_json::Value) -> Event {
+        Event::new(event_type, self.workspace_id.clone(), now)
+            .post(&self.id)
+            .account(&self.account_id)
+            .data(data)
+    }
+
+    /// TikTok accepted the post (`post.published` fires here, at API success, as the guide says).
+    pub fn mark_published(&mut self, now: DateTime<Utc>, first_poll_at: DateTime<Utc>) {
+        self.status = PostStatus::Published;
+        self.publish.published_at = Some(now);
+        self.publish.lease_until = None;
+        self.publish.not_before = None;
+        self.publish.next_poll_at = Some(first_poll_at);
+        self.publish.polls = 0;
+        let source = match self.publish.transfer {
+            Some(Transfer::FileUpload { .. }) => "FILE_UPLOAD",
+            _ => "PULL_FROM_URL",
+        };
+        let event = self.event(
+            EventType::PostPublished,
+            now,
+            serde_json::json!({ "publishId": self.publish.publish_id, "source": source }),
+        );
+        self.outbox.push(event);
+    }
+
+    /// TikTok reports PUBLISH_COMPLETE; public posts may already carry TikTok's post id.
+    pub fn mark_completed(&mut self, now: DateTime<Utc>, public_post_id: Option<String>, username: Option<&str>) {
+        self.status = PostStatus::Completed;
+        self.publish.completed_at = Some(now);
+        self.publish.next_poll_at = None;
+        self.publish.lease_until = None;
+        self.publish.tiktok_status = Some("PUBLISH_COMPLETE".into());
+        if let Some(id) = public_post_id {
+            self.record_public_post_id(id, username);
+        }
+        let event = self.event(
+            EventType::PostCompleted,
+            now,
+            serde_json::json!({
+                "publishId": self.publish.publish_id,
+                "tiktokPostId": self.publish.tiktok_post_id,
+                "postUrl": self.publish.post_url,
+            }),
+        );
+        self.outbox.push(event);
+    }
+
+    /// TikTok's post id arrives only once a public post passed moderation (maybe hours after completion).
+    pub fn record_public_post_id(&mut self, post_id: String, username: Option<&str>) {
+        self.publish.post_url = username.map(|name| format!("https://www.tiktok.com/@{name}/video/{post_id}"));
+        self.publish.tiktok_post_id = Some(post_id);
+    }
+
+    pub fn mark_failed(&mut self, failure: Failure, now: DateTime<Utc>) {
+        self.end(PostStatus::Failed, EventType::PostFailed, failure, now);
+    }
+
+    /// The outcome at TikTok is unknown: a person must look before anything is retried.
+    pub fn mark_needs_review(&mut self, failure: Failure, now: DateTime<Utc>) {
+        self.end(PostStatus::NeedsReview, EventType::PostNeedsReview, failure, now);
+    }
+
+    fn end(&mut self, status: PostStatus, event_type: EventType, failure: Failure, now: DateTime<Utc>) {
+        self.status = status;
+        self.publish.lease_until = None;
+        self.publish.next_poll_at = None;
+        self.publish.not_before = None;
+        let event = self.event(
+            event_type,
+            now,
+            serde_json::json!({
+                "code": failure.code,
+                "message": failure.message,
+                "tiktokFailReason": failure.tiktok_fail_reason,
+                "logId": failure.log_id,
+                "publishId": self.publish.publish_id,
+            }),
+        );
+        self.outbox.push(event);
+        self.failure = Some(failure);
+    }
+}
+
+impl Failure {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+            tiktok_fail_reason: None,
+            log_id: None,
         }
     }
 }

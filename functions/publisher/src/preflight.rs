@@ -1,0 +1,292 @@
+//! Everything checked before a post is claimed, cheapest first: media verdicts, the account, how the media will
+//! travel, the duplicate rule, a fresh token, and a fresh creator_info against the post's choices. Nothing here has
+//! an effect at TikTok, so it may run before `scheduledAt` and again after an edit.
+
+use chrono::{DateTime, Duration, Utc};
+use futures::future::try_join_all;
+use shared::{
+    accounts::{is_token_refused, AccessToken, TokenError},
+    domain::{Failure, Media, MediaStatus, Post, PostType, Privacy, RateLimited},
+    tiktok::{ChunkPlan, CreatorInfo, ErrorClass, SecretUrl, TikTokError},
+};
+
+use crate::{failure, limits::take_slot, PublisherDeps, PublisherError};
+
+/// TikTok's duplicate detection is aggressive: the same file to the same account within this window is refused.
+pub(crate) const DUPLICATE_WINDOW_DAYS: i64 = 30;
+
+pub(crate) enum Preflight {
+    Ready(Box<Ready>),
+    Fail(Failure),
+    /// Not possible yet (media validating, TikTok busy or rate-limited): try again at `until`.
+    Wait {
+        until: DateTime<Utc>,
+        reason: &'static str,
+    },
+}
+
+pub(crate) struct Ready {
+    /// The post's privacy, checked against what TikTok offers the creator now.
+    pub privacy: Privacy,
+    pub token: AccessToken,
+    pub source: Source,
+}
+
+pub(crate) enum Source {
+    VideoPull { url: SecretUrl },
+    VideoUpload { plan: ChunkPlan },
+    Photos { urls: Vec<SecretUrl> },
+}
+
+pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Preflight, PublisherError> {
+    let now = deps.clock.now();
+    let media = try_join_all(post.media.iter().map(|id| deps.stores.media.get_media(id))).await?;
+    let mut found = Vec::with_capacity(media.len());
+    for (id, media) in post.media.iter().zip(media) {
+        let Some(media) = media.filter(|m| m.workspace_id == post.workspace_id) else {
+            return Ok(Preflight::Fail(Failure::new(
+                "media_missing",
+                format!("media {id} no longer exists"),
+            )));
+        };
+        match media.status {
+            MediaStatus::Valid => found.push(media),
+            MediaStatus::Invalid => return Ok(Preflight::Fail(failure::media_rejected(&media))),
+            MediaStatus::PendingUpload | MediaStatus::Validating => {
+                let scheduled = post.scheduled_at.unwrap_or(now);
+                if now > scheduled + deps.settings.media_wait {
+                    return Ok(Preflight::Fail(Failure::new(
+                        "media_not_ready",
+                        format!(
+                            "media {} was still not uploaded and validated {} minutes after the scheduled time; \
+                             upload it (PUT to its upload URL), then reschedule the post",
+                            media.id,
+                            deps.settings.media_wait.num_minutes()
+                        ),
+                    )));
+                }
+                return Ok(Preflight::Wait {
+                    until: now + Duration::seconds(5),
+                    reason: "media still validating",
+                });
+            }
+        }
+    }
+
+    let source = match transfer_source(deps, post, &found) {
+        Ok(source) => source,
+        Err(failure) => return Ok(Preflight::Fail(failure)),
+    };
+    if !post.options.allow_duplicate {
+        if let Some(failure) = duplicate(deps, post, &found, now).await? {
+            return Ok(Preflight::Fail(failure));
+        }
+    }
+
+    let token = match deps.tokens.access_token(&post.account_id).await {
+        Ok(token) => token,
+        Err(TokenError::Transient(e)) => {
+            tracing::warn!(post_id = %post.id, error = %e, "no fresh token yet");
+            return Ok(wait_for_tiktok(deps, post, now, "token refresh unavailable"));
+        }
+        Err(e) => return Ok(Preflight::Fail(failure::token(&e))),
+    };
+    let (creator, token) = match creator_info(deps, post, token).await? {
+        Ok(found) => found,
+        Err(verdict) => return Ok(verdict),
+    };
+    let privacy = match against_creator(post, &found, &creator) {
+        Ok(privacy) => privacy,
+        Err(failure) => return Ok(Preflight::Fail(failure)),
+    };
+    Ok(Preflight::Ready(Box::new(Ready { privacy, token, source })))
+}
+
+/// Photos always travel by PULL_FROM_URL; videos too when a verified prefix serves the bucket, else by FILE_UPLOAD.
+fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result<Source, Failure> {
+    let public_url = |media: &Media| {
+        deps.settings
+            .media_public_base_url
+            .as_ref()
+            .map(|base| SecretUrl::new(format!("{base}/{}", media.publishable_key())))
+    };
+    match post.post_type {
+        PostType::Photo => {
+            let urls: Option<Vec<SecretUrl>> = media.iter().map(public_url).collect();
+            urls.map(|urls| Source::Photos { urls }).ok_or_else(|| {
+                Failure::new(
+                    "media_url_not_configured",
+                    "TikTok takes photos only by pulling them from a verified URL: an operator must set \
+                     MEDIA_PUBLIC_BASE_URL to a TikTok-verified prefix serving the media bucket",
+                )
+            })
+        }
+        PostType::Video => {
+            let video = media
+                .first()
+                .ok_or_else(|| Failure::new("media_missing", "the post has no video"))?;
+            let facts = video.verdict.as_ref().map(|v| &v.facts);
+            match facts.and_then(|f| f.container.as_deref()) {
+                Some("mp4" | "mov") => {}
+                other => {
+                    return Err(Failure::new(
+                        "container_not_publishable",
+                        format!(
+                            "TikTok's API takes MP4 or MOV, not {}: remux without re-encoding, e.g. \
+                             `ffmpeg -i input -c copy output.mp4`, upload it and edit the post",
+                            other.unwrap_or("this container")
+                        ),
+                    ))
+                }
+            }
+            if let Some(url) = public_url(video) {
+                return Ok(Source::VideoPull { url });
+            }
+            let size = facts.map(|f| f.size_bytes).unwrap_or(video.declared_size);
+            ChunkPlan::for_size(size)
+                .map(|plan| Source::VideoUpload { plan })
+                .map_err(|e| Failure::new("file_too_large", format!("the video cannot be uploaded to TikTok: {e}")))
+        }
+    }
+}
+
+async fn duplicate(
+    deps: &PublisherDeps,
+    post: &Post,
+    media: &[Media],
+    now: DateTime<Utc>,
+) -> Result<Option<Failure>, PublisherError> {
+    let since = now - Duration::days(DUPLICATE_WINDOW_DAYS);
+    for item in media {
+        let Some(fingerprint) = item.verdict.as_ref().and_then(|v| v.fingerprint.as_deref()) else {
+            continue;
+        };
+        if let Some(other) = deps
+            .stores
+            .posts
+            .fingerprint_published(&post.account_id, fingerprint, since)
+            .await?
+        {
+            if other != post.id {
+                return Ok(Some(Failure::new(
+                    "duplicate_media",
+                    format!(
+                        "media {} was already posted to this account within {DUPLICATE_WINDOW_DAYS} days ({other}); \
+                         TikTok flags re-uploads as spam. Use a different file, or set options.allowDuplicate",
+                        item.id
+                    ),
+                )));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A fresh creator_info, within TikTok's 20 calls a minute per token; on a refused token, one refresh and retry.
+async fn creator_info(
+    deps: &PublisherDeps,
+    post: &Post,
+    mut token: AccessToken,
+) -> Result<Result<(CreatorInfo, AccessToken), Preflight>, PublisherError> {
+    let mut refreshed = false;
+    loop {
+        let now = deps.clock.now();
+        if let Err(free_at) = take_slot(deps, &post.account_id, RateLimited::CreatorInfo, now).await? {
+            return Ok(Err(Preflight::Wait {
+                until: free_at,
+                reason: "creator_info rate limit",
+            }));
+        }
+        match deps.tokens.client().creator_info(&token.token).await {
+            Ok(info) => return Ok(Ok((info, token))),
+            Err(e) if is_token_refused(&e) && !refreshed => {
+                refreshed = true;
+                token = match deps.tokens.replace_rejected(&post.account_id, &token).await {
+                    Ok(token) => token,
+                    Err(TokenError::Transient(_)) => {
+                        return Ok(Err(wait_for_tiktok(deps, post, now, "token refresh unavailable")))
+                    }
+                    Err(e) => return Ok(Err(Preflight::Fail(failure::token(&e)))),
+                };
+            }
+            Err(e) => return Ok(Err(creator_info_failed(deps, post, &e, now).await)),
+        }
+    }
+}
+
+async fn creator_info_failed(deps: &PublisherDeps, post: &Post, error: &TikTokError, now: DateTime<Utc>) -> Preflight {
+    tracing::warn!(post_id = %post.id, error = %error, "creator_info failed");
+    match error.class() {
+        ErrorClass::RateLimited => Preflight::Wait {
+            until: now + Duration::seconds(20),
+            reason: "TikTok rate limit",
+        },
+        ErrorClass::Retryable | ErrorClass::OutcomeUnknown => wait_for_tiktok(deps, post, now, "TikTok unavailable"),
+        ErrorClass::Reauthorize => {
+            if let Ok(Some(account)) = deps.stores.accounts.get_account(&post.account_id).await {
+                let _reported = deps.tokens.require_reauth(account, error.code()).await;
+            }
+            Preflight::Fail(failure::tiktok_refused(error))
+        }
+        _ => Preflight::Fail(failure::tiktok_refused(error)),
+    }
+}
+
+/// TikTok trouble before anything was sent: wait and retry, but not forever.
+fn wait_for_tiktok(deps: &PublisherDeps, post: &Post, now: DateTime<Utc>, reason: &'static str) -> Preflight {
+    let scheduled = post.scheduled_at.unwrap_or(now);
+    if now > scheduled + deps.settings.give_up_after {
+        return Preflight::Fail(Failure::new(
+            "tiktok_unavailable",
+            format!(
+                "TikTok could not be reached for {} minutes after the scheduled time ({reason}); nothing was sent. \
+                 Reschedule the post",
+                deps.settings.give_up_after.num_minutes()
+            ),
+        ));
+    }
+    Preflight::Wait {
+        until: now + Duration::seconds(10),
+        reason,
+    }
+}
+
+/// TikTok's UX rules, enforced server-side: the chosen privacy must be on offer, no interaction the creator
+/// disabled may be enabled, and the video must fit the creator's maximum duration.
+fn against_creator(post: &Post, media: &[Media], creator: &CreatorInfo) -> Result<Privacy, Failure> {
+    let Some(privacy) = post.options.privacy else {
+        return Err(Failure::new(
+            "privacy_required",
+            "the post has no privacy choice; set options.privacy",
+        ));
+    };
+    if !creator.offers(privacy) {
+        return Err(failure::privacy_unavailable(privacy, &creator.privacy_options()));
+    }
+    if post.options.allow_comments && creator.comment_disabled {
+        return Err(failure::interaction_disabled("comments", "allowComments"));
+    }
+    if post.post_type == PostType::Video {
+        if post.options.allow_duet && creator.duet_disabled {
+            return Err(failure::interaction_disabled("duets", "allowDuet"));
+        }
+        if post.options.allow_stitch && creator.stitch_disabled {
+            return Err(failure::interaction_disabled("stitches", "allowStitch"));
+        }
+        let duration_ms = media
+            .first()
+            .and_then(|m| m.verdict.as_ref())
+            .and_then(|v| v.facts.duration_ms);
+        let max_sec = u64::from(creator.max_video_post_duration_sec);
+        if let Some(duration_ms) = duration_ms.filter(|ms| max_sec > 0 && *ms > max_sec * 1000) {
+            return Err(Failure::new(
+                "duration_over_creator_limit",
+                format!(
+                    "the video is {:.1} s long; this creator may post at most {max_sec} s. Trim it and upload again",
+                    duration_ms as f64 / 1000.0
+                ),
+            ));
+        }
+    }
+    Ok(privacy)
+}

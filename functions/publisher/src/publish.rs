@@ -1,0 +1,546 @@
+//! Publishing one post, at most once: pre-flight, wait for `scheduledAt`, take an init slot, claim the post and mark
+//! the init as started in one compare-and-set, call init, save the publish id the moment it returns, then move the
+//! media. Any init whose outcome is unknown ends in `needs_review`, never in a second init.
+
+use chrono::{DateTime, Duration, Utc};
+use shared::{
+    accounts::{is_token_refused, TokenError},
+    domain::{Post, PostStatus, Privacy, RateLimited, Transfer},
+    ports::{BlobError, ByteRange},
+    tiktok::{
+        ChunkAck, ChunkPlan, ErrorClass, InitOutcome, PhotoPost, PhotoPostMode, SecretUrl, TikTokError,
+        VideoContentType, VideoPostInfo, VideoSource,
+    },
+};
+
+use crate::{
+    failure,
+    limits::take_slot,
+    preflight::{preflight, Preflight, Ready, Source},
+    store::{write, write_held},
+    Handled, PublisherDeps, PublisherError,
+};
+
+/// TikTok's upload URL lives one hour; stop a few minutes short so a chunk never starts on a dying URL.
+const UPLOAD_URL_LIFETIME: Duration = Duration::minutes(55);
+/// A pre-flight can go stale if the post changes before the claim; re-run it this many times at most.
+const CLAIM_ATTEMPTS: usize = 3;
+
+/// A scheduled post that is due (or will be within the look-ahead).
+pub(crate) async fn publish_scheduled(
+    deps: &PublisherDeps,
+    mut post: Post,
+    deadline: DateTime<Utc>,
+) -> Result<Handled, PublisherError> {
+    for _ in 0..CLAIM_ATTEMPTS {
+        let now = deps.clock.now();
+        let Some(due) = post.due_at() else {
+            return Ok(Handled::NothingToDo);
+        };
+        if due > now + deps.settings.lookahead || due > deadline - deps.settings.min_time_left {
+            return Ok(Handled::NotDue);
+        }
+        let ready = match preflight(deps, &post).await? {
+            Preflight::Ready(ready) => ready,
+            Preflight::Fail(failure) => return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await,
+            Preflight::Wait { until, reason } => return wait(deps, &post, until, reason).await,
+        };
+        sleep_until(deps, due).await;
+        let at = deps.clock.now();
+        if let Err(free_at) = take_slot(deps, &post.account_id, RateLimited::Init, at).await? {
+            return wait(deps, &post, free_at, "TikTok allows 6 inits a minute per account").await;
+        }
+        let attempt = post.publish.attempt + 1;
+        let lease = deps.settings.lease;
+        let claimed = write(deps, &post, |p| {
+            p.status = PostStatus::Publishing;
+            p.publish.attempt = attempt;
+            p.publish.lease_until = Some(at + lease);
+            p.publish.init_started_at = Some(at);
+            p.publish.not_before = None;
+            p.failure = None;
+        })
+        .await?;
+        match claimed {
+            Some(claimed) => {
+                tracing::info!(post_id = %claimed.id, attempt, lateness_ms = (at - due).num_milliseconds(), "claimed; calling init");
+                return init(deps, claimed, *ready, deadline).await;
+            }
+            // Edited, canceled, rescheduled or claimed by another worker since it was read: look again.
+            None => match deps.stores.posts.get_post(&post.id).await? {
+                Some(latest) if latest.status == PostStatus::Scheduled => post = latest,
+                _ => return Ok(Handled::Lost),
+            },
+        }
+    }
+    Ok(Handled::Lost)
+}
+
+/// A post left in `publishing` by a worker whose lease expired (a crash, a timeout): carry on from what was saved.
+pub(crate) async fn resume(
+    deps: &PublisherDeps,
+    post: Post,
+    deadline: DateTime<Utc>,
+) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    if post.publish.lease_until.is_some_and(|until| until > now) {
+        return Ok(Handled::Lost);
+    }
+    if deadline - now < deps.settings.min_time_left {
+        return Ok(Handled::NotDue);
+    }
+    let lease = deps.settings.lease;
+    let Some(post) = write(deps, &post, |p| {
+        p.publish.attempt += 1;
+        p.publish.lease_until = Some(now + lease);
+    })
+    .await?
+    else {
+        return Ok(Handled::Lost);
+    };
+    tracing::info!(post_id = %post.id, attempt = post.publish.attempt, "resuming after an expired lease");
+    match (&post.publish.publish_id, &post.publish.transfer) {
+        (None, _) if post.publish.init_started_at.is_some() => {
+            end(deps, &post, |p, now| {
+                p.mark_needs_review(failure::interrupted_init(), now)
+            })
+            .await
+        }
+        (None, _) => release(deps, &post, now).await,
+        (
+            Some(_),
+            Some(Transfer::FileUpload {
+                chunks_done,
+                total_chunks,
+                ..
+            }),
+        ) if chunks_done < total_chunks => upload(deps, post, deadline).await,
+        (Some(_), _) => mark_published(deps, &post).await,
+    }
+}
+
+async fn init(
+    deps: &PublisherDeps,
+    post: Post,
+    ready: Ready,
+    deadline: DateTime<Utc>,
+) -> Result<Handled, PublisherError> {
+    let client = deps.tokens.client();
+    let mut token = ready.token;
+    let mut refreshed = false;
+    loop {
+        let result = match &ready.source {
+            Source::VideoPull { url } => {
+                client
+                    .init_video(
+                        &token.token,
+                        &video_info(&post, ready.privacy),
+                        &VideoSource::PullFromUrl(url.clone()),
+                    )
+                    .await
+            }
+            Source::VideoUpload { plan, .. } => {
+                client
+                    .init_video(
+                        &token.token,
+                        &video_info(&post, ready.privacy),
+                        &VideoSource::FileUpload(plan.clone()),
+                    )
+                    .await
+            }
+            Source::Photos { urls } => {
+                client
+                    .init_photo(&token.token, &photo_post(&post, ready.privacy, urls.clone()))
+                    .await
+            }
+        };
+        let error = match result {
+            Ok(outcome) => return initialised(deps, post, &ready.source, outcome, deadline).await,
+            Err(error) => error,
+        };
+        tracing::warn!(post_id = %post.id, error = %error, "init failed");
+        // A refused token means TikTok refused the call: nothing was created, so one retry with a new token is safe.
+        if is_token_refused(&error) && !refreshed {
+            refreshed = true;
+            token = match deps.tokens.replace_rejected(&post.account_id, &token).await {
+                Ok(token) => token,
+                Err(TokenError::Transient(_)) => {
+                    return release(deps, &post, deps.clock.now() + Duration::seconds(15)).await
+                }
+                Err(e) => return end(deps, &post, |p, now| p.mark_failed(failure::token(&e), now)).await,
+            };
+            continue;
+        }
+        return init_failed(deps, &post, &error).await;
+    }
+}
+
+async fn init_failed(deps: &PublisherDeps, post: &Post, error: &TikTokError) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    match error.class() {
+        ErrorClass::OutcomeUnknown => {
+            end(deps, post, |p, now| {
+                p.mark_needs_review(failure::init_outcome_unknown(error), now)
+            })
+            .await
+        }
+        // TikTok answered "not now": nothing was created; the post waits and goes out when allowed.
+        ErrorClass::RateLimited => release(deps, post, now + Duration::seconds(20)).await,
+        // The request never reached TikTok (no connection): nothing was created.
+        ErrorClass::Retryable => {
+            let scheduled = post.scheduled_at.unwrap_or(now);
+            if now > scheduled + deps.settings.give_up_after {
+                let failure = shared::domain::Failure::new(
+                    "tiktok_unavailable",
+                    "TikTok could not be reached for too long after the scheduled time; nothing was sent. Reschedule \
+                     the post",
+                );
+                return end(deps, post, |p, now| p.mark_failed(failure.clone(), now)).await;
+            }
+            release(deps, post, now + Duration::seconds(10)).await
+        }
+        ErrorClass::Reauthorize => {
+            if let Ok(Some(account)) = deps.stores.accounts.get_account(&post.account_id).await {
+                let _reported = deps.tokens.require_reauth(account, error.code()).await;
+            }
+            end(deps, post, |p, now| p.mark_failed(failure::tiktok_refused(error), now)).await
+        }
+        _ => end(deps, post, |p, now| p.mark_failed(failure::tiktok_refused(error), now)).await,
+    }
+}
+
+/// Init returned: the publish id is saved before anything else happens, since it is the only handle on what TikTok
+/// now holds. PULL_FROM_URL posts are published at this point; FILE_UPLOAD ones once the last chunk is in.
+async fn initialised(
+    deps: &PublisherDeps,
+    post: Post,
+    source: &Source,
+    outcome: InitOutcome,
+    deadline: DateTime<Utc>,
+) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    let transfer = match (source, &outcome.upload_url) {
+        (Source::VideoUpload { plan, .. }, Some(url)) => Transfer::FileUpload {
+            upload_url: url.expose().to_owned(),
+            upload_url_expires_at: now + UPLOAD_URL_LIFETIME,
+            video_size: plan.video_size,
+            chunk_size: plan.chunk_size,
+            total_chunks: plan.total_chunk_count,
+            chunks_done: 0,
+        },
+        _ => Transfer::PullFromUrl,
+    };
+    let pulled = transfer == Transfer::PullFromUrl;
+    let first_poll = now + deps.settings.first_poll_after;
+    let attempt = post.publish.attempt;
+    let saved = write_held(
+        deps,
+        &post,
+        |p| p.status == PostStatus::Publishing && p.publish.attempt == attempt,
+        |p| {
+            p.publish.publish_id = Some(outcome.publish_id.clone());
+            p.publish.transfer = Some(transfer.clone());
+            p.publish.last_log_id = outcome.log_id.clone();
+            if pulled {
+                p.mark_published(now, first_poll);
+            }
+        },
+    )
+    .await?;
+    let Some(saved) = saved else { return Ok(Handled::Lost) };
+    tracing::info!(post_id = %saved.id, publish_id = %outcome.publish_id, "TikTok accepted the init");
+    if pulled {
+        record_fingerprints(deps, &saved).await;
+        return Ok(Handled::Published);
+    }
+    upload(deps, saved, deadline).await
+}
+
+/// FILE_UPLOAD: the video goes to TikTok chunk by chunk, read from the blob store one chunk at a time (memory is
+/// bounded by the chunk size), progress saved after every acknowledged chunk so a resume continues from there.
+async fn upload(deps: &PublisherDeps, mut post: Post, deadline: DateTime<Utc>) -> Result<Handled, PublisherError> {
+    let Some(Transfer::FileUpload {
+        upload_url,
+        upload_url_expires_at,
+        video_size,
+        chunk_size,
+        total_chunks,
+        chunks_done,
+    }) = post.publish.transfer.clone()
+    else {
+        return mark_published(deps, &post).await;
+    };
+    let plan = ChunkPlan {
+        video_size,
+        chunk_size,
+        total_chunk_count: total_chunks,
+    };
+    let url = SecretUrl::new(upload_url);
+    let Some(video) = deps.stores.media.get_media(&post.media[0]).await? else {
+        let failure = shared::domain::Failure::new("media_missing", "the video vanished during the upload");
+        return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await;
+    };
+    let content_type = match video.verdict.as_ref().and_then(|v| v.facts.container.as_deref()) {
+        Some("mov") => VideoContentType::QuickTime,
+        _ => VideoContentType::Mp4,
+    };
+    let etag = video.verdict.as_ref().and_then(|v| v.etag.clone());
+    let key = video.publishable_key().to_owned();
+    let attempt = post.publish.attempt;
+    let mut next = chunks_done;
+    let mut failures = 0;
+    while next < total_chunks {
+        let now = deps.clock.now();
+        if deadline - now < deps.settings.min_time_left {
+            return yield_for_resume(deps, &post, now).await;
+        }
+        if now >= upload_url_expires_at {
+            let failure = shared::domain::Failure::new(
+                "upload_expired",
+                "TikTok's upload URL expired (it lives one hour) before the video was fully sent; TikTok did not \
+                 publish it. Create the post again",
+            );
+            return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await;
+        }
+        let Some(range) = plan.chunk_range(next) else { break };
+        let bytes = match deps
+            .blobs
+            .read_range(&key, ByteRange::Span(range), etag.as_deref())
+            .await
+        {
+            Ok(read) => read.bytes,
+            Err(e @ (BlobError::NotFound(_) | BlobError::Changed(_) | BlobError::RangeNotSatisfiable(_))) => {
+                let failure = shared::domain::Failure::new(
+                    "media_changed",
+                    format!("the video's file is gone or was replaced during the upload ({e}); upload it again"),
+                );
+                return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let sent = next;
+        match deps
+            .tokens
+            .client()
+            .upload_chunk(&url, &plan, sent, content_type, bytes)
+            .await
+        {
+            Ok(ChunkAck::Complete) => {
+                let saved = save_progress(deps, &post, attempt, total_chunks).await?;
+                let Some(saved) = saved else { return Ok(Handled::Lost) };
+                return mark_published(deps, &saved).await;
+            }
+            Ok(ChunkAck::Partial { uploaded }) => {
+                // TikTok's own count wins; a count that does not move forward is a failure to retry.
+                next = uploaded
+                    .and_then(|u| plan.next_chunk_after(u.uploaded_bytes()))
+                    .unwrap_or(sent + 1);
+                if next <= sent {
+                    failures += 1;
+                }
+            }
+            Err(TikTokError::UploadRangeMismatch { uploaded, .. }) => {
+                next = uploaded
+                    .and_then(|u| plan.next_chunk_after(u.uploaded_bytes()))
+                    .unwrap_or(sent);
+                failures += 1;
+                if uploaded.is_some_and(|u| u.uploaded_bytes() >= video_size) {
+                    next = total_chunks;
+                }
+            }
+            Err(e @ TikTokError::UploadUrlExpired { .. }) => {
+                return end(deps, &post, |p, now| p.mark_failed(failure::tiktok_refused(&e), now)).await;
+            }
+            Err(e) if e.class() == ErrorClass::Retryable => {
+                tracing::warn!(post_id = %post.id, chunk = sent, error = %e, "chunk failed; retrying the same chunk");
+                failures += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200 << failures.min(5))).await;
+            }
+            Err(e) => return end(deps, &post, |p, now| p.mark_failed(failure::tiktok_refused(&e), now)).await,
+        }
+        if failures > deps.settings.chunk_retries {
+            return yield_for_resume(deps, &post, deps.clock.now() + Duration::seconds(30)).await;
+        }
+        if next != sent {
+            match save_progress(deps, &post, attempt, next).await? {
+                Some(saved) => post = saved,
+                None => return Ok(Handled::Lost),
+            }
+        }
+    }
+    mark_published(deps, &post).await
+}
+
+async fn save_progress(
+    deps: &PublisherDeps,
+    post: &Post,
+    attempt: u32,
+    done: u32,
+) -> Result<Option<Post>, PublisherError> {
+    let lease_until = deps.clock.now() + deps.settings.lease;
+    write_held(
+        deps,
+        post,
+        |p| p.status == PostStatus::Publishing && p.publish.attempt == attempt,
+        |p| {
+            if let Some(Transfer::FileUpload { chunks_done, .. }) = &mut p.publish.transfer {
+                *chunks_done = done;
+            }
+            p.publish.lease_until = Some(lease_until);
+        },
+    )
+    .await
+}
+
+async fn mark_published(deps: &PublisherDeps, post: &Post) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    let first_poll = now + deps.settings.first_poll_after;
+    let attempt = post.publish.attempt;
+    let saved = write_held(
+        deps,
+        post,
+        |p| p.status == PostStatus::Publishing && p.publish.attempt == attempt,
+        |p| p.mark_published(now, first_poll),
+    )
+    .await?;
+    match saved {
+        Some(saved) => {
+            record_fingerprints(deps, &saved).await;
+            Ok(Handled::Published)
+        }
+        None => Ok(Handled::Lost),
+    }
+}
+
+/// The files just sent, for the 30-day duplicate rule. A failure here is logged, not fatal: the post is out.
+async fn record_fingerprints(deps: &PublisherDeps, post: &Post) {
+    let now = deps.clock.now();
+    for id in &post.media {
+        let fingerprint = match deps.stores.media.get_media(id).await {
+            Ok(Some(media)) => media.verdict.and_then(|v| v.fingerprint),
+            _ => None,
+        };
+        if let Some(fingerprint) = fingerprint {
+            if let Err(e) = deps
+                .stores
+                .posts
+                .record_fingerprint(&post.account_id, &fingerprint, &post.id, now)
+                .await
+            {
+                tracing::warn!(post_id = %post.id, error = %e, "fingerprint not recorded; the duplicate rule may miss it");
+            }
+        }
+    }
+}
+
+/// Too little time left in this invocation: let the lease run out now so the next dispatch resumes the upload.
+async fn yield_for_resume(
+    deps: &PublisherDeps,
+    post: &Post,
+    resume_at: DateTime<Utc>,
+) -> Result<Handled, PublisherError> {
+    let attempt = post.publish.attempt;
+    write_held(
+        deps,
+        post,
+        |p| p.status == PostStatus::Publishing && p.publish.attempt == attempt,
+        |p| p.publish.lease_until = Some(resume_at),
+    )
+    .await?;
+    Ok(Handled::Yielded)
+}
+
+/// Nothing was sent to TikTok: back to `scheduled`, due again at `until`.
+async fn release(deps: &PublisherDeps, post: &Post, until: DateTime<Utc>) -> Result<Handled, PublisherError> {
+    let written = write(deps, post, |p| {
+        p.status = PostStatus::Scheduled;
+        p.publish.lease_until = None;
+        p.publish.init_started_at = None;
+        p.publish.not_before = Some(until);
+    })
+    .await?;
+    Ok(if written.is_some() {
+        Handled::Waiting { until }
+    } else {
+        Handled::Lost
+    })
+}
+
+/// Not possible yet: the post stays scheduled and is not due again before `until`.
+async fn wait(
+    deps: &PublisherDeps,
+    post: &Post,
+    until: DateTime<Utc>,
+    reason: &str,
+) -> Result<Handled, PublisherError> {
+    tracing::info!(post_id = %post.id, %until, reason, "waiting");
+    if post.publish.not_before == Some(until) {
+        return Ok(Handled::Waiting { until });
+    }
+    let written = write(deps, post, |p| p.publish.not_before = Some(until)).await?;
+    Ok(if written.is_some() {
+        Handled::Waiting { until }
+    } else {
+        Handled::Lost
+    })
+}
+
+/// Ends the post (failed or needs_review) with a compare-and-set on the version that was examined.
+async fn end(
+    deps: &PublisherDeps,
+    post: &Post,
+    transition: impl FnOnce(&mut Post, DateTime<Utc>),
+) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    let written = write(deps, post, |p| transition(p, now)).await?;
+    Ok(match written {
+        Some(ended) => {
+            let code = ended.failure.as_ref().map(|f| f.code.clone()).unwrap_or_default();
+            tracing::info!(post_id = %ended.id, status = ended.status.as_str(), code, "post ended");
+            if ended.status == PostStatus::NeedsReview {
+                Handled::NeedsReview
+            } else {
+                Handled::Failed { code }
+            }
+        }
+        None => Handled::Lost,
+    })
+}
+
+async fn sleep_until(deps: &PublisherDeps, at: DateTime<Utc>) {
+    let wait = at - deps.clock.now();
+    if let Ok(wait) = wait.to_std() {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn video_info(post: &Post, privacy: Privacy) -> VideoPostInfo {
+    VideoPostInfo {
+        title: Some(post.content.clone()).filter(|c| !c.is_empty()),
+        privacy,
+        disable_comment: !post.options.allow_comments,
+        disable_duet: !post.options.allow_duet,
+        disable_stitch: !post.options.allow_stitch,
+        video_cover_timestamp_ms: post.options.cover_timestamp_ms,
+        brand_content_toggle: post.options.brand_content,
+        brand_organic_toggle: post.options.brand_organic,
+        is_aigc: post.options.ai_generated,
+    }
+}
+
+fn photo_post(post: &Post, privacy: Privacy, images: Vec<SecretUrl>) -> PhotoPost {
+    PhotoPost {
+        mode: PhotoPostMode::DirectPost {
+            privacy,
+            disable_comment: !post.options.allow_comments,
+            auto_add_music: post.options.auto_add_music,
+            brand_content_toggle: post.options.brand_content,
+            brand_organic_toggle: post.options.brand_organic,
+        },
+        title: post.options.title.clone(),
+        description: Some(post.content.clone()).filter(|c| !c.is_empty()),
+        images,
+        cover_index: 0,
+        is_aigc: post.options.ai_generated,
+    }
+}

@@ -1,0 +1,103 @@
+//! Writing posts: every write is a compare-and-set on the version the writer read, and every event travels in the
+//! post's outbox, delivered right after the write that caused it.
+
+use std::collections::HashSet;
+
+use shared::{
+    domain::Post,
+    ids::EventId,
+    ports::{StoreError, StoreResult},
+};
+
+use crate::{PublisherDeps, PublisherError};
+
+/// Writes `change` applied to `current`. `None` when someone else wrote first (the caller lost the race and stops).
+pub(crate) async fn write(
+    deps: &PublisherDeps,
+    current: &Post,
+    change: impl FnOnce(&mut Post),
+) -> Result<Option<Post>, PublisherError> {
+    let mut next = current.clone();
+    change(&mut next);
+    next.version = current.version + 1;
+    next.updated_at = deps.clock.now();
+    match deps.stores.posts.update_post(&next, current.version).await {
+        Ok(()) => Ok(Some(deliver_outbox(deps, next).await?)),
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Like [`write`] for a post this worker holds (its lease): a lost compare-and-set (an outbox delivery, say) is
+/// re-applied to the latest version as long as `still_ours` says the post is still this worker's, and brief store
+/// outages are retried, because what is being saved (a publish id, upload progress) must not be lost.
+pub(crate) async fn write_held(
+    deps: &PublisherDeps,
+    current: &Post,
+    still_ours: impl Fn(&Post) -> bool,
+    change: impl Fn(&mut Post),
+) -> Result<Option<Post>, PublisherError> {
+    let mut base = current.clone();
+    let mut last_error = None;
+    for attempt in 0u32..10 {
+        if attempt > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(25u64 << attempt.min(7))).await;
+        }
+        let mut next = base.clone();
+        change(&mut next);
+        next.version = base.version + 1;
+        next.updated_at = deps.clock.now();
+        match deps.stores.posts.update_post(&next, base.version).await {
+            Ok(()) => return Ok(Some(deliver_outbox(deps, next).await?)),
+            Err(StoreError::Conflict(_)) => match reload(deps, &base).await {
+                Ok(Some(latest)) if still_ours(&latest) => base = latest,
+                Ok(_) => return Ok(None),
+                Err(e) => last_error = Some(e),
+            },
+            Err(e @ StoreError::Unavailable(_)) => last_error = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(last_error
+        .map(PublisherError::from)
+        .unwrap_or(PublisherError::Contended))
+}
+
+async fn reload(deps: &PublisherDeps, post: &Post) -> StoreResult<Option<Post>> {
+    deps.stores.posts.get_post(&post.id).await
+}
+
+/// Delivers the post's pending events and removes them from its outbox. A failed delivery leaves them there; the
+/// post stays due, so the dispatcher brings it back until they are delivered.
+pub(crate) async fn deliver_outbox(deps: &PublisherDeps, post: Post) -> Result<Post, PublisherError> {
+    if post.outbox.is_empty() {
+        return Ok(post);
+    }
+    if let Err(error) = deps.events.publish(&post.outbox).await {
+        tracing::warn!(post_id = %post.id, error = %error, "events not delivered yet; they stay in the outbox");
+        return Ok(post);
+    }
+    let sent: HashSet<EventId> = post.outbox.iter().map(|event| event.id.clone()).collect();
+    let mut current = post;
+    for _ in 0..10 {
+        let mut next = current.clone();
+        next.outbox.retain(|event| !sent.contains(&event.id));
+        if next.outbox.len() == current.outbox.len() {
+            return Ok(current);
+        }
+        next.version = current.version + 1;
+        match deps.stores.posts.update_post(&next, current.version).await {
+            Ok(()) => return Ok(next),
+            Err(StoreError::Conflict(_)) => match reload(deps, &current).await? {
+                Some(latest) => current = latest,
+                None => return Ok(next),
+            },
+            // Delivered but still listed: consumers dedupe by event id, and the next delivery removes them.
+            Err(e) => {
+                tracing::warn!(post_id = %current.id, error = %e, "delivered events not yet removed from the outbox");
+                return Ok(current);
+            }
+        }
+    }
+    Ok(current)
+}
