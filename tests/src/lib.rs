@@ -4,3 +4,4 @@
 pub mod contracts;
 pub mod fixtures;
 pub mod moto;
+pub mod publishing;

@@ -34,7 +34,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stop.wait_for(|stop| *stop) => break,
+            // The guard `wait_for` returns is not Send: drop it inside the branch's future.
+            _ = async { stop.wait_for(|stop| *stop).await.map(|_| ()) } => break,
             _ = tick.tick() => {
                 if let Err(e) = dispatch(&deps).await {
                     tracing::warn!(error = %e, "dispatch failed; the next tick tries again");

@@ -145,7 +145,14 @@ pub(crate) async fn observe(State(sandbox): State<Sandbox>, request: Request, ne
             sandbox.record(entry);
             return drop_or_fail(kill).await;
         }
-        Some(FaultAction::DelayAfter { ms }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
+        Some(FaultAction::DelayAfter { ms }) => {
+            // Logged before the delay: a client that gives up cancels this future, yet the change already happened
+            // and tests must see it in the log.
+            entry.response_status = Some(response.status().as_u16());
+            sandbox.record(entry);
+            tokio::time::sleep(Duration::from_millis(*ms)).await;
+            return response;
+        }
         _ => {}
     }
     entry.response_status = Some(response.status().as_u16());

@@ -1,0 +1,371 @@
+//! The publisher on one machine against the TikTok sandbox: SQLite on a file, media in a folder served over HTTP
+//! (so the sandbox really pulls it), the in-process bus and the publisher's in-process loop, with helpers to connect
+//! sandbox accounts, add validated media and schedule posts.
+
+use std::{path::PathBuf, sync::Arc, time::Duration as StdDuration};
+
+use anyhow::Context;
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use publisher::{PublisherDeps, PublisherSettings};
+use sha2::{Digest, Sha256};
+use shared::{
+    accounts::TokenService,
+    adapters::{local_blobs::LocalBlobStore, local_events::LocalEventSink, sqlite::SqliteStore},
+    domain::{
+        Account, AccountStatus, Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Post, PostOptions,
+        PostStatus, PostType, SealedTokens,
+    },
+    events::Event,
+    ids::{AccountId, MediaId, PostId, WorkspaceId},
+    ports::{BlobStore, Stores},
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
+    SystemClock,
+};
+use tiktok_sandbox::{AccountSpec, SandboxConfig, SandboxHandle};
+use tokio::{sync::watch, task::JoinHandle};
+
+pub struct Options {
+    pub settings: PublisherSettings,
+    pub sandbox: tiktok_sandbox::Settings,
+    /// Serve media at a verified prefix so that videos go by PULL_FROM_URL (photos always do).
+    pub pull_videos: bool,
+    pub timeouts: TikTokTimeouts,
+    pub tick: StdDuration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            settings: PublisherSettings {
+                first_poll_after: chrono::Duration::milliseconds(500),
+                max_poll_interval: chrono::Duration::seconds(2),
+                ..PublisherSettings::default()
+            },
+            sandbox: tiktok_sandbox::Settings {
+                processing_delay_ms: 200,
+                ..Default::default()
+            },
+            pull_videos: false,
+            timeouts: TikTokTimeouts {
+                connect: StdDuration::from_secs(2),
+                request: StdDuration::from_secs(3),
+                upload_chunk: StdDuration::from_secs(30),
+            },
+            tick: StdDuration::from_millis(100),
+        }
+    }
+}
+
+pub struct Publishing {
+    pub sandbox: SandboxHandle,
+    pub stores: Stores,
+    pub blobs: Arc<LocalBlobStore>,
+    pub deps: Arc<PublisherDeps>,
+    pub workspace: WorkspaceId,
+    pub cipher: Arc<TokenCipher>,
+    pub events_file: PathBuf,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Publishing {
+    pub async fn start(options: Options) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let store = SqliteStore::open(&dir.path().join("postato.sqlite3"))?;
+        let stores = Stores::from_adapter(Arc::new(store));
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let media_base = format!("http://{}/media", listener.local_addr()?);
+        let blobs = Arc::new(LocalBlobStore::new(
+            dir.path().join("media"),
+            media_base.clone(),
+            [3; 32],
+        ));
+        let media_server = tokio::spawn({
+            let app = Router::new()
+                .route("/media/{*key}", get(serve_media))
+                .with_state(blobs.clone());
+            async move {
+                let _stopped = axum::serve(listener, app).await;
+            }
+        });
+
+        let mut sandbox_settings = options.sandbox;
+        sandbox_settings.verified_url_prefixes = vec![format!("{media_base}/")];
+        let sandbox = tiktok_sandbox::spawn(SandboxConfig {
+            settings: sandbox_settings.clone(),
+            ..Default::default()
+        })
+        .await
+        .context("sandbox")?;
+        let tiktok = TikTokConfig {
+            api_base_url: sandbox.base_url().to_owned(),
+            auth_base_url: sandbox.base_url().to_owned(),
+            client_key: sandbox_settings.client_key.clone(),
+            client_secret: SecretString::from(sandbox_settings.client_secret.clone()),
+            redirect_uri: "http://127.0.0.1/callback".into(),
+            app_audited: sandbox_settings.app_audited,
+            timeouts: options.timeouts,
+        };
+        let events_file = dir.path().join("events.jsonl");
+        let bus = Arc::new(LocalEventSink::new(Some(events_file.clone())));
+        let cipher = Arc::new(TokenCipher::new(&[9; 32]));
+        let clock = Arc::new(SystemClock);
+        let tokens = TokenService::new(
+            stores.accounts.clone(),
+            TikTokClient::new(tiktok)?,
+            cipher.clone(),
+            bus.clone(),
+            clock.clone(),
+        );
+        let mut settings = options.settings;
+        if options.pull_videos {
+            settings.media_public_base_url = Some(media_base.clone());
+        } else {
+            settings.media_public_base_url = None;
+        }
+        let deps = Arc::new(PublisherDeps {
+            stores: stores.clone(),
+            blobs: blobs.clone(),
+            events: bus.clone(),
+            clock,
+            tokens,
+            settings,
+        });
+        let (stop, stopping) = watch::channel(false);
+        let runner = tokio::spawn(publisher::in_process::run(
+            deps.clone(),
+            bus.subscribe(),
+            options.tick,
+            stopping,
+        ));
+        Ok(Self {
+            sandbox,
+            stores,
+            blobs,
+            deps,
+            workspace: WorkspaceId::new(),
+            cipher,
+            events_file,
+            stop,
+            tasks: vec![runner, media_server],
+            _dir: dir,
+        })
+    }
+
+    /// Photo posts need a verified media prefix even when videos upload their bytes.
+    pub fn with_photo_prefix(&self) -> Option<String> {
+        self.deps.settings.media_public_base_url.clone()
+    }
+
+    /// A sandbox creator connected to the workspace with sealed tokens, as the OAuth callback stores them.
+    pub async fn connect(&self, spec: AccountSpec) -> anyhow::Result<AccountId> {
+        let username = spec.username.clone();
+        let open_id = self.sandbox.create_account(spec);
+        let issued = self.sandbox.issue_tokens(&open_id, None).context("tokens")?;
+        let now = Utc::now();
+        let tokens = SealedTokens {
+            access_token: self.cipher.seal(&SecretString::from(issued.access_token.clone()))?,
+            access_expires_at: now + chrono::Duration::seconds(issued.expires_in),
+            refresh_token: self.cipher.seal(&SecretString::from(issued.refresh_token.clone()))?,
+            refresh_expires_at: now + chrono::Duration::seconds(issued.refresh_expires_in),
+        };
+        let account = Account {
+            id: AccountId::new(),
+            workspace_id: self.workspace.clone(),
+            open_id,
+            display_name: "Sandbox creator".into(),
+            username: Some(username).filter(|u| !u.is_empty()),
+            avatar_url: None,
+            scopes: issued.scope.split(',').map(str::to_owned).collect(),
+            status: AccountStatus::Connected,
+            tokens: Some(tokens),
+            terms_accepted_at: Some(now),
+            refresh_lock_until: None,
+            rate_windows: Default::default(),
+            connected_at: now,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.stores.accounts.create_account(&account).await?;
+        Ok(account.id)
+    }
+
+    /// A validated MP4 of `size` bytes whose content is unique (TikTok flags the same bytes twice as spam).
+    pub async fn video(&self, size: usize, duration_ms: u64) -> anyhow::Result<MediaId> {
+        let mut bytes = Vec::with_capacity(size);
+        bytes.extend_from_slice(b"\0\0\0\x18ftypisom\0\0\x02\0isomiso2");
+        bytes.extend_from_slice(ulid::Ulid::new().to_string().as_bytes());
+        bytes.resize(size.max(bytes.len()), 0x5a);
+        let facts = MediaFacts {
+            container: Some("mp4".into()),
+            size_bytes: size as u64,
+            duration_ms: Some(duration_ms),
+            width: Some(1080),
+            height: Some(1920),
+            frame_rate: Some(30.0),
+            video_codec: Some("h264".into()),
+            audio_codec: Some("aac".into()),
+            ..Default::default()
+        };
+        self.media(MediaKind::Video, "video/mp4", bytes, facts).await
+    }
+
+    pub async fn image(&self) -> anyhow::Result<MediaId> {
+        let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
+        bytes.extend_from_slice(ulid::Ulid::new().to_string().as_bytes());
+        bytes.resize(4096, 0x11);
+        let facts = MediaFacts {
+            container: Some("jpeg".into()),
+            format: Some("jpeg".into()),
+            size_bytes: 4096,
+            width: Some(1080),
+            height: Some(1920),
+            ..Default::default()
+        };
+        self.media(MediaKind::Image, "image/jpeg", bytes, facts).await
+    }
+
+    async fn media(
+        &self,
+        kind: MediaKind,
+        content_type: &str,
+        bytes: Vec<u8>,
+        facts: MediaFacts,
+    ) -> anyhow::Result<MediaId> {
+        let id = MediaId::new();
+        let key = Media::object_key_for(&self.workspace, &id);
+        let fingerprint = hex::encode(Sha256::digest(&bytes));
+        self.blobs.put(&key, Bytes::from(bytes), content_type).await?;
+        let etag = self.blobs.head(&key).await?.etag;
+        let now = Utc::now();
+        let media = Media {
+            id: id.clone(),
+            workspace_id: self.workspace.clone(),
+            kind,
+            content_type: content_type.into(),
+            declared_size: facts.size_bytes,
+            file_name: "clip".into(),
+            object_key: key,
+            status: MediaStatus::Valid,
+            verdict: Some(MediaVerdict {
+                accepted: true,
+                detected_kind: kind.as_str().into(),
+                violations: Vec::<Finding>::new(),
+                warnings: Vec::new(),
+                facts,
+                fingerprint: Some(fingerprint),
+                rendition_key: None,
+                etag: Some(etag),
+                validated_at: now,
+            }),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.stores.media.create_media(&media).await?;
+        Ok(id)
+    }
+
+    /// A scheduled post, stored as the intake API stores one.
+    pub async fn schedule(
+        &self,
+        account: &AccountId,
+        post_type: PostType,
+        media: Vec<MediaId>,
+        at: DateTime<Utc>,
+        options: PostOptions,
+    ) -> anyhow::Result<PostId> {
+        let now = Utc::now();
+        let post = Post {
+            id: PostId::new(),
+            workspace_id: self.workspace.clone(),
+            account_id: account.clone(),
+            status: PostStatus::Scheduled,
+            post_type,
+            content: "Launch day #behindthescenes".into(),
+            media,
+            options,
+            scheduled_at: Some(at),
+            warnings: Vec::new(),
+            publish: Default::default(),
+            failure: None,
+            outbox: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        };
+        self.stores.posts.create_post(&post, None).await?;
+        Ok(post.id)
+    }
+
+    pub async fn post(&self, id: &PostId) -> anyhow::Result<Post> {
+        self.stores.posts.get_post(id).await?.context("post vanished")
+    }
+
+    /// Waits until the post is in one of `statuses` (and its outbox delivered), or fails after `timeout`.
+    pub async fn wait_for(&self, id: &PostId, statuses: &[PostStatus], timeout: StdDuration) -> anyhow::Result<Post> {
+        let started = tokio::time::Instant::now();
+        loop {
+            let post = self.post(id).await?;
+            if statuses.contains(&post.status) && post.outbox.is_empty() {
+                return Ok(post);
+            }
+            if started.elapsed() > timeout {
+                anyhow::bail!(
+                    "post {id} is {} after {timeout:?}: {:?}",
+                    post.status.as_str(),
+                    post.failure
+                );
+            }
+            tokio::time::sleep(StdDuration::from_millis(50)).await;
+        }
+    }
+
+    /// Every event written to the bus's JSON-lines file, in order.
+    pub fn events(&self) -> anyhow::Result<Vec<Event>> {
+        let text = std::fs::read_to_string(&self.events_file).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).context("event line"))
+            .collect()
+    }
+
+    /// The event types about one post, in order, without the dispatcher's `post.due` hand-outs.
+    pub fn post_events(&self, id: &PostId) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .events()?
+            .into_iter()
+            .filter(|e| e.post_id.as_ref() == Some(id) && e.event_type != shared::events::EventType::PostDue)
+            .map(|e| e.event_type.as_str().to_owned())
+            .collect())
+    }
+
+    pub async fn stop(self) {
+        let _sent = self.stop.send(true);
+        for task in self.tasks {
+            task.abort();
+            let _ended = task.await;
+        }
+        self.sandbox.shutdown().await;
+    }
+}
+
+async fn serve_media(State(blobs): State<Arc<LocalBlobStore>>, Path(key): Path<String>) -> impl IntoResponse {
+    match blobs.object_path(&key) {
+        Ok(path) => match tokio::fs::read(path).await {
+            Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+            Err(_) => StatusCode::NOT_FOUND.into_response(),
+        },
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -1,0 +1,465 @@
+//! The publisher against the TikTok sandbox: on time, at most once, within TikTok's rules, tracked to the end.
+//! What was sent is asserted from the sandbox's request log.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use postato_tests::publishing::{Options, Publishing};
+use shared::domain::{PostOptions, PostStatus, PostType, Privacy};
+use tiktok_sandbox::{AccountSpec, Endpoint, FaultAction, FaultSpec};
+
+const SETTLE: StdDuration = StdDuration::from_secs(30);
+
+fn private_video_options() -> PostOptions {
+    // The default creator is public: every interaction is on offer.
+    PostOptions {
+        privacy: Some(Privacy::Private),
+        ..PostOptions::default()
+    }
+}
+
+fn inits(p: &Publishing) -> usize {
+    p.sandbox.requests_to(Endpoint::VideoInit).len() + p.sandbox.requests_to(Endpoint::ContentInit).len()
+}
+
+#[tokio::test]
+async fn when_a_scheduled_video_is_due_should_upload_it_in_chunks_and_complete_once() -> anyhow::Result<()> {
+    let p = Publishing::start(Options::default()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    // 25 MiB: more than one 10 MiB chunk, the last chunk absorbing the rest.
+    let video = p.video(25 * 1024 * 1024, 15_000).await?;
+    let at = Utc::now() + Duration::seconds(2);
+    let post = p
+        .schedule(&account, PostType::Video, vec![video], at, private_video_options())
+        .await?;
+
+    let done = p
+        .wait_for(
+            &post,
+            &[PostStatus::Completed, PostStatus::Failed, PostStatus::NeedsReview],
+            SETTLE,
+        )
+        .await?;
+    assert_eq!(done.status, PostStatus::Completed, "{:?}", done.failure);
+    let init = &p.sandbox.requests_to(Endpoint::VideoInit)[0];
+    assert_eq!(inits(&p), 1, "exactly one init");
+    let lateness = init.at - at;
+    assert!(
+        lateness >= Duration::zero() && lateness < Duration::seconds(1),
+        "init {lateness} after scheduledAt"
+    );
+    let chunks = p.sandbox.requests_to(Endpoint::Upload);
+    assert_eq!(chunks.len(), 2, "two chunks: 10 MiB and 15 MiB");
+    let body = init.body.clone().unwrap_or_default();
+    assert_eq!(body["post_info"]["privacy_level"], "SELF_ONLY");
+    assert_eq!(
+        body["post_info"]["brand_content_toggle"], false,
+        "brand toggles always sent"
+    );
+    assert_eq!(body["source_info"]["source"], "FILE_UPLOAD");
+    assert_eq!(p.post_events(&post)?, ["post.published", "post.completed"]);
+    assert!(done.publish.publish_id.is_some());
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_a_photo_post_is_due_should_send_it_by_pull_from_url_with_title_and_description() -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        pull_videos: true,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let images = vec![p.image().await?, p.image().await?, p.image().await?];
+    let options = PostOptions {
+        privacy: Some(Privacy::Public),
+        title: Some("Summer".into()),
+        auto_add_music: true,
+        ..PostOptions::default()
+    };
+    let post = p
+        .schedule(&account, PostType::Photo, images, Utc::now(), options)
+        .await?;
+    let done = p
+        .wait_for(&post, &[PostStatus::Completed, PostStatus::Failed], SETTLE)
+        .await?;
+    assert_eq!(done.status, PostStatus::Completed, "{:?}", done.failure);
+    let body = p.sandbox.requests_to(Endpoint::ContentInit)[0]
+        .body
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(body["post_mode"], "DIRECT_POST");
+    assert_eq!(body["post_info"]["title"], "Summer");
+    assert_eq!(body["post_info"]["description"], "Launch day #behindthescenes");
+    assert_eq!(body["post_info"]["auto_add_music"], true);
+    assert_eq!(body["source_info"]["photo_images"].as_array().map(Vec::len), Some(3));
+    assert!(
+        body["post_info"].get("disable_duet").is_none(),
+        "duet does not apply to photos"
+    );
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_a_post_is_canceled_or_rescheduled_after_dispatch_should_not_publish_it() -> anyhow::Result<()> {
+    let p = Publishing::start(Options::default()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let at = Utc::now() + Duration::seconds(3);
+    let canceled = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video.clone()],
+            at,
+            private_video_options(),
+        )
+        .await?;
+    let moved = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            at,
+            private_video_options(),
+        )
+        .await?;
+    // Both are handed out now (due within the look-ahead) and wait in their workers.
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    for (id, change) in [(&canceled, 0), (&moved, 1)] {
+        let post = p.post(id).await?;
+        let mut next = post.clone();
+        if change == 0 {
+            next.status = PostStatus::Canceled;
+        } else {
+            next.scheduled_at = Some(at + Duration::hours(1));
+        }
+        next.version += 1;
+        p.stores.posts.update_post(&next, post.version).await?;
+    }
+    tokio::time::sleep(StdDuration::from_secs(4)).await;
+    assert_eq!(inits(&p), 0, "neither the canceled nor the rescheduled post was sent");
+    assert_eq!(p.post(&canceled).await?.status, PostStatus::Canceled);
+    assert_eq!(p.post(&moved).await?.status, PostStatus::Scheduled);
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_creator_info_forbids_the_posts_choices_should_fail_with_a_reason_and_send_nothing() -> anyhow::Result<()>
+{
+    let p = Publishing::start(Options::default()).await?;
+    // Private accounts offer followers-only instead of public, and TikTok disables duet and stitch for them.
+    let private = p.connect(AccountSpec::private()).await?;
+    let short = p
+        .connect(AccountSpec {
+            max_video_post_duration_sec: 60,
+            ..AccountSpec::public()
+        })
+        .await?;
+    let no_comments = p
+        .connect(AccountSpec {
+            comment_disabled: true,
+            ..AccountSpec::public()
+        })
+        .await?;
+    let cases = [
+        (
+            &private,
+            PostOptions {
+                privacy: Some(Privacy::Public),
+                ..PostOptions::default()
+            },
+            10_000,
+            "privacy_unavailable",
+        ),
+        (
+            &private,
+            PostOptions {
+                privacy: Some(Privacy::FollowersOnly),
+                ..PostOptions::default()
+            },
+            10_000,
+            "interaction_disabled",
+        ),
+        (&short, private_video_options(), 61_000, "duration_over_creator_limit"),
+        (&no_comments, private_video_options(), 10_000, "interaction_disabled"),
+    ];
+    let mut posts = Vec::new();
+    for (account, options, duration, code) in cases {
+        let video = p.video(4096, duration).await?;
+        posts.push((
+            p.schedule(account, PostType::Video, vec![video], Utc::now(), options)
+                .await?,
+            code,
+        ));
+    }
+    for (post, code) in posts {
+        let done = p
+            .wait_for(&post, &[PostStatus::Failed, PostStatus::Completed], SETTLE)
+            .await?;
+        let failure = done.failure.clone().unwrap_or_else(|| panic!("{post} did not fail"));
+        assert_eq!(failure.code, code, "{}", failure.message);
+        assert_eq!(p.post_events(&post)?, ["post.failed"]);
+    }
+    let offered = p
+        .post(
+            &p.stores
+                .posts
+                .list_posts(&p.workspace, &Default::default(), 10, None)
+                .await?
+                .items[3]
+                .id,
+        )
+        .await?;
+    assert!(
+        offered.failure.is_some_and(|f| f.message.contains("followersOnly")),
+        "the offered options are listed"
+    );
+    assert_eq!(inits(&p), 0);
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_the_same_file_was_posted_to_the_account_should_refuse_a_duplicate_unless_allowed() -> anyhow::Result<()> {
+    let p = Publishing::start(Options::default()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let first = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video.clone()],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    p.wait_for(&first, &[PostStatus::Completed], SETTLE).await?;
+    let second = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video.clone()],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let done = p.wait_for(&second, &[PostStatus::Failed], SETTLE).await?;
+    assert_eq!(done.failure.map(|f| f.code).as_deref(), Some("duplicate_media"));
+    assert_eq!(inits(&p), 1);
+    let allowed = PostOptions {
+        allow_duplicate: true,
+        ..private_video_options()
+    };
+    let third = p
+        .schedule(&account, PostType::Video, vec![video], Utc::now(), allowed)
+        .await?;
+    // TikTok's own duplicate detection then flags the same bytes as spam: the post ends with TikTok's reason.
+    let done = p
+        .wait_for(&third, &[PostStatus::Failed, PostStatus::Completed], SETTLE)
+        .await?;
+    assert_eq!(inits(&p), 2, "allowDuplicate sends it");
+    assert_eq!(
+        done.failure.and_then(|f| f.tiktok_fail_reason).as_deref(),
+        Some("spam_risk")
+    );
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_init_times_out_or_fails_with_5xx_should_go_to_needs_review_without_a_second_init() -> anyhow::Result<()> {
+    let p = Publishing::start(Options::default()).await?;
+    let timeout_account = p.connect(AccountSpec::public()).await?;
+    let error_account = p.connect(AccountSpec::public()).await?;
+    let timeout_open_id = p
+        .stores
+        .accounts
+        .get_account(&timeout_account)
+        .await?
+        .map(|a| a.open_id)
+        .unwrap_or_default();
+    let error_open_id = p
+        .stores
+        .accounts
+        .get_account(&error_account)
+        .await?
+        .map(|a| a.open_id)
+        .unwrap_or_default();
+    // TikTok processes the init, then the answer never comes back in time.
+    p.sandbox.inject_fault(
+        FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 5_000 }).for_open_id(timeout_open_id),
+    );
+    p.sandbox
+        .inject_fault(FaultSpec::server_error(Endpoint::VideoInit).for_open_id(error_open_id));
+    let timed_out = p
+        .schedule(
+            &timeout_account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let errored = p
+        .schedule(
+            &error_account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    for post in [&timed_out, &errored] {
+        let done = p
+            .wait_for(
+                post,
+                &[PostStatus::NeedsReview, PostStatus::Failed, PostStatus::Completed],
+                SETTLE,
+            )
+            .await?;
+        assert_eq!(done.status, PostStatus::NeedsReview);
+        assert_eq!(done.failure.map(|f| f.code).as_deref(), Some("init_outcome_unknown"));
+        assert_eq!(p.post_events(post)?, ["post.needs_review"]);
+    }
+    // The sandbox logs a call when it answers: the delayed init shows up once its 5 s are over.
+    tokio::time::sleep(StdDuration::from_secs(6)).await;
+    assert_eq!(inits(&p), 2, "one init each, never repeated");
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_tiktok_rate_limits_or_refuses_with_http_200_should_wait_or_fail_with_the_reason() -> anyhow::Result<()> {
+    let p = Publishing::start(Options::default()).await?;
+    let limited = p.connect(AccountSpec::public()).await?;
+    let capped = p
+        .connect(AccountSpec {
+            posting_blocked: Some("spam_risk_too_many_posts".into()),
+            ..AccountSpec::public()
+        })
+        .await?;
+    let limited_open_id = p
+        .stores
+        .accounts
+        .get_account(&limited)
+        .await?
+        .map(|a| a.open_id)
+        .unwrap_or_default();
+    p.sandbox.inject_fault(
+        FaultSpec::new(
+            Endpoint::VideoInit,
+            FaultAction::Respond {
+                status: 429,
+                code: Some("rate_limit_exceeded".into()),
+                message: None,
+            },
+        )
+        .for_open_id(limited_open_id)
+        .times(1),
+    );
+    let waits = p
+        .schedule(
+            &limited,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let refused = p
+        .schedule(
+            &capped,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let done = p
+        .wait_for(
+            &waits,
+            &[PostStatus::Completed, PostStatus::Failed],
+            StdDuration::from_secs(60),
+        )
+        .await?;
+    assert_eq!(
+        done.status,
+        PostStatus::Completed,
+        "a rate limit delays a post, never fails it"
+    );
+    let done = p.wait_for(&refused, &[PostStatus::Failed], SETTLE).await?;
+    let failure = done.failure.unwrap_or_else(|| panic!("no failure"));
+    assert_eq!(failure.code, "spam_risk_too_many_posts");
+    assert!(failure.message.contains("tomorrow"), "{}", failure.message);
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_a_chunk_fails_with_5xx_should_retry_that_chunk_and_finish() -> anyhow::Result<()> {
+    let p = Publishing::start(Options::default()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    p.sandbox
+        .inject_fault(FaultSpec::server_error(Endpoint::Upload).skip(1).times(2));
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(31 * 1024 * 1024, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let done = p
+        .wait_for(
+            &post,
+            &[PostStatus::Completed, PostStatus::Failed, PostStatus::NeedsReview],
+            SETTLE,
+        )
+        .await?;
+    assert_eq!(done.status, PostStatus::Completed, "{:?}", done.failure);
+    let ranges: Vec<String> = p
+        .sandbox
+        .requests_to(Endpoint::Upload)
+        .iter()
+        .filter_map(|r| r.headers.get("content-range").cloned())
+        .collect();
+    assert_eq!(ranges.len(), 5, "3 chunks, the second sent three times: {ranges:?}");
+    assert_eq!(ranges[1], ranges[2]);
+    assert_eq!(ranges[2], ranges[3]);
+    assert_eq!(inits(&p), 1);
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_tiktok_reports_failed_processing_should_fail_with_tiktoks_reason_and_advice() -> anyhow::Result<()> {
+    let p = Publishing::start(Options::default()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    p.sandbox.fail_next_processing(tiktok_sandbox::ProcessingFailure {
+        open_id: None,
+        fail_reason: "frame_rate_check_failed".into(),
+        times: 1,
+    });
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let done = p
+        .wait_for(&post, &[PostStatus::Failed, PostStatus::Completed], SETTLE)
+        .await?;
+    let failure = done.failure.unwrap_or_else(|| panic!("no failure"));
+    assert_eq!(failure.tiktok_fail_reason.as_deref(), Some("frame_rate_check_failed"));
+    assert_eq!(p.post_events(&post)?, ["post.published", "post.failed"]);
+    p.stop().await;
+    Ok(())
+}
