@@ -2,7 +2,14 @@
 //! (so the sandbox really pulls it), the in-process bus and the publisher's in-process loop, with helpers to connect
 //! sandbox accounts, add validated media and schedule posts.
 
-use std::{path::PathBuf, sync::Arc, time::Duration as StdDuration};
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration as StdDuration,
+};
 
 use anyhow::Context;
 use axum::{
@@ -25,7 +32,7 @@ use shared::{
     },
     events::Event,
     ids::{AccountId, MediaId, PostId, WorkspaceId},
-    ports::{BlobStore, Stores},
+    ports::{BlobStore, EventError, EventSink, Stores},
     tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
     SystemClock,
 };
@@ -39,6 +46,10 @@ pub struct Options {
     pub pull_videos: bool,
     pub timeouts: TikTokTimeouts,
     pub tick: StdDuration,
+    /// Run the dispatcher and the `post.due` workers; off when a test drives `handle_due` itself.
+    pub run_loop: bool,
+    /// The first this-many deliveries of non-`post.due` events fail, as an unavailable bus would.
+    pub refuse_events: usize,
 }
 
 impl Default for Options {
@@ -60,6 +71,8 @@ impl Default for Options {
                 upload_chunk: StdDuration::from_secs(30),
             },
             tick: StdDuration::from_millis(100),
+            run_loop: true,
+            refuse_events: 0,
         }
     }
 }
@@ -133,21 +146,28 @@ impl Publishing {
         } else {
             settings.media_public_base_url = None;
         }
+        let events: Arc<dyn EventSink> = Arc::new(Flaky {
+            inner: bus.clone(),
+            refuse: AtomicUsize::new(options.refuse_events),
+        });
         let deps = Arc::new(PublisherDeps {
             stores: stores.clone(),
             blobs: blobs.clone(),
-            events: bus.clone(),
+            events,
             clock,
             tokens,
             settings,
         });
         let (stop, stopping) = watch::channel(false);
-        let runner = tokio::spawn(publisher::in_process::run(
-            deps.clone(),
-            bus.subscribe(),
-            options.tick,
-            stopping,
-        ));
+        let mut tasks = vec![media_server];
+        if options.run_loop {
+            tasks.push(tokio::spawn(publisher::in_process::run(
+                deps.clone(),
+                bus.subscribe(),
+                options.tick,
+                stopping,
+            )));
+        }
         Ok(Self {
             sandbox,
             stores,
@@ -157,7 +177,7 @@ impl Publishing {
             cipher,
             events_file,
             stop,
-            tasks: vec![runner, media_server],
+            tasks,
             _dir: dir,
         })
     }
@@ -367,5 +387,31 @@ async fn serve_media(State(blobs): State<Arc<LocalBlobStore>>, Path(key): Path<S
             Err(_) => StatusCode::NOT_FOUND.into_response(),
         },
         Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The bus, refusing the first few deliveries of anything but `post.due`.
+struct Flaky {
+    inner: Arc<LocalEventSink>,
+    refuse: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl EventSink for Flaky {
+    async fn publish(&self, events: &[Event]) -> Result<(), EventError> {
+        let announcing = events
+            .iter()
+            .any(|e| e.event_type != shared::events::EventType::PostDue);
+        if announcing
+            && self
+                .refuse
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            return Err(EventError::NotDelivered {
+                failed: events.iter().map(|e| e.id.to_string()).collect(),
+            });
+        }
+        self.inner.publish(events).await
     }
 }

@@ -463,3 +463,147 @@ async fn when_tiktok_reports_failed_processing_should_fail_with_tiktoks_reason_a
     p.stop().await;
     Ok(())
 }
+
+fn short_lease() -> Options {
+    let mut options = Options {
+        run_loop: false,
+        ..Options::default()
+    };
+    options.settings.lease = Duration::seconds(1);
+    options
+}
+
+async fn open_id(p: &Publishing, account: &shared::ids::AccountId) -> anyhow::Result<String> {
+    Ok(p.stores
+        .accounts
+        .get_account(account)
+        .await?
+        .map(|a| a.open_id)
+        .unwrap_or_default())
+}
+
+#[tokio::test]
+async fn when_the_worker_dies_between_init_and_saving_the_id_should_go_to_needs_review_never_reinit(
+) -> anyhow::Result<()> {
+    let p = Publishing::start(short_lease()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    // TikTok creates the post, and the answer is slow: the worker is killed before it arrives.
+    p.sandbox.inject_fault(
+        FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 2_000 })
+            .for_open_id(open_id(&p, &account).await?),
+    );
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let deps = p.deps.clone();
+    let worker = {
+        let post = post.clone();
+        tokio::spawn(async move { publisher::handle_due(&deps, &post, Utc::now() + Duration::minutes(15)).await })
+    };
+    while inits(&p) == 0 {
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    worker.abort();
+    let stranded = p.post(&post).await?;
+    assert_eq!(stranded.status, PostStatus::Publishing);
+    assert!(stranded.publish.init_started_at.is_some() && stranded.publish.publish_id.is_none());
+
+    tokio::time::sleep(StdDuration::from_millis(1_200)).await; // the lease runs out
+    let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+    assert_eq!(handled, publisher::Handled::NeedsReview);
+    assert_eq!(p.post_events(&post)?, ["post.needs_review"]);
+    assert_eq!(inits(&p), 1, "the unknown init is never repeated");
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_the_worker_dies_during_the_upload_should_resume_from_the_last_acknowledged_chunk() -> anyhow::Result<()> {
+    let p = Publishing::start(short_lease()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    // The second chunk is slow to start: the worker is killed while waiting for it, after the first was acknowledged.
+    p.sandbox.inject_fault(
+        FaultSpec::new(Endpoint::Upload, FaultAction::Delay { ms: 3_000 })
+            .skip(1)
+            .times(1),
+    );
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(35 * 1024 * 1024, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let deps = p.deps.clone();
+    let worker = {
+        let post = post.clone();
+        tokio::spawn(async move { publisher::handle_due(&deps, &post, Utc::now() + Duration::minutes(15)).await })
+    };
+    loop {
+        let current = p.post(&post).await?;
+        if let Some(shared::domain::Transfer::FileUpload { chunks_done: 1, .. }) = current.publish.transfer {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    worker.abort();
+    let publish_id = p.post(&post).await?.publish.publish_id;
+
+    tokio::time::sleep(StdDuration::from_millis(1_200)).await;
+    let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+    assert_eq!(handled, publisher::Handled::Published);
+    let resumed = p.post(&post).await?;
+    assert_eq!(resumed.publish.publish_id, publish_id, "same publish id");
+    assert_eq!(inits(&p), 1, "no second init");
+    let ranges: Vec<String> = p
+        .sandbox
+        .requests_to(Endpoint::Upload)
+        .iter()
+        .filter_map(|r| r.headers.get("content-range").cloned())
+        .collect();
+    assert_eq!(ranges.first().map(String::as_str), Some("bytes 0-10485759/36700160"));
+    assert_eq!(
+        ranges.iter().filter(|r| r.starts_with("bytes 0-")).count(),
+        1,
+        "chunk 0 was not sent again: {ranges:?}"
+    );
+    assert_eq!(
+        ranges.last().map(String::as_str),
+        Some("bytes 20971520-36700159/36700160")
+    );
+    p.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn when_the_bus_refuses_events_should_deliver_them_later_in_order_and_lose_none() -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        refuse_events: 3,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let done = p.wait_for(&post, &[PostStatus::Completed], SETTLE).await?;
+    assert!(done.outbox.is_empty());
+    assert_eq!(p.post_events(&post)?, ["post.published", "post.completed"]);
+    p.stop().await;
+    Ok(())
+}
