@@ -56,6 +56,8 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             settings: PublisherSettings {
+                // In-process ticks are frequent; handing posts out a little ahead is enough (see PublisherSettings).
+                lookahead: chrono::Duration::seconds(2),
                 first_poll_after: chrono::Duration::milliseconds(500),
                 max_poll_interval: chrono::Duration::seconds(2),
                 ..PublisherSettings::default()
@@ -79,6 +81,8 @@ impl Default for Options {
 
 pub struct Publishing {
     pub sandbox: SandboxHandle,
+    pub bus: Arc<LocalEventSink>,
+    tick: StdDuration,
     pub stores: Stores,
     pub blobs: Arc<LocalBlobStore>,
     pub deps: Arc<PublisherDeps>,
@@ -150,14 +154,14 @@ impl Publishing {
             inner: bus.clone(),
             refuse: AtomicUsize::new(options.refuse_events),
         });
-        let deps = Arc::new(PublisherDeps {
-            stores: stores.clone(),
-            blobs: blobs.clone(),
+        let deps = Arc::new(PublisherDeps::new(
+            stores.clone(),
+            blobs.clone(),
             events,
             clock,
             tokens,
             settings,
-        });
+        ));
         let (stop, stopping) = watch::channel(false);
         let mut tasks = vec![media_server];
         if options.run_loop {
@@ -170,6 +174,8 @@ impl Publishing {
         }
         Ok(Self {
             sandbox,
+            bus,
+            tick: options.tick,
             stores,
             blobs,
             deps,
@@ -182,9 +188,12 @@ impl Publishing {
         })
     }
 
-    /// Photo posts need a verified media prefix even when videos upload their bytes.
-    pub fn with_photo_prefix(&self) -> Option<String> {
-        self.deps.settings.media_public_base_url.clone()
+    /// Another dispatcher with its own pool of workers on the same bus and store, as a second Lambda would run: every
+    /// `post.due` then reaches two workers, and due posts are handed out twice.
+    pub fn start_second_publisher(&mut self) {
+        let stopping = self.stop.subscribe();
+        let run = publisher::in_process::run(self.deps.clone(), self.bus.subscribe(), self.tick, stopping);
+        self.tasks.push(tokio::spawn(run));
     }
 
     /// A sandbox creator connected to the workspace with sealed tokens, as the OAuth callback stores them.
@@ -307,13 +316,15 @@ impl Publishing {
         options: PostOptions,
     ) -> anyhow::Result<PostId> {
         let now = Utc::now();
+        let id = PostId::new();
         let post = Post {
-            id: PostId::new(),
+            // The post id in the caption lets tests find each post among TikTok's publishes.
+            content: format!("Launch day #behindthescenes {id}"),
+            id,
             workspace_id: self.workspace.clone(),
             account_id: account.clone(),
             status: PostStatus::Scheduled,
             post_type,
-            content: "Launch day #behindthescenes".into(),
             media,
             options,
             scheduled_at: Some(at),

@@ -13,7 +13,8 @@ pub struct PublisherSettings {
     /// `MEDIA_PUBLIC_BASE_URL`: a TikTok-verified URL prefix serving the bucket. When set, videos go by
     /// PULL_FROM_URL (TikTok's guidance for media already on our servers); photos always need it.
     pub media_public_base_url: Option<String>,
-    /// How far ahead the dispatcher looks: a post due within it is handed out now and waits in its worker.
+    /// How far ahead the dispatcher looks: a post due within it is handed out now and waits in its worker. One
+    /// tick interval plus margin: 60 s for EventBridge's once-a-minute schedule, a few seconds in process.
     pub lookahead: Duration,
     /// How long a claim holds a post; another worker may resume it only after the lease expires.
     pub lease: Duration,

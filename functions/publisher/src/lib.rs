@@ -34,6 +34,28 @@ pub struct PublisherDeps {
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenService,
     pub settings: PublisherSettings,
+    creator_info: preflight::CreatorInfoCache,
+}
+
+impl PublisherDeps {
+    pub fn new(
+        stores: Stores,
+        blobs: Arc<dyn BlobStore>,
+        events: Arc<dyn EventSink>,
+        clock: Arc<dyn Clock>,
+        tokens: TokenService,
+        settings: PublisherSettings,
+    ) -> Self {
+        Self {
+            stores,
+            blobs,
+            events,
+            clock,
+            tokens,
+            settings,
+            creator_info: Default::default(),
+        }
+    }
 }
 
 /// What handling one `post.due` did.

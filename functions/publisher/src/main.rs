@@ -30,14 +30,7 @@ async fn main() -> Result<(), Error> {
         aws.events.clone(),
         clock.clone(),
     );
-    let deps = PublisherDeps {
-        stores: aws.stores,
-        blobs: aws.blobs,
-        events: aws.events,
-        clock,
-        tokens,
-        settings: config.settings,
-    };
+    let deps = PublisherDeps::new(aws.stores, aws.blobs, aws.events, clock, tokens, config.settings);
     let deps = &deps;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let deadline =

@@ -2,11 +2,14 @@
 //! travel, the duplicate rule, a fresh token, and a fresh creator_info against the post's choices. Nothing here has
 //! an effect at TikTok, so it may run before `scheduledAt` and again after an edit.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use futures::future::try_join_all;
 use shared::{
     accounts::{is_token_refused, AccessToken, TokenError},
     domain::{Failure, Media, MediaStatus, Post, PostType, Privacy, RateLimited},
+    ids::AccountId,
     tiktok::{ChunkPlan, CreatorInfo, ErrorClass, SecretUrl, TikTokError},
 };
 
@@ -182,12 +185,39 @@ async fn duplicate(
     Ok(None)
 }
 
+/// How long one creator_info answer serves the posts of its account in this process: still fresh for TikTok's
+/// purposes, and posts due together (or delivered twice) share one call instead of exhausting 20 a minute.
+const CREATOR_INFO_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(20);
+
+#[derive(Default)]
+pub(crate) struct CreatorInfoCache(std::sync::Mutex<HashMap<AccountId, (std::time::Instant, CreatorInfo)>>);
+
+impl CreatorInfoCache {
+    fn get(&self, account: &AccountId) -> Option<CreatorInfo> {
+        let cache = self.0.lock().ok()?;
+        cache
+            .get(account)
+            .filter(|(at, _)| at.elapsed() < CREATOR_INFO_FRESH_FOR)
+            .map(|(_, info)| info.clone())
+    }
+
+    fn put(&self, account: &AccountId, info: &CreatorInfo) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.retain(|_, (at, _)| at.elapsed() < CREATOR_INFO_FRESH_FOR);
+            cache.insert(account.clone(), (std::time::Instant::now(), info.clone()));
+        }
+    }
+}
+
 /// A fresh creator_info, within TikTok's 20 calls a minute per token; on a refused token, one refresh and retry.
 async fn creator_info(
     deps: &PublisherDeps,
     post: &Post,
     mut token: AccessToken,
 ) -> Result<Result<(CreatorInfo, AccessToken), Preflight>, PublisherError> {
+    if let Some(info) = deps.creator_info.get(&post.account_id) {
+        return Ok(Ok((info, token)));
+    }
     let mut refreshed = false;
     loop {
         let now = deps.clock.now();
@@ -198,7 +228,10 @@ async fn creator_info(
             }));
         }
         match deps.tokens.client().creator_info(&token.token).await {
-            Ok(info) => return Ok(Ok((info, token))),
+            Ok(info) => {
+                deps.creator_info.put(&post.account_id, &info);
+                return Ok(Ok((info, token)));
+            }
             Err(e) if is_token_refused(&e) && !refreshed => {
                 refreshed = true;
                 token = match deps.tokens.replace_rejected(&post.account_id, &token).await {

@@ -40,6 +40,12 @@ pub(crate) async fn publish_scheduled(
         if due > now + deps.settings.lookahead || due > deadline - deps.settings.min_time_left {
             return Ok(Handled::NotDue);
         }
+        // A post that would have to wait for an init slot anyway does not spend TikTok's creator_info budget first.
+        if let Some(account) = deps.stores.accounts.get_account(&post.account_id).await? {
+            if let Some(free_at) = account.rate_windows.next_free(RateLimited::Init, due.max(now)) {
+                return wait(deps, &post, free_at, "TikTok allows 6 inits a minute per account").await;
+            }
+        }
         let ready = match preflight(deps, &post).await? {
             Preflight::Ready(ready) => ready,
             Preflight::Fail(failure) => return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await,

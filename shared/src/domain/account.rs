@@ -125,6 +125,12 @@ impl RateWindows {
         }
     }
 
+    /// When a call at `at` would have to wait until, or `None` when a slot is free then (nothing is taken).
+    pub fn next_free(&self, kind: RateLimited, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut probe = self.clone();
+        probe.try_take(kind, at).err()
+    }
+
     /// Takes a slot for a call at `now`, or says when the next one frees up. Forgets calls older than the window.
     pub fn try_take(&mut self, kind: RateLimited, now: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
         let calls = self.calls_mut(kind);
