@@ -4,6 +4,8 @@
 //! - [`rules`]: the product guide's rules for a post, applied the same way by every entry point.
 //! - [`ports`]: the traits the functions depend on; [`adapters`] implement them for AWS and for one machine.
 //! - [`tiktok`]: the typed TikTok Content Posting API client.
+//! - [`accounts`]: fresh access tokens, refreshed single-flight; [`outbox`]: a post's events, delivered after the
+//!   write that caused them.
 //! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging.
 #![forbid(unsafe_code)]
 
@@ -14,6 +16,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod ids;
+pub mod outbox;
 pub mod ports;
 pub mod rules;
 pub mod telemetry;

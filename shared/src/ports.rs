@@ -97,6 +97,8 @@ pub trait PostRepo: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> StoreResult<Page<Post>>;
+    /// The post TikTok knows by this `publish_id` (its webhooks name nothing else), once the publisher saved the id.
+    async fn find_post_by_publish_id(&self, publish_id: &str) -> StoreResult<Option<Post>>;
     /// Posts due at or before `until`, earliest first, across every shard of the due index.
     async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>>;
     /// Whether a post of this account already sent media with this fingerprint since `since` (the duplicate rule).
@@ -145,6 +147,9 @@ pub trait AccountRepo: Send + Sync {
     async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>>;
     /// The workspace's account for this TikTok user, if connected before (a reconnect updates it).
     async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>>;
+    /// Every workspace's account for this TikTok user, oldest first: TikTok's `authorization.removed` webhook names
+    /// only the user, who may be connected to several workspaces.
+    async fn find_accounts_by_open_id(&self, open_id: &str) -> StoreResult<Vec<Account>>;
 }
 
 #[async_trait]

@@ -34,6 +34,8 @@ dynamodb_contracts!(
     account_repo_contract => dynamodb_against_moto_account_repo_contract,
     workspace_repo_contract => dynamodb_against_moto_workspace_repo_contract,
     oauth_state_repo_contract => dynamodb_against_moto_oauth_state_repo_contract,
+    publish_id_lookup_contract => dynamodb_against_moto_publish_id_lookup_contract,
+    account_user_lookup_contract => dynamodb_against_moto_account_user_lookup_contract,
 );
 
 #[tokio::test]

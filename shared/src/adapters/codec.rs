@@ -48,6 +48,11 @@ pub(crate) mod record_key {
         format!("KEY#{hash}")
     }
 
+    /// Where the accounts of one TikTok user (in any workspace) are listed.
+    pub(crate) fn user_accounts(open_id: &str) -> String {
+        format!("OPENID#{open_id}")
+    }
+
     pub(crate) fn oauth_state(state: &str) -> String {
         format!("OAUTH#{state}")
     }

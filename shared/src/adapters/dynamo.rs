@@ -1,9 +1,11 @@
 //! Every storage port on one DynamoDB table (single-table design).
 //!
 //! Items carry `pk`, `sk`, the record as a JSON string `doc`, `version` for compare-and-set, and the attributes of
-//! two global secondary indexes:
+//! three global secondary indexes:
 //! - `due` (sparse): `due_pk` = `DUE#<shard>`, `due_sk` = `<due at>#<post id>`, present only while the post is due.
 //! - `workspace`: `ws_pk` = `WS#<ws>` / `ws_sk` = `<created at>#<post id>` for posts, `WSACCT#<ws>` for accounts.
+//! - `publish` (sparse, keys only): `publish_id_pk` = `PUBLISH#<TikTok publish id>`, present once the publisher saved
+//!   the id, so that TikTok's webhooks (which name only the publish id) find their post.
 //!
 //! | item | pk | sk |
 //! |---|---|---|
@@ -14,6 +16,7 @@
 //! | API key | `KEY#<sha256>` | `KEY` |
 //! | workspace, and its unique name | `WS#<id>`, `WSNAME#<name>` | `WS`, `WSNAME` |
 //! | OAuth state (TTL) | `OAUTH#<state>` | `OAUTH` |
+//! | an account of a TikTok user (written with the account; open ids never change) | `OPENID#<open id>` | `ACCT#<id>` |
 //! | fingerprint sent to an account | `FP#<account>#<fingerprint>` | `<sent at>#<post id>` |
 
 use std::collections::HashMap;
@@ -50,6 +53,7 @@ use crate::{
 
 pub const DUE_INDEX: &str = "due";
 pub const WORKSPACE_INDEX: &str = "workspace";
+pub const PUBLISH_INDEX: &str = "publish";
 /// The TTL attribute (epoch seconds): DynamoDB deletes expired idempotency records and OAuth states by itself.
 pub const TTL_ATTRIBUTE: &str = "expires_at";
 
@@ -66,6 +70,7 @@ const WS_SK: &str = "ws_sk";
 const STATUS: &str = "status";
 const ACCOUNT: &str = "account";
 const OPEN_ID: &str = "open_id";
+const PUBLISH_ID_PK: &str = "publish_id_pk";
 
 /// With a filter, DynamoDB reads `Limit` items before filtering: read larger pages so a sparse filter does not cost
 /// one round trip per match.
@@ -169,7 +174,15 @@ fn post_item(post: &Post) -> StoreResult<Item> {
         item.insert(DUE_SK.to_owned(), s(due.key));
         item.insert(DUE_AT.to_owned(), s(due.at));
     }
+    // Likewise sparse: only posts TikTok has accepted carry a publish id.
+    if let Some(publish_id) = &post.publish.publish_id {
+        item.insert(PUBLISH_ID_PK.to_owned(), s(publish_partition(publish_id)));
+    }
     Ok(item)
+}
+
+fn publish_partition(publish_id: &str) -> String {
+    format!("PUBLISH#{publish_id}")
 }
 
 fn due_partition(shard: u8) -> String {
@@ -192,6 +205,14 @@ fn account_item(account: &Account) -> StoreResult<Item> {
 
 fn accounts_partition(workspace: &WorkspaceId) -> String {
     format!("WSACCT#{workspace}")
+}
+
+/// The item that lists an account under its TikTok user, across workspaces.
+fn user_account_item(account: &Account) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(record_key::user_accounts(&account.open_id))),
+        (SK.to_owned(), s(record_key::account(&account.id))),
+    ])
 }
 
 fn media_item(media: &Media) -> StoreResult<Item> {
@@ -497,6 +518,28 @@ impl PostRepo for DynamoStore {
         Ok(finish_listing(fetched, limit))
     }
 
+    async fn find_post_by_publish_id(&self, publish_id: &str) -> StoreResult<Option<Post>> {
+        // The index holds keys only and is eventually consistent: it finds the post, the table gives its latest
+        // version (a webhook's compare-and-set must start from that).
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(PUBLISH_INDEX)
+            .key_condition_expression("#publish_id_pk = :publish_id_pk")
+            .expression_attribute_names("#publish_id_pk", PUBLISH_ID_PK)
+            .expression_attribute_values(":publish_id_pk", s(publish_partition(publish_id)))
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = output.items().first() else {
+            return Ok(None);
+        };
+        let pk = string_attribute(item, PK, &publish_partition(publish_id))?;
+        self.get_record(pk.to_owned(), "POST").await
+    }
+
     async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>> {
         let bound = time_ordered_upper_bound(until);
         // Each shard is ordered on its own: the earliest `limit` overall are among the earliest `limit` of each.
@@ -591,8 +634,20 @@ impl MediaRepo for DynamoStore {
 #[async_trait]
 impl AccountRepo for DynamoStore {
     async fn create_account(&self, account: &Account) -> StoreResult<()> {
-        self.put_new(account_item(account)?, &record_key::account(&account.id))
-            .await
+        let record = record_key::account(&account.id);
+        self.create_together(vec![
+            ConditionalPut {
+                item: account_item(account)?,
+                condition: CreateCondition::Absent,
+                record: record.clone(),
+            },
+            ConditionalPut {
+                item: user_account_item(account),
+                condition: CreateCondition::Absent,
+                record,
+            },
+        ])
+        .await
     }
 
     async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
@@ -616,6 +671,34 @@ impl AccountRepo for DynamoStore {
             .await?
             .into_iter()
             .next())
+    }
+
+    async fn find_accounts_by_open_id(&self, open_id: &str) -> StoreResult<Vec<Account>> {
+        let partition = record_key::user_accounts(open_id);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_values(":pk", s(partition.as_str()))
+            .consistent_read(true);
+        let records = self
+            .collect_query(
+                query,
+                |item| string_attribute(item, SK, &partition).map(|sk| Some(sk.to_owned())),
+                usize::MAX,
+            )
+            .await?;
+        let accounts = try_join_all(
+            records
+                .into_iter()
+                .map(|record| self.get_record::<Account>(record, "ACCT")),
+        )
+        .await?;
+        let mut accounts: Vec<Account> = accounts.into_iter().flatten().collect();
+        accounts.sort_by_key(account_listing_key);
+        Ok(accounts)
     }
 }
 
@@ -694,7 +777,7 @@ impl OAuthStateRepo for DynamoStore {
     }
 }
 
-/// Creates the table with both indexes (on-demand, projections ALL) and TTL on [`TTL_ATTRIBUTE`], and waits until
+/// Creates the table with its three indexes (on-demand; `due` and `workspace` project ALL, `publish` keys only) and TTL on [`TTL_ATTRIBUTE`], and waits until
 /// it is active. A table that already exists is left as it is, so the local runner can call this at every start.
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
     let attribute = |name: &str| {
@@ -725,7 +808,7 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .set_attribute_definitions(Some(
-            [PK, SK, DUE_PK, DUE_SK, WS_PK, WS_SK]
+            [PK, SK, DUE_PK, DUE_SK, WS_PK, WS_SK, PUBLISH_ID_PK]
                 .into_iter()
                 .map(attribute)
                 .collect::<Result<_, _>>()?,
@@ -734,6 +817,14 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .key_schema(key(SK, KeyType::Range)?)
         .global_secondary_indexes(index(DUE_INDEX, DUE_PK, DUE_SK)?)
         .global_secondary_indexes(index(WORKSPACE_INDEX, WS_PK, WS_SK)?)
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(PUBLISH_INDEX)
+                .key_schema(key(PUBLISH_ID_PK, KeyType::Hash)?)
+                .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .map_err(build_failure)?,
+        )
         .send()
         .await;
     match created {

@@ -29,8 +29,9 @@ use crate::{
     },
 };
 
-/// Bumped with every change to [`SCHEMA`]; a file written by a newer release is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped with every change to [`SCHEMA`]; a file written by a newer release is refused rather than misread, and an
+/// older one is brought up to date by [`MIGRATIONS`].
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS posts (
@@ -42,10 +43,12 @@ CREATE TABLE IF NOT EXISTS posts (
     listing_key  TEXT NOT NULL,
     due_key      TEXT,
     due_at       TEXT,
+    publish_id   TEXT,
     doc          TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS posts_by_workspace ON posts (workspace_id, listing_key);
 CREATE INDEX IF NOT EXISTS posts_due ON posts (due_key) WHERE due_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS posts_by_publish_id ON posts (publish_id) WHERE publish_id IS NOT NULL;
 
 CREATE TABLE IF NOT EXISTS idempotency (
     workspace_id TEXT NOT NULL,
@@ -72,6 +75,7 @@ CREATE TABLE IF NOT EXISTS accounts (
 );
 CREATE INDEX IF NOT EXISTS accounts_by_workspace ON accounts (workspace_id, listing_key);
 CREATE INDEX IF NOT EXISTS accounts_by_open_id ON accounts (workspace_id, open_id);
+CREATE INDEX IF NOT EXISTS accounts_by_user ON accounts (open_id, listing_key);
 
 CREATE TABLE IF NOT EXISTS workspaces (
     id   TEXT PRIMARY KEY NOT NULL,
@@ -98,6 +102,14 @@ CREATE TABLE IF NOT EXISTS fingerprints (
     PRIMARY KEY (account_id, fingerprint, sent_key)
 ) WITHOUT ROWID;
 "#;
+
+/// What brings a file written at schema version `index + 1` to the next version; run in order before [`SCHEMA`], whose
+/// `IF NOT EXISTS` statements then add whatever is new (indexes on the columns added here).
+const MIGRATIONS: [&str; 1] = [
+    // 1 -> 2: webhooks find posts by TikTok's publish id.
+    "ALTER TABLE posts ADD COLUMN publish_id TEXT;
+     UPDATE posts SET publish_id = json_extract(doc, '$.publish.publishId');",
+];
 
 /// Sorts after every listing key (they start with a year's digits).
 const LISTING_KEY_CEILING: &str = "~";
@@ -156,7 +168,7 @@ impl SqliteStore {
         })
     }
 
-    fn prepare(connection: Connection) -> Result<Connection, StoreError> {
+    fn prepare(mut connection: Connection) -> Result<Connection, StoreError> {
         connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_failure)?;
         // WAL lets readers in other processes proceed during a write; NORMAL syncs at checkpoints only, which keeps
         // the database consistent on power loss and costs the last transactions at most.
@@ -168,16 +180,29 @@ impl SqliteStore {
             .map_err(sqlite_failure)?;
         connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
 
-        let found: i64 = connection
+        // One transaction from reading the version to writing the new one: a second process opening the same file
+        // (the runner's `keys create`) waits instead of migrating twice, and a crash half-way changes nothing.
+        let transaction = connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite_failure)?;
+        let found: i64 = transaction
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(sqlite_failure)?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::Unavailable(Box::new(SchemaTooNew { found })));
         }
-        connection.execute_batch(SCHEMA).map_err(sqlite_failure)?;
-        connection
+        // Version 0 is a new file: SCHEMA creates everything at the latest version.
+        if found > 0 {
+            let applied = usize::try_from(found - 1).unwrap_or(usize::MAX);
+            for migration in MIGRATIONS.iter().skip(applied) {
+                transaction.execute_batch(migration).map_err(sqlite_failure)?;
+            }
+        }
+        transaction.execute_batch(SCHEMA).map_err(sqlite_failure)?;
+        transaction
             .pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(sqlite_failure)?;
+        transaction.commit().map_err(sqlite_failure)?;
         Ok(connection)
     }
 
@@ -275,6 +300,7 @@ struct PostRow {
     listing_key: String,
     due_key: Option<String>,
     due_at: Option<String>,
+    publish_id: Option<String>,
     doc: String,
 }
 
@@ -294,6 +320,7 @@ impl PostRow {
             listing_key: keys.listing_key,
             due_key,
             due_at,
+            publish_id: post.publish.publish_id.clone(),
         })
     }
 }
@@ -319,8 +346,10 @@ impl PostRepo for SqliteStore {
                 connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite_failure)?;
             let inserted = transaction
                 .prepare_cached(
-                    "INSERT INTO posts (id, workspace_id, account_id, status, version, listing_key, due_key, due_at, doc)
-                     VALUES (:id, :workspace_id, :account_id, :status, :version, :listing_key, :due_key, :due_at, :doc)",
+                    "INSERT INTO posts
+                       (id, workspace_id, account_id, status, version, listing_key, due_key, due_at, publish_id, doc)
+                     VALUES (:id, :workspace_id, :account_id, :status, :version, :listing_key, :due_key, :due_at,
+                       :publish_id, :doc)",
                 )
                 .and_then(|mut statement| {
                     statement.execute(named_params! {
@@ -332,6 +361,7 @@ impl PostRepo for SqliteStore {
                         ":listing_key": row.listing_key,
                         ":due_key": row.due_key,
                         ":due_at": row.due_at,
+                        ":publish_id": row.publish_id,
                         ":doc": row.doc,
                     })
                 });
@@ -381,7 +411,8 @@ impl PostRepo for SqliteStore {
             let updated = connection
                 .prepare_cached(
                     "UPDATE posts SET workspace_id = :workspace_id, account_id = :account_id, status = :status,
-                       version = :version, listing_key = :listing_key, due_key = :due_key, due_at = :due_at, doc = :doc
+                       version = :version, listing_key = :listing_key, due_key = :due_key, due_at = :due_at,
+                       publish_id = :publish_id, doc = :doc
                      WHERE id = :id AND version = :expected_version",
                 )
                 .and_then(|mut statement| {
@@ -394,6 +425,7 @@ impl PostRepo for SqliteStore {
                         ":listing_key": row.listing_key,
                         ":due_key": row.due_key,
                         ":due_at": row.due_at,
+                        ":publish_id": row.publish_id,
                         ":doc": row.doc,
                         ":expected_version": expected_version,
                     })
@@ -456,6 +488,24 @@ impl PostRepo for SqliteStore {
             })
             .await?;
         Ok(finish_listing(fetched, limit))
+    }
+
+    async fn find_post_by_publish_id(&self, publish_id: &str) -> StoreResult<Option<Post>> {
+        let publish_id = publish_id.to_owned();
+        self.run(move |connection| {
+            let found: Option<(String, String)> = connection
+                .prepare_cached("SELECT id, doc FROM posts WHERE publish_id = ?1 LIMIT 1")
+                .and_then(|mut statement| {
+                    statement
+                        .query_row([publish_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                        .optional()
+                })
+                .map_err(sqlite_failure)?;
+            found
+                .map(|(id, doc)| decode_doc(&record_key::post(id), &doc))
+                .transpose()
+        })
+        .await
     }
 
     async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>> {
@@ -701,6 +751,26 @@ impl AccountRepo for SqliteStore {
         })
         .await
     }
+
+    async fn find_accounts_by_open_id(&self, open_id: &str) -> StoreResult<Vec<Account>> {
+        let open_id = open_id.to_owned();
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached("SELECT id, doc FROM accounts WHERE open_id = ?1 ORDER BY listing_key")
+                .map_err(sqlite_failure)?;
+            let rows = statement
+                .query_map([open_id], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(sqlite_failure)?;
+            rows.map(|row| {
+                let (id, doc) = row.map_err(sqlite_failure)?;
+                decode_doc(&record_key::account(id), &doc)
+            })
+            .collect()
+        })
+        .await
+    }
 }
 
 struct AccountRow {
@@ -833,5 +903,70 @@ impl OAuthStateRepo for SqliteStore {
             })
             .await?;
         Ok(taken.map(OAuthState::from).filter(|state| state.expires_at > now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{PostOptions, PostStatus, PostType};
+
+    fn accepted_post(publish_id: &str) -> Post {
+        let now = Utc::now();
+        let mut post = Post {
+            id: PostId::new(),
+            workspace_id: WorkspaceId::new(),
+            account_id: AccountId::new(),
+            status: PostStatus::Published,
+            post_type: PostType::Video,
+            content: String::new(),
+            media: vec![MediaId::new()],
+            options: PostOptions::default(),
+            scheduled_at: Some(now),
+            warnings: Vec::new(),
+            publish: Default::default(),
+            failure: None,
+            created_at: now,
+            updated_at: now,
+            outbox: Vec::new(),
+            version: 1,
+        };
+        post.publish.publish_id = Some(publish_id.to_owned());
+        post
+    }
+
+    #[tokio::test]
+    async fn a_schema_1_file_gains_the_publish_id_lookup_filled_from_its_posts() {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let path = folder.path().join("postato.sqlite3");
+        let post = accepted_post("v_pub_file~v2-1.42");
+        {
+            let store = SqliteStore::open(&path).expect("opens");
+            store.create_post(&post, None).await.expect("created");
+        }
+        // What a file written before schema version 2 looks like.
+        Connection::open(&path)
+            .and_then(|old| {
+                old.execute_batch(
+                    "DROP INDEX posts_by_publish_id; DROP INDEX accounts_by_user;
+                     ALTER TABLE posts DROP COLUMN publish_id; PRAGMA user_version = 1;",
+                )
+            })
+            .expect("rolled back to version 1");
+
+        let reopened = SqliteStore::open(&path).expect("migrates");
+        assert_eq!(
+            reopened
+                .find_post_by_publish_id("v_pub_file~v2-1.42")
+                .await
+                .expect("reads"),
+            Some(post)
+        );
+        let version: i64 = Connection::open(&path)
+            .and_then(|c| c.pragma_query_value(None, "user_version", |row| row.get(0)))
+            .expect("reads the version");
+        assert_eq!(version, SCHEMA_VERSION);
+        drop(reopened);
+        SqliteStore::open(&path).expect("an up-to-date file opens again without migrating twice");
     }
 }

@@ -1,6 +1,8 @@
 //! TikTok's `fail_reason` values (status fetch, `post.publish.failed` webhooks; reference §7.1) and what the user
 //! should do about each.
 
+use crate::domain::Failure;
+
 /// Whether a post that failed for this reason may be sent again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailRetry {
@@ -79,6 +81,16 @@ impl FailReason {
             Self::VideoBitrateCheckFailed => "video_bitrate_check_failed",
             Self::PrivacyLevelNotAuthorized => "privacy_level_not_authorized",
             Self::Other(value) => value,
+        }
+    }
+
+    /// A post's failure for this reason: TikTok's code kept verbatim, the advice as the message.
+    pub fn failure(&self, log_id: Option<String>) -> Failure {
+        Failure {
+            code: self.as_str().to_owned(),
+            message: self.message().to_owned(),
+            tiktok_fail_reason: Some(self.as_str().to_owned()),
+            log_id,
         }
     }
 

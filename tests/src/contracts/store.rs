@@ -629,6 +629,81 @@ pub async fn account_repo_contract(stores: &Stores) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A TikTok user's accounts across workspaces (webhooks name only the user), oldest first, always the latest version.
+pub async fn account_user_lookup_contract(stores: &Stores) -> anyhow::Result<()> {
+    let repo = &stores.accounts;
+    let user = format!("open-{}", ulid::Ulid::new());
+    let t = now_ms();
+    let first = fixtures::account(&WorkspaceId::new(), &user, t - Duration::minutes(2));
+    let second = fixtures::account(&WorkspaceId::new(), &user, t - Duration::minutes(1));
+    let someone_else = fixtures::account(&first.workspace_id, &format!("other-{}", ulid::Ulid::new()), t);
+    for account in [&second, &someone_else, &first] {
+        repo.create_account(account).await?;
+    }
+
+    assert_eq!(
+        repo.find_accounts_by_open_id(&user).await?,
+        vec![first.clone(), second.clone()],
+        "every workspace's account of the user, oldest first"
+    );
+    assert_eq!(repo.find_accounts_by_open_id("nobody").await?, vec![]);
+
+    let mut disconnected = second.clone();
+    disconnected.status = AccountStatus::Disconnected;
+    disconnected.version = 2;
+    repo.update_account(&disconnected, 1).await?;
+    assert_eq!(
+        repo.find_accounts_by_open_id(&user).await?,
+        vec![first, disconnected],
+        "updates show at once"
+    );
+    Ok(())
+}
+
+/// Posts by TikTok's publish id, for webhooks: only once the id is saved, following every update.
+pub async fn publish_id_lookup_contract(stores: &Stores) -> anyhow::Result<()> {
+    let repo = &stores.posts;
+    let (workspace, account) = (WorkspaceId::new(), AccountId::new());
+    let t = now_ms();
+    let publish_id = format!("v_pub_file~v2-1.{}", ulid::Ulid::new());
+
+    let post = scheduled(fixtures::post(&workspace, &account, t), t);
+    let other = scheduled(fixtures::post(&workspace, &account, t), t);
+    repo.create_post(&post, None).await?;
+    repo.create_post(&other, None).await?;
+    assert_eq!(
+        repo.find_post_by_publish_id(&publish_id).await?,
+        None,
+        "no post carries the id before the publisher saves it"
+    );
+
+    let accepted = next_version(post.clone(), |p| {
+        p.status = PostStatus::Publishing;
+        p.publish.publish_id = Some(publish_id.clone());
+    });
+    repo.update_post(&accepted, 1).await?;
+    assert_eq!(repo.find_post_by_publish_id(&publish_id).await?, Some(accepted.clone()));
+
+    let completed = next_version(accepted, |p| p.status = PostStatus::Completed);
+    repo.update_post(&completed, 2).await?;
+    assert_eq!(
+        repo.find_post_by_publish_id(&publish_id).await?,
+        Some(completed),
+        "the latest version, not the one that saved the id"
+    );
+    assert_eq!(repo.find_post_by_publish_id("v_pub_file~v2-1.unknown").await?, None);
+
+    let mut created_with_id = fixtures::post(&workspace, &account, t);
+    created_with_id.publish.publish_id = Some(format!("{publish_id}-b"));
+    repo.create_post(&created_with_id, None).await?;
+    assert_eq!(
+        repo.find_post_by_publish_id(&format!("{publish_id}-b")).await?,
+        Some(created_with_id),
+        "a post created with an id is found too"
+    );
+    Ok(())
+}
+
 /// Workspaces with unique names, and API keys by hash.
 pub async fn workspace_repo_contract(stores: &Stores) -> anyhow::Result<()> {
     let repo = &stores.workspaces;
