@@ -4,6 +4,7 @@ use chrono::Duration;
 use shared::{
     adapters::aws::AwsResources,
     config::{ConfigError, EnvVars},
+    tiktok::{TikTokConfig, TokenCipher},
 };
 
 /// Behaviour settings shared by the Lambda and the local runner.
@@ -13,6 +14,9 @@ pub struct IntakeSettings {
     pub app_audited: bool,
     /// How long an upload URL stays valid (S3 presigned PUTs: at most 15 min).
     pub upload_url_ttl: Duration,
+    /// `CONNECT_SUCCESS_URL`: where the OAuth callback sends the browser afterwards, with `?accountId=` (or `?error=`
+    /// and `errorDescription=`). Unset, the callback answers JSON.
+    pub connect_success_url: Option<String>,
 }
 
 impl Default for IntakeSettings {
@@ -20,6 +24,7 @@ impl Default for IntakeSettings {
         Self {
             app_audited: false,
             upload_url_ttl: Duration::minutes(15),
+            connect_success_url: None,
         }
     }
 }
@@ -36,6 +41,7 @@ impl IntakeSettings {
         Ok(Self {
             app_audited: env.flag("TIKTOK_APP_AUDITED", false)?,
             upload_url_ttl: Duration::minutes(minutes),
+            connect_success_url: env.optional_url("CONNECT_SUCCESS_URL")?,
         })
     }
 }
@@ -45,6 +51,10 @@ impl IntakeSettings {
 pub struct IntakeConfig {
     pub resources: AwsResources,
     pub settings: IntakeSettings,
+    /// `TIKTOK_*`: the app's credentials (the client secret also verifies webhooks) and its redirect URI.
+    pub tiktok: TikTokConfig,
+    /// `TOKEN_ENCRYPTION_KEY`: seals TikTok tokens at rest.
+    pub token_cipher: TokenCipher,
 }
 
 impl IntakeConfig {
@@ -52,6 +62,62 @@ impl IntakeConfig {
         Ok(Self {
             resources: AwsResources::from_env(env)?,
             settings: IntakeSettings::from_env(env)?,
+            tiktok: TikTokConfig::from_env(env)?,
+            token_cipher: TokenCipher::from_env(env)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn complete_env() -> Vec<(&'static str, String)> {
+        vec![
+            ("TABLE_NAME", "postato".into()),
+            ("MEDIA_BUCKET", "media".into()),
+            ("EVENT_BUS_NAME", "bus".into()),
+            ("TIKTOK_CLIENT_KEY", "client-key".into()),
+            ("TIKTOK_CLIENT_SECRET", "client-secret-value".into()),
+            (
+                "TIKTOK_REDIRECT_URI",
+                "https://api.example.com/v1/accounts/tiktok/callback".into(),
+            ),
+            (
+                "TOKEN_ENCRYPTION_KEY",
+                shared::tiktok::ExposeSecret::expose_secret(&TokenCipher::generate_base64_key()).to_owned(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn when_everything_is_set_should_read_tiktok_and_the_token_key_and_hide_the_secrets() {
+        let mut pairs = complete_env();
+        pairs.push(("CONNECT_SUCCESS_URL", "https://app.example.com/connected/".into()));
+        let config = IntakeConfig::from_env(&EnvVars::from_pairs(pairs)).expect("complete");
+        assert_eq!(
+            config.settings.connect_success_url.as_deref(),
+            Some("https://app.example.com/connected")
+        );
+        assert_eq!(config.tiktok.client_key, "client-key");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("client-secret-value"), "{shown}");
+    }
+
+    #[test]
+    fn when_a_tiktok_variable_or_the_token_key_is_missing_should_name_it() {
+        for missing in ["TIKTOK_CLIENT_SECRET", "TIKTOK_REDIRECT_URI", "TOKEN_ENCRYPTION_KEY"] {
+            let env = EnvVars::from_pairs(complete_env().into_iter().filter(|(name, _)| *name != missing));
+            assert_eq!(IntakeConfig::from_env(&env).err(), Some(ConfigError::Missing(missing)));
+        }
+        let mut pairs = complete_env();
+        pairs.push(("CONNECT_SUCCESS_URL", "not a url".into()));
+        assert!(matches!(
+            IntakeConfig::from_env(&EnvVars::from_pairs(pairs)).err(),
+            Some(ConfigError::Invalid {
+                name: "CONNECT_SUCCESS_URL",
+                ..
+            })
+        ));
     }
 }

@@ -8,8 +8,10 @@ use axum::{
 };
 use serde::Serialize;
 use shared::{
+    accounts::TokenError,
     ports::{BlobError, StoreError},
     rules::Violation,
+    tiktok::{ErrorClass, TikTokError},
 };
 use utoipa::ToSchema;
 
@@ -28,8 +30,14 @@ pub fn current_request_id() -> String {
 pub enum ApiError {
     #[error("{0}")]
     MalformedRequest(String),
+    /// A request understood but refused, with a code saying why (`invalid_state`, `missing_scopes`, ...).
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// A TikTok webhook whose `TikTok-Signature` does not prove it came from TikTok (or came too late).
+    #[error("the TikTok-Signature header is missing, stale or does not match the body")]
+    InvalidSignature,
     #[error("{0} not found")]
     NotFound(String),
     #[error("{message}")]
@@ -40,6 +48,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("the request breaks {} rule(s)", .0.len())]
     Validation(Vec<Violation>),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("internal error")]
@@ -51,15 +61,39 @@ impl ApiError {
         Self::Internal(error.into())
     }
 
+    /// The stable code of the error body (also what the connect callback passes on in a redirect).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    /// What the caller is told: 5xx errors say nothing about internals.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable(_) => "a backing service is unavailable; retry shortly".to_owned(),
+            Self::Internal(_) => format!(
+                "something went wrong on our side; quote request id {} to support",
+                current_request_id()
+            ),
+            other => other.to_string(),
+        }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::MalformedRequest(_) => (StatusCode::BAD_REQUEST, "malformed_request"),
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::InvalidSignature => (StatusCode::UNAUTHORIZED, "invalid_signature"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Self::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            Self::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -83,6 +117,49 @@ impl From<StoreError> for ApiError {
             )]),
             other => Self::internal(other),
         }
+    }
+}
+
+/// TikTok's answers where nothing more specific applies: its outages are ours to retry (503), its rate limits the
+/// caller's to wait out (429), a refused authorization the user's to renew (409).
+impl From<TikTokError> for ApiError {
+    fn from(error: TikTokError) -> Self {
+        match error.class() {
+            ErrorClass::RateLimited => Self::TooManyRequests(
+                "TikTok's rate limit for this account is reached (a sliding minute); retry in a minute".into(),
+            ),
+            ErrorClass::Reauthorize => reconnect_required(format!(
+                "TikTok refused this account's authorization ({}); connect it again with POST /v1/accounts/tiktok/connect",
+                error.code()
+            )),
+            // Outages, unknown outcomes and answers we cannot use: nothing the caller did wrong.
+            _ => Self::Unavailable(Box::new(error)),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        match error {
+            TokenError::NotFound(id) => Self::NotFound(format!("account {id}")),
+            TokenError::NotConnected { id, status } => reconnect_required(format!(
+                "account {id} is {}; connect it again with POST /v1/accounts/tiktok/connect",
+                status.as_str()
+            )),
+            TokenError::ReauthRequired(id) => reconnect_required(format!(
+                "TikTok no longer accepts account {id}'s authorization; connect it again with \
+                 POST /v1/accounts/tiktok/connect"
+            )),
+            TokenError::Transient(_) => Self::Unavailable(Box::new(error)),
+            TokenError::Unreadable(..) => Self::internal(error),
+        }
+    }
+}
+
+fn reconnect_required(message: String) -> ApiError {
+    ApiError::Conflict {
+        code: "reconnect_required",
+        message,
     }
 }
 
@@ -120,11 +197,9 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             tracing::error!(request_id, error.message = %self, error.cause_chain = ?ErrorChain(&self), "request failed");
         }
-        let message = match &self {
-            Self::Unavailable(_) => "a backing service is unavailable; retry shortly".to_owned(),
-            Self::Internal(_) => format!("something went wrong on our side; quote request id {request_id} to support"),
-            other => other.to_string(),
-        };
+        let message = self.public_message();
+        // Only a missing API key is answered with the scheme to use; a webhook's signature is not a Bearer key.
+        let asks_for_api_key = matches!(self, Self::Unauthorized);
         let details = match self {
             Self::Validation(violations) => violations,
             _ => Vec::new(),
@@ -143,7 +218,12 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
+        if asks_for_api_key {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

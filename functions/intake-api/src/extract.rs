@@ -81,16 +81,30 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }
-            } else {
-                ApiError::MalformedRequest(format!("the body could not be read: {}", rejection.body_text()))
-            }
-        })?;
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::MalformedRequest(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// The body's exact bytes, whatever their type (a webhook's signature covers them byte for byte).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }
+                } else {
+                    ApiError::MalformedRequest(format!("the body could not be read: {}", rejection.body_text()))
+                }
+            })
     }
 }
 

@@ -12,6 +12,7 @@ use std::{ops::Deref, sync::Arc};
 
 use axum::{extract::DefaultBodyLimit, http::StatusCode, middleware, response::IntoResponse, Extension, Router};
 use shared::{
+    accounts::TokenService,
     ports::{BlobStore, EventSink, Stores},
     Clock,
 };
@@ -33,6 +34,9 @@ pub struct Deps {
     pub blobs: Arc<dyn BlobStore>,
     pub events: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,
+    /// TikTok: fresh access tokens (refreshed single-flight), and through it the client (whose configuration holds
+    /// the redirect URI and the client secret that signs webhooks) and the cipher sealing tokens at rest.
+    pub tokens: TokenService,
     pub settings: IntakeSettings,
 }
 
@@ -61,7 +65,8 @@ impl Deref for AppState {
     tags(
         (name = "posts", description = "Create, schedule, edit and cancel posts"),
         (name = "media", description = "Upload videos and images and see their validation"),
-        (name = "accounts", description = "Connected TikTok accounts"),
+        (name = "accounts", description = "Connect TikTok accounts, see what each creator may post now, disconnect them"),
+        (name = "webhooks", description = "TikTok's signed notifications (no API key)"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -96,6 +101,11 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::media::create_media))
         .routes(routes!(routes::media::get_media))
         .routes(routes!(routes::accounts::list_accounts))
+        .routes(routes!(routes::connect::connect))
+        .routes(routes!(routes::connect::callback))
+        .routes(routes!(routes::accounts::get_account, routes::accounts::delete_account))
+        .routes(routes!(routes::accounts::creator_info))
+        .routes(routes!(routes::webhooks::tiktok_webhook))
         .routes(routes!(openapi_json))
         .split_for_parts()
 }

@@ -1,9 +1,10 @@
-//! Composition root of the intake Lambda: telemetry, configuration, AWS adapters, then the router.
+//! Composition root of the intake Lambda: telemetry, configuration, AWS adapters, the TikTok client and token
+//! service, then the router.
 
 use std::sync::Arc;
 
 use intake_api::{config::IntakeConfig, AppState, Deps};
-use shared::{adapters::aws::AwsAdapters, config::EnvVars, SystemClock};
+use shared::{accounts::TokenService, adapters::aws::AwsAdapters, config::EnvVars, tiktok::TikTokClient, SystemClock};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -11,11 +12,20 @@ async fn main() -> Result<(), lambda_http::Error> {
     let env = EnvVars::from_process();
     let config = IntakeConfig::from_env(&env)?;
     let aws = AwsAdapters::connect(&config.resources, &env).await;
+    let clock = Arc::new(SystemClock);
+    let tokens = TokenService::new(
+        aws.stores.accounts.clone(),
+        TikTokClient::with_clock(config.tiktok, clock.clone())?,
+        Arc::new(config.token_cipher),
+        aws.events.clone(),
+        clock.clone(),
+    );
     let state = AppState::new(Deps {
         stores: aws.stores,
         blobs: aws.blobs,
         events: aws.events,
-        clock: Arc::new(SystemClock),
+        clock,
+        tokens,
         settings: config.settings,
     });
     lambda_http::run(intake_api::router(state)).await

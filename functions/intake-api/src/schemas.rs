@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use shared::domain::{MediaKind, Privacy};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, ToSchema)]
 pub struct MediaItem {
@@ -108,4 +108,20 @@ pub struct CreateMediaRequest {
     size_bytes: u64,
     #[schema(max_length = 255)]
     file_name: Option<String>,
+}
+
+/// What TikTok adds when it sends the browser back (the callback reads the raw query so that any value is answered in
+/// the API's error shape).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackParams {
+    /// The authorization code (single use, exchanged at once).
+    code: Option<String>,
+    /// The `state` from `POST /v1/accounts/tiktok/connect`: single use, valid 10 minutes.
+    state: Option<String>,
+    /// The scopes the user granted, comma-separated.
+    scopes: Option<String>,
+    /// Set instead of `code` when the user or TikTok refused.
+    error: Option<String>,
+    error_description: Option<String>,
 }

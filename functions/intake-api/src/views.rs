@@ -5,10 +5,11 @@ use serde::Serialize;
 use shared::{
     domain::{
         Account, AccountStatus, Failure, Finding, Media, MediaFacts, MediaKind, MediaStatus, Post, PostOptions,
-        PostStatus, PostType,
+        PostStatus, PostType, Privacy,
     },
     ids::{AccountId, MediaId, PostId},
     ports::UploadTarget,
+    tiktok::CreatorInfo,
 };
 use utoipa::ToSchema;
 
@@ -202,4 +203,113 @@ impl From<&Account> for AccountView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountList {
     pub data: Vec<AccountView>,
+}
+
+/// Where to send the user to connect a TikTok account.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectView {
+    /// TikTok's authorize page; after consent TikTok sends the browser to this API's callback.
+    pub authorize_url: String,
+    /// The connection must finish before this (the `state` in the URL is single-use and valid 10 minutes).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the creator may post right now, in the product's terms; fetch it fresh each time a composer is shown
+/// (TikTok's UX rules): show `nickname`, build the privacy choice from `privacyOptions` only (no default), grey out
+/// disabled interactions, refuse videos longer than `maxVideoDurationSec`, and stop with `cannotPostReason` when
+/// `canPost` is false.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatorInfoView {
+    /// TikTok requires showing it.
+    pub nickname: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    /// The privacy levels TikTok offers this creator now (`followersOnly` only for private accounts); empty when the
+    /// creator cannot post.
+    pub privacy_options: Vec<Privacy>,
+    pub comment_disabled: bool,
+    pub duet_disabled: bool,
+    pub stitch_disabled: bool,
+    /// 0 when the creator cannot post.
+    pub max_video_duration_sec: u32,
+    pub can_post: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cannot_post_reason: Option<CannotPost>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CannotPost {
+    /// TikTok's code: `spam_risk_too_many_posts`, `spam_risk_user_banned_from_posting`, `reached_active_user_cap`.
+    pub code: String,
+    pub message: String,
+}
+
+impl CreatorInfoView {
+    pub fn new(info: &CreatorInfo) -> Self {
+        Self {
+            nickname: info.creator_nickname.clone(),
+            username: info.creator_username.clone().filter(|u| !u.is_empty()),
+            avatar_url: info.creator_avatar_url.clone().filter(|u| !u.is_empty()),
+            privacy_options: info.privacy_options(),
+            comment_disabled: info.comment_disabled,
+            duet_disabled: info.duet_disabled,
+            stitch_disabled: info.stitch_disabled,
+            max_video_duration_sec: info.max_video_post_duration_sec,
+            can_post: true,
+            cannot_post_reason: None,
+        }
+    }
+
+    /// TikTok answered that the creator cannot post now (with HTTP 200 and no data): nothing may be offered, and the
+    /// account's stored names stand in for the creator's.
+    pub fn cannot_post(account: &Account, code: &str) -> Self {
+        let message = match code {
+            "spam_risk_too_many_posts" => {
+                "This creator reached TikTok's daily limit of posts made through apps; try again tomorrow."
+            }
+            "spam_risk_user_banned_from_posting" => {
+                "TikTok has banned this creator from posting; the account owner must resolve it with TikTok."
+            }
+            "reached_active_user_cap" => {
+                "This app reached TikTok's daily cap of creators posting through it; try again later."
+            }
+            _ => "TikTok says this creator cannot post right now; try again later.",
+        };
+        Self {
+            nickname: account.display_name.clone(),
+            username: account.username.clone(),
+            avatar_url: account.avatar_url.clone(),
+            privacy_options: Vec::new(),
+            comment_disabled: true,
+            duet_disabled: true,
+            stitch_disabled: true,
+            max_video_duration_sec: 0,
+            can_post: false,
+            cannot_post_reason: Some(CannotPost {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            }),
+        }
+    }
+}
+
+/// What a webhook delivery did; TikTok only needs the 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WebhookOutcome {
+    /// The post or account moved.
+    Applied,
+    /// Already in that state: a redelivery, or polling got there first.
+    Unchanged,
+    /// Not ours to act on: an unknown publish id, user or event.
+    Ignored,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    pub outcome: WebhookOutcome,
 }

@@ -795,6 +795,12 @@ async fn when_asked_for_the_openapi_document_should_list_every_route() {
         ("post", "/v1/media"),
         ("get", "/v1/media/{id}"),
         ("get", "/v1/accounts"),
+        ("post", "/v1/accounts/tiktok/connect"),
+        ("get", "/v1/accounts/tiktok/callback"),
+        ("get", "/v1/accounts/{id}"),
+        ("delete", "/v1/accounts/{id}"),
+        ("get", "/v1/accounts/{id}/creator-info"),
+        ("post", "/v1/webhooks/tiktok"),
         ("get", "/v1/openapi.json"),
     ];
     let paths = &reply.body["paths"];

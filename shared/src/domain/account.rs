@@ -16,6 +16,16 @@ pub enum AccountStatus {
     Disconnected,
 }
 
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "connected",
+            Self::ReauthRequired => "reauth_required",
+            Self::Disconnected => "disconnected",
+        }
+    }
+}
+
 /// Tokens as stored: each sealed with AES-256-GCM by the token cipher; expiries in clear so that refreshes can be
 /// scheduled without decrypting.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

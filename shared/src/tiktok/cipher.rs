@@ -10,7 +10,13 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::oauth::TokenGrant;
-use crate::domain::SealedTokens;
+use crate::{
+    config::{ConfigError, EnvVars},
+    domain::SealedTokens,
+};
+
+/// The variable holding the key: standard base64 of 32 bytes (in AWS from a KMS-protected secret).
+pub const TOKEN_KEY_VARIABLE: &str = "TOKEN_ENCRYPTION_KEY";
 
 const NONCE_LEN: usize = 12;
 /// GCM's authentication tag.
@@ -63,6 +69,16 @@ impl TokenCipher {
             .decode(encoded.expose_secret().trim())
             .map_err(|_| CipherError::KeyEncoding)?;
         Self::from_slice(&bytes)
+    }
+
+    /// The key from [`TOKEN_KEY_VARIABLE`]; a missing or malformed key fails start-up naming the variable (never its
+    /// value).
+    pub fn from_env(env: &EnvVars) -> Result<Self, ConfigError> {
+        let key = SecretString::from(env.required(TOKEN_KEY_VARIABLE)?);
+        Self::from_base64_key(&key).map_err(|e| ConfigError::Invalid {
+            name: TOKEN_KEY_VARIABLE,
+            reason: e.to_string(),
+        })
     }
 
     /// A fresh random key in the form [`Self::from_base64_key`] reads (for the local runner's first start).
@@ -175,6 +191,26 @@ mod tests {
             "rft.y"
         );
         assert_eq!(sealed.refresh_expires_at, now);
+    }
+
+    #[test]
+    fn the_key_comes_from_the_environment_and_a_bad_one_is_named() {
+        let key = TokenCipher::generate_base64_key();
+        let env = EnvVars::from_pairs([(TOKEN_KEY_VARIABLE, key.expose_secret())]);
+        assert!(TokenCipher::from_env(&env).is_ok());
+        assert_eq!(
+            TokenCipher::from_env(&EnvVars::default()).err(),
+            Some(ConfigError::Missing(TOKEN_KEY_VARIABLE))
+        );
+        let short = EnvVars::from_pairs([(TOKEN_KEY_VARIABLE, "c2hvcnQ=")]);
+        let error = TokenCipher::from_env(&short)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains(TOKEN_KEY_VARIABLE) && !error.contains("c2hvcnQ"),
+            "{error}"
+        );
     }
 
     #[test]

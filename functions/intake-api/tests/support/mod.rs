@@ -1,7 +1,8 @@
-//! A router over the embedded adapters, seeded with two workspaces, for HTTP-level tests.
+//! A router over the embedded adapters, seeded with two workspaces, for HTTP-level tests; optionally with a TikTok
+//! sandbox behind it for the routes that talk to TikTok.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -13,15 +14,22 @@ use http_body_util::BodyExt;
 use intake_api::{AppState, Deps, IntakeSettings};
 use serde_json::{json, Value};
 use shared::{
+    accounts::TokenService,
     adapters::{local_blobs::LocalBlobStore, memory::RecordingEventSink, sqlite::SqliteStore},
     domain::{
         Account, AccountStatus, ApiKey, Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Workspace,
     },
     ids::{AccountId, MediaId, WorkspaceId},
     ports::Stores,
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
     ManualClock,
 };
+use tiktok_sandbox::{SandboxConfig, SandboxHandle};
 use tower::ServiceExt;
+
+/// What the app registered at TikTok as its callback; the tests replay TikTok's redirect to it on the router.
+pub const REDIRECT_URI: &str = "https://api.example.com/v1/accounts/tiktok/callback";
+pub const CLIENT_SECRET: &str = "sandbox-client-secret";
 
 pub fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
@@ -40,6 +48,9 @@ pub struct TestApp {
     pub stores: Stores,
     pub events: Arc<RecordingEventSink>,
     pub clock: ManualClock,
+    pub tokens: TokenService,
+    /// Present with [`TestApp::with_sandbox`]; otherwise TikTok is unreachable.
+    pub sandbox: Option<SandboxHandle>,
     pub a: Tenant,
     pub b: Tenant,
     _blobs_dir: tempfile::TempDir,
@@ -94,6 +105,31 @@ impl TestApp {
     }
 
     pub async fn with_settings(settings: IntakeSettings) -> Self {
+        // Nothing listens on the discard port: every TikTok call fails to connect.
+        let tiktok = tiktok_config("http://127.0.0.1:9", "sandbox-client-key");
+        Self::build(settings, tiktok, None).await
+    }
+
+    /// An app whose TikTok is a fresh sandbox (settings adjusted by `adjust`).
+    pub async fn with_sandbox(settings: IntakeSettings, adjust: impl FnOnce(&mut tiktok_sandbox::Settings)) -> Self {
+        let mut sandbox_settings = tiktok_sandbox::Settings {
+            processing_delay_ms: 20,
+            redirect_uris: vec![REDIRECT_URI.to_owned()],
+            client_secret: CLIENT_SECRET.to_owned(),
+            ..Default::default()
+        };
+        adjust(&mut sandbox_settings);
+        let sandbox = tiktok_sandbox::spawn(SandboxConfig {
+            settings: sandbox_settings,
+            ..SandboxConfig::default()
+        })
+        .await
+        .expect("the sandbox binds a free port");
+        let tiktok = tiktok_config(sandbox.base_url(), &sandbox.settings().client_key);
+        Self::build(settings, tiktok, Some(sandbox)).await
+    }
+
+    async fn build(settings: IntakeSettings, tiktok: TikTokConfig, sandbox: Option<SandboxHandle>) -> Self {
         let store = Arc::new(SqliteStore::in_memory().expect("in-memory sqlite"));
         let stores = Stores::from_adapter(store);
         let blobs_dir = tempfile::tempdir().expect("tempdir");
@@ -104,11 +140,19 @@ impl TestApp {
         ));
         let events = Arc::new(RecordingEventSink::default());
         let clock = ManualClock::at(start());
+        let tokens = TokenService::new(
+            stores.accounts.clone(),
+            TikTokClient::with_clock(tiktok, Arc::new(clock.clone())).expect("client builds"),
+            Arc::new(TokenCipher::new(&[5; 32])),
+            events.clone(),
+            Arc::new(clock.clone()),
+        );
         let state = AppState::new(Deps {
             stores: stores.clone(),
             blobs,
             events: events.clone(),
             clock: Arc::new(clock.clone()),
+            tokens: tokens.clone(),
             settings,
         });
         let a = seed_tenant(&stores, "alpha").await;
@@ -118,10 +162,42 @@ impl TestApp {
             stores,
             events,
             clock,
+            tokens,
+            sandbox,
             a,
             b,
             _blobs_dir: blobs_dir,
         }
+    }
+
+    pub fn sandbox(&self) -> &SandboxHandle {
+        self.sandbox.as_ref().expect("this test app runs a TikTok sandbox")
+    }
+
+    /// The whole connect flow for `tenant`: the API's authorize URL, TikTok's consent (the sandbox approves as its
+    /// authorizer) and the callback. Returns the callback's reply.
+    pub async fn connect(&self, tenant: &Tenant) -> Reply {
+        let callback = self.authorize(tenant).await;
+        self.call(Method::GET, &callback, None, None).await
+    }
+
+    /// Starts a connection and lets TikTok approve it; returns the callback path and query TikTok redirects to.
+    pub async fn authorize(&self, tenant: &Tenant) -> String {
+        let started = self
+            .call(Method::POST, "/v1/accounts/tiktok/connect", Some(&tenant.key), None)
+            .await;
+        assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+        let url = started.body["authorizeUrl"]
+            .as_str()
+            .expect("an authorize URL")
+            .to_owned();
+        let location = follow_authorize(&url).await;
+        callback_path(&location)
+    }
+
+    /// A workspace with a key and no account.
+    pub async fn empty_tenant(&self, name: &str) -> Tenant {
+        seed_workspace(&self.stores, name).await
     }
 
     pub async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Reply {
@@ -251,6 +327,23 @@ pub fn account_record(workspace: &WorkspaceId, status: AccountStatus) -> Account
 }
 
 async fn seed_tenant(stores: &Stores, name: &str) -> Tenant {
+    let mut tenant = seed_workspace(stores, name).await;
+    let account = account_record(&tenant.workspace, AccountStatus::Connected);
+    stores.accounts.create_account(&account).await.unwrap();
+    tenant.account = account.id;
+    let video = media_record(&tenant.workspace, MediaKind::Video, MediaStatus::Valid);
+    stores.media.create_media(&video).await.unwrap();
+    tenant.video = video.id;
+    for _ in 0..36 {
+        let image = media_record(&tenant.workspace, MediaKind::Image, MediaStatus::Valid);
+        stores.media.create_media(&image).await.unwrap();
+        tenant.images.push(image.id);
+    }
+    tenant
+}
+
+/// A workspace and its key; `account` and `video` name nothing stored until [`seed_tenant`] fills them.
+async fn seed_workspace(stores: &Stores, name: &str) -> Tenant {
     let workspace = Workspace {
         id: WorkspaceId::new(),
         name: name.into(),
@@ -268,21 +361,45 @@ async fn seed_tenant(stores: &Stores, name: &str) -> Tenant {
         })
         .await
         .unwrap();
-    let account = account_record(&workspace.id, AccountStatus::Connected);
-    stores.accounts.create_account(&account).await.unwrap();
-    let video = media_record(&workspace.id, MediaKind::Video, MediaStatus::Valid);
-    stores.media.create_media(&video).await.unwrap();
-    let mut images = Vec::new();
-    for _ in 0..36 {
-        let image = media_record(&workspace.id, MediaKind::Image, MediaStatus::Valid);
-        stores.media.create_media(&image).await.unwrap();
-        images.push(image.id);
-    }
     Tenant {
         workspace: workspace.id,
         key,
-        account: account.id,
-        video: video.id,
-        images,
+        account: AccountId::new(),
+        video: MediaId::new(),
+        images: Vec::new(),
     }
+}
+
+fn tiktok_config(base_url: &str, client_key: &str) -> TikTokConfig {
+    TikTokConfig {
+        api_base_url: base_url.to_owned(),
+        auth_base_url: base_url.to_owned(),
+        client_key: client_key.to_owned(),
+        client_secret: SecretString::from(CLIENT_SECRET),
+        redirect_uri: REDIRECT_URI.to_owned(),
+        app_audited: true,
+        timeouts: TikTokTimeouts {
+            connect: Duration::from_secs(1),
+            request: Duration::from_secs(3),
+            upload_chunk: Duration::from_secs(10),
+        },
+    }
+}
+
+/// What a browser does at TikTok's authorize page: returns where TikTok redirects it.
+pub async fn follow_authorize(url: &str) -> String {
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("builds");
+    let page = browser.get(url).send().await.expect("the authorize page answers");
+    assert_eq!(page.status(), 302, "the sandbox approves at once");
+    page.headers()["location"].to_str().expect("ascii").to_owned()
+}
+
+/// The path and query of a redirect to [`REDIRECT_URI`], to replay on the router.
+pub fn callback_path(location: &str) -> String {
+    let url = url::Url::parse(location).expect("a URL");
+    assert!(location.starts_with(REDIRECT_URI), "{location}");
+    format!("{}?{}", url.path(), url.query().unwrap_or_default())
 }

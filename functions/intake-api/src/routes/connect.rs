@@ -1,0 +1,343 @@
+//! Connecting a TikTok account with OAuth (reference §1). `connect` (API key) hands out TikTok's authorize URL with
+//! a single-use `state` bound to the workspace; TikTok sends the user's browser back to `callback`, which takes no
+//! API key and trusts nothing but that state. Codes and tokens are never logged or answered.
+
+use axum::{
+    extract::{RawQuery, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use chrono::{DateTime, Utc};
+use shared::{
+    domain::{Account, AccountStatus, SealedTokens},
+    ids::{AccountId, WorkspaceId},
+    ports::OAuthState,
+    tiktok::{
+        oauth::{generate_state, parse_callback, CallbackOutcome, SecretCode, STATE_LIFETIME},
+        ErrorClass, Scopes, TikTokError, TokenGrant, UserInfo, REQUIRED_SCOPES,
+    },
+};
+
+use crate::{
+    error::{ApiError, ErrorBody},
+    extract::Caller,
+    routes::accounts::update_account,
+    schemas::CallbackParams,
+    views::{AccountView, ConnectView},
+    AppState,
+};
+
+/// TikTok's error texts come from the query string, which anyone can write: only this much is echoed.
+const ECHOED_TEXT_MAX: usize = 200;
+
+#[utoipa::path(
+    post, path = "/v1/accounts/tiktok/connect", tag = "accounts",
+    responses(
+        (status = 200, description = "Send the user's browser to `authorizeUrl`; TikTok brings it back to the \
+                                      callback, which connects the account", body = ConnectView),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn connect(State(state): State<AppState>, caller: Caller) -> Result<Json<ConnectView>, ApiError> {
+    let now = state.clock.now();
+    let oauth_state = OAuthState {
+        state: generate_state(),
+        workspace_id: caller.workspace_id.clone(),
+        expires_at: now + STATE_LIFETIME,
+    };
+    let existing = state.stores.accounts.list_accounts(&caller.workspace_id).await?;
+    state.stores.oauth_states.put_oauth_state(&oauth_state).await?;
+    // A further account needs TikTok's consent page: without it TikTok silently reauthorizes whoever is logged in,
+    // and the user cannot pick another account.
+    let adds_an_account = !existing.is_empty();
+    let url = state
+        .tokens
+        .client()
+        .authorize_url(&REQUIRED_SCOPES, &oauth_state.state, adds_an_account)
+        .map_err(ApiError::internal)?;
+    Ok(Json(ConnectView {
+        authorize_url: url.into(),
+        expires_at: oauth_state.expires_at,
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/v1/accounts/tiktok/callback", tag = "accounts",
+    params(CallbackParams),
+    responses(
+        (status = 201, description = "Connected (JSON when CONNECT_SUCCESS_URL is unset)", body = AccountView),
+        (status = 200, description = "Reconnected: the account of this TikTok user in the workspace is updated", body = AccountView),
+        (status = 303, description = "CONNECT_SUCCESS_URL is set: back to it with `accountId`, or with `error` and \
+                                      `errorDescription`"),
+        (status = 400, description = "TikTok refused, the state is unknown, expired or used, or a required scope was \
+                                      not granted; nothing is connected", body = ErrorBody),
+        (status = 503, description = "TikTok is unavailable; connect again shortly", body = ErrorBody),
+    )
+)]
+pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) -> Response {
+    let outcome = complete_connect(&state, query.as_deref().unwrap_or_default()).await;
+    let success_url = state.settings.connect_success_url.as_deref();
+    match (outcome, success_url) {
+        (Ok(connected), Some(url)) => redirect(url, &[("accountId", connected.account.id.as_str())]),
+        (Ok(connected), None) => {
+            let status = if connected.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(AccountView::from(&connected.account))).into_response()
+        }
+        // Our own faults stay 500s in the log and the error shape; everything else goes back to the product's page.
+        (Err(error), Some(url)) if !error.status().is_server_error() || matches!(error, ApiError::Unavailable(_)) => {
+            tracing::info!(
+                code = error.code(),
+                "connect failed; back to the success URL with the reason"
+            );
+            redirect(
+                url,
+                &[("error", error.code()), ("errorDescription", &error.public_message())],
+            )
+        }
+        (Err(error), _) => error.into_response(),
+    }
+}
+
+struct Connected {
+    account: Account,
+    created: bool,
+}
+
+async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, ApiError> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let outcome =
+        parse_callback(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|_| ApiError::BadRequest {
+            code: "invalid_callback",
+            message: "this address is where TikTok sends the browser back, with `code` and `state` (or `error`); \
+                      start a connection with POST /v1/accounts/tiktok/connect"
+                .into(),
+        })?;
+    let now = state.clock.now();
+    match outcome {
+        CallbackOutcome::Refused {
+            state: oauth_state,
+            error,
+            description,
+        } => {
+            // The attempt is over: its state must not serve again.
+            if let Some(oauth_state) = oauth_state {
+                state.stores.oauth_states.take_oauth_state(&oauth_state, now).await?;
+            }
+            Err(ApiError::BadRequest {
+                code: "authorization_refused",
+                message: format!(
+                    "TikTok did not authorize the connection ({}: {}); start again with POST \
+                     /v1/accounts/tiktok/connect",
+                    echoed(&error),
+                    echoed(&description)
+                ),
+            })
+        }
+        CallbackOutcome::Approved {
+            code,
+            state: oauth_state,
+            granted,
+        } => {
+            let started = state
+                .stores
+                .oauth_states
+                .take_oauth_state(&oauth_state, now)
+                .await?
+                .ok_or_else(|| ApiError::BadRequest {
+                    code: "invalid_state",
+                    message: "this connection's state is unknown, expired (after 10 minutes) or already used; start \
+                              again with POST /v1/accounts/tiktok/connect"
+                        .into(),
+                })?;
+            // The callback lists what the user ticked: a missing scope is refused before the code is even spent.
+            if !granted.as_slice().is_empty() {
+                require_scopes(&granted)?;
+            }
+            let grant = exchange(state, &code).await?;
+            connect_account(state, &started.workspace_id, grant, granted, now).await
+        }
+    }
+}
+
+async fn exchange(state: &AppState, code: &SecretCode) -> Result<TokenGrant, ApiError> {
+    state
+        .tokens
+        .client()
+        .exchange_code(&code.0)
+        .await
+        .map_err(connect_refused)
+}
+
+/// The grant's scopes (TikTok's own word on what the tokens carry) decide; the callback's list stands in when the
+/// grant names none.
+async fn connect_account(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    grant: TokenGrant,
+    callback_scopes: Scopes,
+    now: DateTime<Utc>,
+) -> Result<Connected, ApiError> {
+    let client = state.tokens.client();
+    let scopes = if grant.scopes.as_slice().is_empty() {
+        callback_scopes
+    } else {
+        grant.scopes.clone()
+    };
+    if let Err(refusal) = require_scopes(&scopes) {
+        // Nothing will use these tokens: hand the authorization back rather than leave it dangling at TikTok.
+        if let Err(error) = client.revoke(&grant.access_token).await {
+            tracing::warn!(%error, "a refused connection's authorization was not revoked at TikTok");
+        }
+        return Err(refusal);
+    }
+    let user = client.user_info(&grant.access_token).await.map_err(connect_refused)?;
+    // The handle (for post URLs) is not among the basic user fields; creator_info has it. Without it the account
+    // still works, so a failure here only costs the post URLs.
+    let username = match client.creator_info(&grant.access_token).await {
+        Ok(creator) => creator.creator_username.filter(|name| !name.is_empty()),
+        Err(error) => {
+            tracing::warn!(%error, "creator_info failed while connecting; the account has no username for now");
+            None
+        }
+    };
+    let sealed = state.tokens.cipher().seal_grant(&grant).map_err(ApiError::internal)?;
+    let connection = Connection {
+        open_id: grant.open_id,
+        scopes: scopes.into_vec(),
+        sealed,
+        user,
+        username,
+    };
+    let existing = state
+        .stores
+        .accounts
+        .find_account_by_open_id(workspace, &connection.open_id)
+        .await?;
+    let connected = match existing {
+        Some(account) => Connected {
+            account: update_account(state, account, |account, now| {
+                connection.apply(account, now);
+                true
+            })
+            .await?
+            .account,
+            created: false,
+        },
+        None => {
+            let mut account = Account {
+                id: AccountId::new(),
+                workspace_id: workspace.clone(),
+                open_id: connection.open_id.clone(),
+                display_name: String::new(),
+                username: None,
+                avatar_url: None,
+                scopes: Vec::new(),
+                status: AccountStatus::Connected,
+                tokens: None,
+                terms_accepted_at: None,
+                refresh_lock_until: None,
+                rate_windows: Default::default(),
+                connected_at: now,
+                created_at: now,
+                updated_at: now,
+                version: 1,
+            };
+            connection.apply(&mut account, now);
+            state.stores.accounts.create_account(&account).await?;
+            Connected { account, created: true }
+        }
+    };
+    tracing::info!(
+        account_id = %connected.account.id,
+        workspace_id = %workspace,
+        reconnected = !connected.created,
+        "TikTok account connected"
+    );
+    Ok(connected)
+}
+
+/// What one successful authorization says about the account.
+struct Connection {
+    open_id: String,
+    scopes: Vec<String>,
+    sealed: SealedTokens,
+    user: UserInfo,
+    username: Option<String>,
+}
+
+impl Connection {
+    /// A reconnect replaces the tokens with this grant's, which always holds a refresh token: the client refuses
+    /// token answers with an empty one, so a stored refresh token is never overwritten by nothing.
+    fn apply(&self, account: &mut Account, now: DateTime<Utc>) {
+        account.status = AccountStatus::Connected;
+        account.scopes.clone_from(&self.scopes);
+        account.tokens = Some(self.sealed.clone());
+        account.refresh_lock_until = None;
+        if !self.user.display_name.is_empty() {
+            account.display_name.clone_from(&self.user.display_name);
+        }
+        if let Some(avatar) = self.user.avatar_url.as_ref().filter(|url| !url.is_empty()) {
+            account.avatar_url = Some(avatar.clone());
+        }
+        if self.username.is_some() {
+            account.username.clone_from(&self.username);
+        }
+        // TikTok's consent page for this connection carries its Content Posting API terms: accepting them is what
+        // authorizing means, so the time is recorded with each connection.
+        account.terms_accepted_at = Some(now);
+        account.connected_at = now;
+        account.updated_at = now;
+    }
+}
+
+fn require_scopes(granted: &Scopes) -> Result<(), ApiError> {
+    let missing = granted.missing(&REQUIRED_SCOPES);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::BadRequest {
+        code: "missing_scopes",
+        message: format!(
+            "the TikTok user did not grant {}; Postato needs {} to post, so nothing was connected. Connect again and \
+             keep every permission ticked",
+            missing.join(", "),
+            REQUIRED_SCOPES.join(", ")
+        ),
+    })
+}
+
+/// TikTok refusing the code or the new token is the connection's end (the code is single-use): a 400 saying so.
+/// Its outages and rate limits keep their usual meaning.
+fn connect_refused(error: TikTokError) -> ApiError {
+    match error.class() {
+        ErrorClass::Reauthorize | ErrorClass::Permanent => ApiError::BadRequest {
+            code: "tiktok_refused",
+            message: format!(
+                "TikTok refused to complete the connection ({}); start again with POST /v1/accounts/tiktok/connect",
+                error.code()
+            ),
+        },
+        _ => error.into(),
+    }
+}
+
+fn echoed(text: &str) -> String {
+    text.chars().take(ECHOED_TEXT_MAX).collect()
+}
+
+/// `303 See Other` to `base` with `params` added to its query.
+fn redirect(base: &str, params: &[(&str, &str)]) -> Response {
+    let mut url = match url::Url::parse(base) {
+        Ok(url) => url,
+        // CONNECT_SUCCESS_URL is checked at start, so this is a bug, not bad input.
+        Err(error) => return ApiError::internal(error).into_response(),
+    };
+    url.query_pairs_mut().extend_pairs(params);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, url.to_string())]).into_response()
+}
