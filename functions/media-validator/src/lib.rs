@@ -10,3 +10,19 @@
 #![forbid(unsafe_code)]
 
 pub mod probe;
+
+#[cfg(feature = "service")]
+pub mod config;
+#[cfg(feature = "service")]
+pub mod facts;
+#[cfg(feature = "service")]
+pub mod handler;
+#[cfg(feature = "service")]
+pub mod rendition;
+#[cfg(feature = "service")]
+pub mod source;
+#[cfg(feature = "service")]
+pub mod verdict;
+
+#[cfg(feature = "service")]
+pub use handler::{handle_s3_event, validate_object, Ignored, Outcome, ValidatorDeps, ValidatorError};

@@ -158,11 +158,7 @@ fn walk_top_level(w: &Windows, container: Container) -> Result<TopLevel, Halt> {
             break;
         }
         match &header.kind {
-            b"moov" => {
-                if top.moov.is_none() {
-                    top.moov = Some((offset..end, offset + header.header_len));
-                }
-            }
+            b"moov" if top.moov.is_none() => top.moov = Some((offset..end, offset + header.header_len)),
             b"moof" if top.moov.is_some() && top.moofs.len() < MAX_FRAGMENTS => top.moofs.push(offset),
             b"sidx" if top.moov.is_some() && top.sidx.is_none() => top.sidx = Some(offset + header.header_len..end),
             b"cmov" => return Err(corrupt(container, "compressed movie header (cmov) is not supported")),
@@ -547,7 +543,7 @@ fn parse_audio_entry(kind: &FourCc, entry: &[u8]) -> Option<SampleEntry> {
         2 => {
             r.skip(4)?;
             let rate = f64::from_bits(r.u64()?);
-            sample_rate = (rate.is_finite() && rate >= 1.0 && rate < 1e7).then_some(rate.round() as u32);
+            sample_rate = (1.0..1e7).contains(&rate).then_some(rate.round() as u32);
             channels = Some(r.u32()?).filter(|&c| c > 0 && c < 256);
             r.skip(20)?;
         }

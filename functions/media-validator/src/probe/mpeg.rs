@@ -359,7 +359,7 @@ pub(super) fn probe_transport_stream(w: &Windows) -> Result<ProbeReport, Halt> {
     let mut report = build_report(container, size, &ts.demux, head);
     // Packets (with their M2TS timecode prefix) tile the file; a remainder is a packet cut short.
     let stride = stride as u64;
-    if size % stride != 0 {
+    if !size.is_multiple_of(stride) {
         report.truncated = Some(Truncation {
             expected_size: (size / stride + 1) * stride,
         });
