@@ -209,6 +209,8 @@ struct Track {
     entry: Option<SampleEntry>,
     samples: u64,
     sample_ticks: u64,
+    /// Where the first chunk of samples starts (stco/co64), to peek at a frame header when the entry is vague.
+    first_chunk: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -370,6 +372,15 @@ fn parse_mdia<'a>(mdia: &'a [u8], track: &mut Track, container: Container) -> Re
                         let (kind, payload) = child.map_err(bad)?;
                         match &kind {
                             b"stsd" => stsd = Some(payload),
+                            b"stco" | b"co64" => {
+                                let mut r = Reader::new(payload);
+                                let wide = &kind == b"co64";
+                                track.first_chunk = r
+                                    .skip(4)
+                                    .and_then(|_| r.u32())
+                                    .filter(|&count| count > 0)
+                                    .and_then(|_| r.u32_or_u64(wide));
+                            }
                             b"stts" => {
                                 let (samples, ticks) = fold_stts(payload)
                                     .ok_or_else(|| bad("stts holds fewer entries than it says".into()))?;
@@ -998,20 +1009,33 @@ pub(super) fn probe(w: &Windows, container: Container) -> Result<ProbeReport, Ha
             .and_then(|f| f.timings.iter().find(|t| t.track_id == track.id));
         report.video = video_stream(track, timing);
     }
-    if let Some(Track {
-        entry: Some(SampleEntry::Audio {
-            codec,
-            sample_rate,
-            channels,
-        }),
-        ..
-    }) = audio_track
+    if let Some(
+        track @ Track {
+            entry:
+                Some(SampleEntry::Audio {
+                    codec,
+                    sample_rate,
+                    channels,
+                }),
+            ..
+        },
+    ) = audio_track
     {
-        report.audio = Some(AudioStream {
+        let mut audio = AudioStream {
             codec: codec.clone(),
             sample_rate: *sample_rate,
             channels: *channels,
-        });
+        };
+        // MPEG audio in `mp4a` has no decoder config, and ISO sample entries carry a template channel count of 2;
+        // the first frame's header says what the decoder will see, when it is among the bytes already held.
+        if matches!(codec.as_str(), "mp3" | "mp2") {
+            let frame = track.first_chunk.and_then(|at| w.slice(at..at.saturating_add(4)));
+            if let Some(header) = frame.and_then(audio::parse_mpeg_audio) {
+                audio.sample_rate = Some(header.sample_rate);
+                audio.channels = Some(header.channels);
+            }
+        }
+        report.audio = Some(audio);
     }
     report.duration_ms = match &fragments {
         Some(fragments) => fragmented_duration_ms(&movie, fragments, [video_track, audio_track], w, &top),

@@ -98,7 +98,7 @@ fn sniff_iso_bmff(head: &[u8]) -> Option<Container> {
         return Some(Container::Mov);
     }
     let major: &[u8; 4] = head.get(8..12)?.try_into().ok()?;
-    let brands_end = usize::try_from(size).ok()?.clamp(16, head.len());
+    let brands_end = usize::try_from(size).unwrap_or(usize::MAX).min(head.len());
     let compatible = head.get(16..brands_end).unwrap_or_default();
     let has_brand = |brand: &[u8; 4]| compatible.chunks_exact(4).any(|b| b == brand);
     let container = match major {
