@@ -59,13 +59,19 @@ impl RangeSource for FileSource {
             ByteRange::Suffix(n) => self.size.saturating_sub(n)..self.size,
         };
         let len = usize::try_from(span.end - span.start).map_err(|e| BlobError::Unavailable(Box::new(e)))?;
-        let mut buffer = vec![0u8; len];
+        let mut buffer = Vec::with_capacity(len);
         {
             let mut file = self.file.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            file.seek(SeekFrom::Start(span.start))
-                .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
-            file.read_exact(&mut buffer)
-                .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+            let io = |e: std::io::Error| BlobError::Unavailable(Box::new(e));
+            file.seek(SeekFrom::Start(span.start)).map_err(io)?;
+            (&mut *file)
+                .take(span.end - span.start)
+                .read_to_end(&mut buffer)
+                .map_err(io)?;
+        }
+        if buffer.len() != len {
+            let shrunk = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the file shrank while being read");
+            return Err(BlobError::Unavailable(Box::new(shrunk)));
         }
         Ok(RangeRead {
             offset: span.start,
@@ -138,7 +144,7 @@ pub async fn run_probe(source: &dyn RangeSource, budget: Budget, pin: Option<&st
     }
     let size = reads[0].total_size;
     let mut step = None;
-    for read in &reads {
+    for read in reads {
         step = Some(feed(&mut probe, read));
     }
     let mut step = step.unwrap_or_else(|| Step::Invalid(internal()));
@@ -148,7 +154,7 @@ pub async fn run_probe(source: &dyn RangeSource, budget: Budget, pin: Option<&st
         if normalise_etag(&read.etag) != etag {
             return Err(BlobError::Changed("the object was replaced while being probed".into()));
         }
-        step = feed(&mut probe, &read);
+        step = feed(&mut probe, read);
     }
     let outcome = match step {
         Step::Done(report) => Ok(*report),
@@ -166,9 +172,11 @@ pub async fn run_probe(source: &dyn RangeSource, budget: Budget, pin: Option<&st
 
 /// Feeds one read. The probe is written not to panic; should it anyway (a bug, perhaps in a dependency), the file
 /// gets an "unreadable" verdict instead of failing the whole invocation and being retried forever.
-fn feed(probe: &mut Probe, read: &RangeRead) -> Step {
+fn feed(probe: &mut Probe, read: RangeRead) -> Step {
+    // Bytes made from a Vec (files; single-chunk bodies) convert back without a copy.
+    let bytes = Vec::from(read.bytes);
     catch_unwind(AssertUnwindSafe(|| {
-        probe.feed(read.offset, &read.bytes, read.total_size)
+        probe.feed_owned(read.offset, bytes, read.total_size)
     }))
     .unwrap_or_else(|_| Step::Invalid(internal()))
 }

@@ -22,7 +22,7 @@ mod report;
 mod sniff;
 mod window;
 
-use std::ops::Range;
+use std::{borrow::Cow, ops::Range};
 
 use sha2::{Digest, Sha256};
 
@@ -144,6 +144,15 @@ impl Probe {
     /// Adds the bytes of one read (found at `offset` in an object of `object_size` bytes) and says what comes next.
     /// When several reads are in flight (the initial pair), feed each one; only the step after the last counts.
     pub fn feed(&mut self, offset: u64, bytes: &[u8], object_size: u64) -> Step {
+        self.feed_bytes(offset, Cow::Borrowed(bytes), object_size)
+    }
+
+    /// [`Probe::feed`] for a buffer the caller gives away: held as it is instead of copied.
+    pub fn feed_owned(&mut self, offset: u64, bytes: Vec<u8>, object_size: u64) -> Step {
+        self.feed_bytes(offset, Cow::Owned(bytes), object_size)
+    }
+
+    fn feed_bytes(&mut self, offset: u64, bytes: Cow<'_, [u8]>, object_size: u64) -> Step {
         if let Some(done) = &self.finished {
             // A read that was in flight when the answer came (the second of the initial pair) still counts.
             self.stats.requests = self.stats.requests.saturating_add(1);
@@ -159,7 +168,7 @@ impl Probe {
         step
     }
 
-    fn accept(&mut self, offset: u64, bytes: &[u8], object_size: u64) -> Result<Step, Halt> {
+    fn accept(&mut self, offset: u64, bytes: Cow<'_, [u8]>, object_size: u64) -> Result<Step, Halt> {
         self.stats.requests = self.stats.requests.saturating_add(1);
         self.stats.bytes = self.stats.bytes.saturating_add(bytes.len() as u64);
         let windows = self.windows.get_or_insert_with(|| Windows::new(object_size));

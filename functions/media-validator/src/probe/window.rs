@@ -1,7 +1,7 @@
 //! The bytes fetched so far: a few windows of the object, merged when they touch so that a box spanning two reads
 //! (a moov that starts in the head window and ends in a later read) is one contiguous slice.
 
-use std::ops::Range;
+use std::{borrow::Cow, ops::Range};
 
 use super::Halt;
 
@@ -37,19 +37,28 @@ impl Windows {
     }
 
     /// Adds `bytes` found at `start`. The caller has checked that they lie within the object.
-    pub(crate) fn insert(&mut self, start: u64, bytes: &[u8]) {
+    pub(crate) fn insert(&mut self, start: u64, bytes: Cow<'_, [u8]>) {
         let end = start + bytes.len() as u64;
         if bytes.is_empty() || self.parts.iter().any(|w| w.start <= start && end <= w.end()) {
             return;
         }
-        let at = self.parts.partition_point(|w| w.start < start);
-        self.parts.insert(
-            at,
-            Window {
-                start,
-                data: bytes.to_vec(),
-            },
-        );
+        // A read that continues a held window (the suffix read overlapping the head of a small file, the rest of a
+        // moov) extends it in place: only the new bytes are copied, once.
+        if let Some(window) = self.parts.iter_mut().find(|w| w.start <= start && start <= w.end()) {
+            let skip = (window.end() - start) as usize;
+            let fresh = bytes.get(skip..).unwrap_or_default();
+            window.data.reserve_exact(fresh.len());
+            window.data.extend_from_slice(fresh);
+        } else {
+            let at = self.parts.partition_point(|w| w.start < start);
+            self.parts.insert(
+                at,
+                Window {
+                    start,
+                    data: bytes.into_owned(),
+                },
+            );
+        }
         self.coalesce();
     }
 
@@ -171,11 +180,11 @@ mod tests {
     #[test]
     fn touching_windows_merge_and_gaps_are_reported_exactly() {
         let mut w = Windows::new(100);
-        w.insert(0, &[1; 10]);
-        w.insert(90, &[2; 10]);
+        w.insert(0, Cow::Borrowed(&[1; 10]));
+        w.insert(90, Cow::Borrowed(&[2; 10]));
         assert_eq!(w.bytes(5..95).unwrap_err().need(), Some(10..90));
         assert_eq!(w.bytes(0..20).unwrap_err().need(), Some(10..20));
-        w.insert(10, &[3; 80]);
+        w.insert(10, Cow::Borrowed(&[3; 80]));
         assert_eq!(w.bytes(5..95).map(<[u8]>::len).ok(), Some(90));
         assert_eq!(w.whole().map(<[u8]>::len), Some(100));
     }
@@ -183,8 +192,8 @@ mod tests {
     #[test]
     fn overlapping_inserts_keep_the_first_bytes_and_extend() {
         let mut w = Windows::new(30);
-        w.insert(0, &[1; 10]);
-        w.insert(5, &[2; 10]);
+        w.insert(0, Cow::Borrowed(&[1; 10]));
+        w.insert(5, Cow::Borrowed(&[2; 10]));
         assert_eq!(w.slice(0..15), Some(&[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2][..]));
     }
 
