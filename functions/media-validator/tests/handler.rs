@@ -381,3 +381,25 @@ async fn a_deleted_object_is_ignored() {
     let outcome = validate_object(&h.deps, &media.object_key).await.expect("ignored");
     assert_eq!(outcome, Outcome::Ignored(Ignored::ObjectGone(media.object_key.clone())));
 }
+
+/// The local runner calls `validate_object` right after an upload and promises the verdict within 2 s; the
+/// heaviest common case is a full-size PNG, which is decoded and re-encoded as JPEG.
+#[tokio::test]
+async fn a_full_size_png_is_validated_and_rendered_well_within_two_seconds() {
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Image).await;
+    h.blobs.insert(&media.object_key, png(1080, 1920));
+
+    let started = std::time::Instant::now();
+    let outcome = validate_object(&h.deps, &media.object_key).await.expect("validated");
+    let elapsed = started.elapsed();
+
+    assert_eq!(
+        outcome,
+        Outcome::Validated {
+            media_id: media.id.clone(),
+            status: MediaStatus::Valid
+        }
+    );
+    assert!(elapsed < std::time::Duration::from_secs(2), "took {elapsed:?}");
+}
