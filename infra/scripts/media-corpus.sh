@@ -9,7 +9,7 @@
 # functions/media-validator/tests/corpus.rs holds the expected verdict for every file named here.
 set -euo pipefail
 
-CORPUS_VERSION=4
+CORPUS_VERSION=5
 
 if [[ $# -ne 1 || "$1" == -* ]]; then
     echo "usage: $0 DIR   (generates the media corpus into DIR; needs ffmpeg on PATH)" >&2
@@ -110,6 +110,12 @@ make long-11min.mp4 ff -f lavfi -i color=c=blue:size=128x72:rate=10 -f lavfi -i 
 make long-11min-60fps-moov-at-end.mp4 ff $(video 128x72 60) $(tone 96000) -t 660 -pix_fmt yuv420p -c:v libx264 \
     -preset ultrafast -x264-params bframes=2:b-adapt=0 -crf 40 -c:a aac -b:a 16k -f mp4 OUT
 make long-11min-60fps-faststart.mp4 ff -i long-11min-60fps-moov-at-end.mp4 -c copy -movflags +faststart -f mp4 OUT
+# The same, fragmented (about 165 fragments): head and tail windows each see a few; the rest of the timeline is
+# reached through the mfra index, or without one by scanning the tail for the last moofs.
+make long-11min-60fps-fragmented.mp4 ff -i long-11min-60fps-moov-at-end.mp4 -c copy \
+    -movflags frag_keyframe+empty_moov+default_base_moof -f mp4 OUT
+make long-11min-60fps-fragmented-no-mfra.mp4 ff -i long-11min-60fps-moov-at-end.mp4 -c copy \
+    -movflags frag_keyframe+empty_moov+default_base_moof+skip_trailer -f mp4 OUT
 
 # Over 4 GB without using the disk: a valid faststart MP4 followed by a `free` box with a 64-bit size, made sparse.
 sparse() {

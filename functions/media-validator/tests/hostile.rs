@@ -14,7 +14,7 @@ use std::{
     path::PathBuf,
 };
 
-use media_validator::probe::{probe_bytes, Budget, MediaClass, Step};
+use media_validator::probe::{probe_bytes, Budget, MediaClass, Step, UnreadableReason};
 use support::media::{bx, full, jpeg, mp4, png, SyntheticMovie};
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -85,8 +85,13 @@ fn check(label: &str, data: &[u8], failures: &mut Vec<String>) -> usize {
     if peak > MEMORY_LIMIT {
         failures.push(format!("{label}: allocated {peak} bytes (limit {MEMORY_LIMIT})"));
     }
-    if let Step::NeedRange(range) = step {
-        failures.push(format!("{label}: probe_bytes ended asking for {range:?}"));
+    match step {
+        Step::NeedRange(range) => failures.push(format!("{label}: probe_bytes ended asking for {range:?}")),
+        // Internal means a parser asked for bytes it already held: a bug, even though it is not a panic.
+        Step::Invalid(unreadable) if unreadable.reason == UnreadableReason::Internal => {
+            failures.push(format!("{label}: the probe reported an internal error"))
+        }
+        _ => {}
     }
     peak
 }
