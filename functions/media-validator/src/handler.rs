@@ -104,6 +104,24 @@ pub enum ValidatorError {
     },
 }
 
+/// What Lambda records for a failed invocation: every handler error is transient (unreadable files are verdicts),
+/// so the type says `Retryable`, and the message carries the whole cause chain (ids and error kinds, no secrets).
+impl From<ValidatorError> for lambda_runtime::Diagnostic {
+    fn from(error: ValidatorError) -> Self {
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        lambda_runtime::Diagnostic {
+            error_type: "Retryable".into(),
+            error_message: message,
+        }
+    }
+}
+
 /// Handles an S3 notification: every ObjectCreated record in turn. Fails (so that Lambda retries) when any record
 /// failed for a transient reason, after trying all of them.
 pub async fn handle_s3_event(deps: &ValidatorDeps, event: S3Event) -> Result<(), ValidatorError> {
@@ -411,6 +429,20 @@ fn stable_event_id(media: &MediaId, etag: &str, at: DateTime<Utc>) -> Option<Eve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lambda_sees_a_retryable_failure_with_its_causes() {
+        let error = ValidatorError::Read {
+            key: "uploads/ws/med".into(),
+            source: BlobError::Unavailable("connection reset".into()),
+        };
+        let diagnostic = lambda_runtime::Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, "Retryable");
+        assert_eq!(
+            diagnostic.error_message,
+            "reading object uploads/ws/med failed: blob store unavailable: connection reset"
+        );
+    }
 
     #[test]
     fn s3_keys_are_url_decoded() {

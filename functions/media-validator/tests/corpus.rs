@@ -79,11 +79,19 @@ const NO_FFPROBE_FACTS: &[&str] = &["empty.mp4", "garbage.bin", "truncated-moov-
 
 #[tokio::test]
 async fn corpus_facts_match_ffprobe_and_verdicts_match_the_rule_table() {
-    let dir = match corpus_dir().and_then(|dir| ffprobe_available().map(|_| dir)) {
+    let dir = match corpus_dir() {
         Ok(dir) => dir,
         Err(reason) => {
             println!("skipped: {reason}");
             return;
+        }
+    };
+    // Without ffprobe the verdicts and reads are still checked; only the comparison of facts is skipped.
+    let compare_facts_with_ffprobe = match ffprobe_available() {
+        Ok(()) => true,
+        Err(reason) => {
+            println!("skipped: the comparison with ffprobe ({reason})");
+            false
         }
     };
     let mut problems = Vec::new();
@@ -123,7 +131,7 @@ async fn corpus_facts_match_ffprobe_and_verdicts_match_the_rule_table() {
                 got(&judgement.warnings)
             ));
         }
-        if !NO_FFPROBE_FACTS.contains(&name.as_str()) {
+        if compare_facts_with_ffprobe && !NO_FFPROBE_FACTS.contains(&name.as_str()) {
             match ffprobe(path) {
                 Ok(reference) => compare_facts(&name, &judgement, &reference, &mut problems),
                 Err(e) => problems.push(format!("{name}: ffprobe failed: {e}")),

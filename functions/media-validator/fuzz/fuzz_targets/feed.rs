@@ -9,12 +9,18 @@ use media_validator::probe::{probe_bytes, Budget, Probe, ReadRequest, Step, Unre
 /// `Internal` means a parser asked for bytes it already held: a bug even though nothing panicked.
 fn assert_not_internal(step: &Step) {
     if let Step::Invalid(unreadable) = step {
-        assert_ne!(unreadable.reason, UnreadableReason::Internal, "the probe reported an internal error");
+        assert_ne!(
+            unreadable.reason,
+            UnreadableReason::Internal,
+            "the probe reported an internal error"
+        );
     }
 }
 
 fuzz_target!(|input: &[u8]| {
-    let Some((&mode, data)) = input.split_first() else { return };
+    let Some((&mode, data)) = input.split_first() else {
+        return;
+    };
     if mode % 2 == 0 {
         assert_not_internal(&probe_bytes(data, Budget::default()).0);
         return;
@@ -39,9 +45,15 @@ fuzz_target!(|input: &[u8]| {
     }
     let mut feeds = 2;
     while let Some(Step::NeedRange(range)) = step {
-        assert!(range.start < range.end && range.end <= size, "asked for {range:?} of {size}");
+        assert!(
+            range.start < range.end && range.end <= size,
+            "asked for {range:?} of {size}"
+        );
         feeds += 1;
-        assert!(feeds <= budget.max_reads + 2, "the probe kept asking beyond its read budget");
+        assert!(
+            feeds <= budget.max_reads + 2,
+            "the probe kept asking beyond its read budget"
+        );
         let (offset, bytes) = serve(range.start, range.end);
         step = Some(probe.feed(offset, bytes, size));
     }
