@@ -4,8 +4,11 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::Context;
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use futures::FutureExt;
 use intake_api::{AppState, Deps, IntakeSettings};
+use media_validator::{handle_s3_event, probe::Budget, ValidatorDeps};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use shared::{
     adapters::{
         aws::{AwsAdapters, AwsResources},
@@ -83,8 +86,18 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
     });
     let mut app = intake_api::router(state);
     if let Some(local_blobs) = &adapters.local_blobs {
-        let on_upload: UploadHook = Arc::new(|key: String| async move { tracing::debug!(key, "uploaded") }.boxed());
-        app = app.merge(local_routes::router(local_blobs.clone(), clock.clone(), on_upload));
+        let validator = Arc::new(ValidatorDeps {
+            media: adapters.stores.media.clone(),
+            blobs: adapters.blobs.clone(),
+            events: adapters.events.clone(),
+            clock: clock.clone(),
+            budget: Budget::default(),
+        });
+        app = app.merge(local_routes::router(
+            local_blobs.clone(),
+            clock.clone(),
+            validate_uploads(validator),
+        ));
     }
 
     let (shutdown, mut stopping) = watch::channel(false);
@@ -198,6 +211,30 @@ async fn create_aws_resources(aws: &AwsAdapters, resources: &AwsResources) -> an
             .context("cannot create the bus")?;
     }
     Ok(())
+}
+
+/// Runs the validator on every stored upload with the event S3 would send, as its ObjectCreated notification makes
+/// the Lambda do in AWS.
+fn validate_uploads(validator: Arc<ValidatorDeps>) -> UploadHook {
+    Arc::new(move |key: String| {
+        let validator = validator.clone();
+        async move {
+            // The event types are non-exhaustive: built by assignment.
+            let mut record = S3EventRecord::default();
+            record.event_source = Some("aws:s3".into());
+            record.event_name = Some("ObjectCreated:Put".into());
+            record.event_time = chrono::Utc::now();
+            record.s3.bucket.name = Some("local".into());
+            record.s3.object.key = Some(utf8_percent_encode(&key, NON_ALPHANUMERIC).to_string());
+            let mut event = S3Event::default();
+            event.records.push(record);
+            let result = handle_s3_event(&validator, event).await;
+            if let Err(error) = result {
+                tracing::error!(key, error = %error, "validation failed; upload the file again to retry");
+            }
+        }
+        .boxed()
+    })
 }
 
 /// Publishes to several sinks; fails if any fails, so nothing is lost silently.

@@ -1,0 +1,464 @@
+//! The S3-triggered Lambda's logic, over the ports: find the media by object key, probe the object with ranged
+//! reads pinned to its ETag, judge it, store the verdict with a compare-and-set, announce it.
+//!
+//! Failure semantics: an unreadable or rejected file is a verdict. A store, blob or event-bus failure fails the
+//! record (`Err`), so Lambda retries the invocation and its on-failure destination keeps what never succeeds; a
+//! retry is harmless because a verdict already stored for the same ETag is not written again, only re-announced
+//! under the same event id. An object that names no media is logged and ignored.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use shared::{
+    domain::{Media, MediaKind, MediaStatus, MediaVerdict},
+    events::{Event, EventType},
+    ids::{EventId, MediaId},
+    ports::{BlobError, BlobStore, EventError, EventSink, MediaRepo, StoreError},
+    Clock,
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    probe::{Budget, Container},
+    rendition,
+    source::{normalise_etag, run_probe, BlobObject, ProbeRun},
+    verdict::{codes, judge, Judgement},
+};
+
+/// Compare-and-set attempts before giving up on a media record that keeps changing (the Lambda then retries).
+const MAX_WRITE_ATTEMPTS: u32 = 5;
+
+/// What the validator needs from the world.
+#[derive(Clone)]
+pub struct ValidatorDeps {
+    pub media: Arc<dyn MediaRepo>,
+    pub blobs: Arc<dyn BlobStore>,
+    pub events: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+    pub budget: Budget,
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The verdict was stored and announced.
+    Validated { media_id: MediaId, status: MediaStatus },
+    /// A verdict for this very version was already stored (a duplicate event or a retry); it was announced again.
+    AlreadyValidated { media_id: MediaId },
+    /// The object was replaced since this event; the newer version's event will carry the verdict.
+    Superseded { media_id: MediaId },
+    /// Nothing to do; logged.
+    Ignored(Ignored),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ignored {
+    /// The key is not an upload key (`uploads/<workspace>/<media>`).
+    UnknownKey(String),
+    /// The key names a media record that does not exist (deleted, or never created).
+    NoSuchMedia(MediaId),
+    /// The record exists but belongs to another key.
+    KeyMismatch(MediaId),
+    /// The object was deleted before it could be read.
+    ObjectGone(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorError {
+    #[error("reading object {key} failed")]
+    Read {
+        key: String,
+        #[source]
+        source: BlobError,
+    },
+    #[error("storing the JPEG rendition of {media} failed")]
+    StoreRendition {
+        media: MediaId,
+        #[source]
+        source: BlobError,
+    },
+    #[error("the media store failed for {media}")]
+    Store {
+        media: MediaId,
+        #[source]
+        source: StoreError,
+    },
+    #[error("publishing {event} for {media} failed")]
+    Publish {
+        media: MediaId,
+        event: &'static str,
+        #[source]
+        source: EventError,
+    },
+    #[error("media {media} kept changing while its verdict was written ({MAX_WRITE_ATTEMPTS} attempts)")]
+    Contention { media: MediaId },
+    #[error("{failed} of {total} S3 record(s) failed")]
+    Records {
+        failed: usize,
+        total: usize,
+        /// The first failure; every one is logged.
+        #[source]
+        first: Box<ValidatorError>,
+    },
+}
+
+/// What Lambda records for a failed invocation: every handler error is transient (unreadable files are verdicts),
+/// so the type says `Retryable`, and the message carries the whole cause chain (ids and error kinds, no secrets).
+impl From<ValidatorError> for lambda_runtime::Diagnostic {
+    fn from(error: ValidatorError) -> Self {
+        let mut message = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        lambda_runtime::Diagnostic {
+            error_type: "Retryable".into(),
+            error_message: message,
+        }
+    }
+}
+
+/// Handles an S3 notification: every ObjectCreated record in turn. Fails (so that Lambda retries) when any record
+/// failed for a transient reason, after trying all of them.
+pub async fn handle_s3_event(deps: &ValidatorDeps, event: S3Event) -> Result<(), ValidatorError> {
+    let total = event.records.len();
+    let mut failures = Vec::new();
+    for record in event.records {
+        match handle_record(deps, record).await {
+            Ok(()) => {}
+            Err(error) => {
+                error!(error.message = %error, error.cause_chain = ?error, "validating an uploaded object failed");
+                failures.push(error);
+            }
+        }
+    }
+    let failed = failures.len();
+    match failures.into_iter().next() {
+        None => Ok(()),
+        Some(first) => Err(ValidatorError::Records {
+            failed,
+            total,
+            first: Box::new(first),
+        }),
+    }
+}
+
+async fn handle_record(deps: &ValidatorDeps, record: S3EventRecord) -> Result<(), ValidatorError> {
+    let event_name = record.event_name.as_deref().unwrap_or_default();
+    if !event_name.starts_with("ObjectCreated") {
+        info!(event_name, "not an ObjectCreated record; ignored");
+        return Ok(());
+    }
+    let Some(raw_key) = record.s3.object.key.as_deref() else {
+        warn!(event_name, "S3 record without an object key; ignored");
+        return Ok(());
+    };
+    let key = decode_s3_key(raw_key);
+    let outcome = validate(deps, &key, record.s3.object.e_tag.as_deref()).await?;
+    info!(key = %key, outcome = ?outcome, "object handled");
+    Ok(())
+}
+
+/// Validates the object at `key` now, whatever its version: what the local runner calls after an upload.
+pub async fn validate_object(deps: &ValidatorDeps, key: &str) -> Result<Outcome, ValidatorError> {
+    validate(deps, key, None).await
+}
+
+/// S3 event keys are URL-encoded, with `+` for spaces.
+pub fn decode_s3_key(raw: &str) -> String {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+async fn validate(deps: &ValidatorDeps, key: &str, event_etag: Option<&str>) -> Result<Outcome, ValidatorError> {
+    let Some((workspace_id, media_id)) = Media::id_from_object_key(key) else {
+        warn!(key, "object key names no media; ignored");
+        return Ok(Outcome::Ignored(Ignored::UnknownKey(key.to_owned())));
+    };
+    let store_error = |source| ValidatorError::Store {
+        media: media_id.clone(),
+        source,
+    };
+    let Some(media) = deps.media.get_media(&media_id).await.map_err(store_error)? else {
+        warn!(key, media_id = %media_id, "no media record for this upload; ignored");
+        return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id)));
+    };
+    if media.workspace_id != workspace_id || media.object_key != key {
+        warn!(key, media_id = %media_id, "the media record belongs to another object key; ignored");
+        return Ok(Outcome::Ignored(Ignored::KeyMismatch(media_id)));
+    }
+    if let (Some(etag), Some(verdict)) = (event_etag, &media.verdict) {
+        if verdict.etag.as_deref().map(normalise_etag) == Some(normalise_etag(etag)) {
+            announce(deps, &media, verdict).await?;
+            return Ok(Outcome::AlreadyValidated { media_id });
+        }
+    }
+    let media = mark_validating(deps, media).await?;
+
+    let object = BlobObject {
+        store: deps.blobs.as_ref(),
+        key,
+    };
+    let run = match run_probe(&object, deps.budget, event_etag).await {
+        Ok(run) => run,
+        Err(BlobError::NotFound(_)) => {
+            warn!(key, media_id = %media_id, "the object was deleted before it could be read; ignored");
+            return Ok(Outcome::Ignored(Ignored::ObjectGone(key.to_owned())));
+        }
+        Err(BlobError::Changed(_)) => {
+            info!(key, media_id = %media_id, "the object was replaced; the newer version's event decides");
+            return Ok(Outcome::Superseded { media_id });
+        }
+        Err(source) => {
+            return Err(ValidatorError::Read {
+                key: key.to_owned(),
+                source,
+            })
+        }
+    };
+    info!(
+        key,
+        media_id = %media_id,
+        requests = run.reads.requests,
+        bytes = run.reads.bytes,
+        size = run.size,
+        "probed"
+    );
+    let mut judgement = judge(&run.outcome, run.size, Some(media.kind));
+    let rendition_key = make_rendition(deps, &media, &run, &mut judgement).await?;
+    let verdict = MediaVerdict {
+        accepted: judgement.accepted,
+        detected_kind: judgement.kind.as_str().to_owned(),
+        violations: judgement.violations,
+        warnings: judgement.warnings,
+        facts: judgement.facts,
+        fingerprint: run.outcome.as_ref().ok().and_then(|r| r.fingerprint).map(hex::encode),
+        rendition_key,
+        etag: Some(run.etag.clone()),
+        validated_at: deps.clock.now(),
+    };
+    write_verdict(deps, &media_id, key, verdict).await
+}
+
+/// `pending_upload` → `validating`, so that a reader sees the bytes arrived. A lost race is fine: whoever won
+/// moved the record on, and the verdict write below re-reads it.
+async fn mark_validating(deps: &ValidatorDeps, media: Media) -> Result<Media, ValidatorError> {
+    if media.status != MediaStatus::PendingUpload {
+        return Ok(media);
+    }
+    let mut next = media.clone();
+    next.status = MediaStatus::Validating;
+    next.version += 1;
+    next.updated_at = deps.clock.now();
+    match deps.media.update_media(&next, media.version).await {
+        Ok(()) => Ok(next),
+        Err(StoreError::Conflict(_)) => Ok(media),
+        Err(source) => Err(ValidatorError::Store {
+            media: media.id,
+            source,
+        }),
+    }
+}
+
+/// For an accepted PNG, stores the JPEG copy the publisher will send. A PNG that cannot be converted cannot be
+/// published, so that is a violation; failing to store the copy is transient and fails the record.
+async fn make_rendition(
+    deps: &ValidatorDeps,
+    media: &Media,
+    run: &ProbeRun,
+    judgement: &mut Judgement,
+) -> Result<Option<String>, ValidatorError> {
+    if !judgement.accepted || judgement.container != Some(Container::Png) || media.kind != MediaKind::Image {
+        return Ok(None);
+    }
+    let converted = match run.whole_file() {
+        Some(png) => rendition::png_to_jpeg(png).map_err(|e| e.to_string()),
+        None => Err("the PNG was not read whole".to_owned()),
+    };
+    match converted {
+        Ok(jpeg) => {
+            let key = Media::rendition_key_for(&media.workspace_id, &media.id);
+            deps.blobs
+                .put(&key, jpeg.into(), "image/jpeg")
+                .await
+                .map_err(|source| ValidatorError::StoreRendition {
+                    media: media.id.clone(),
+                    source,
+                })?;
+            Ok(Some(key))
+        }
+        Err(reason) => {
+            warn!(media_id = %media.id, reason, "PNG rendition failed");
+            judgement.violation(
+                codes::RENDITION_FAILED,
+                format!("This PNG could not be converted to JPEG for TikTok ({reason}). Upload it as a JPEG."),
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Stores the verdict unless one for the same version is there already, then announces it. Before each attempt
+/// it checks that the object still is the version probed, so a slow probe of an old version never overwrites the
+/// verdict of a newer one; the compare-and-set closes the remaining window.
+async fn write_verdict(
+    deps: &ValidatorDeps,
+    media_id: &MediaId,
+    key: &str,
+    verdict: MediaVerdict,
+) -> Result<Outcome, ValidatorError> {
+    let store_error = |source| ValidatorError::Store {
+        media: media_id.clone(),
+        source,
+    };
+    let etag = verdict.etag.clone().unwrap_or_default();
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let Some(current) = deps.media.get_media(media_id).await.map_err(store_error)? else {
+            warn!(media_id = %media_id, "the media record disappeared during validation; ignored");
+            return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
+        };
+        if let Some(stored) = current
+            .verdict
+            .as_ref()
+            .filter(|v| v.etag.as_deref() == Some(etag.as_str()))
+        {
+            announce(deps, &current, stored).await?;
+            return Ok(Outcome::AlreadyValidated {
+                media_id: media_id.clone(),
+            });
+        }
+        match deps.blobs.head(key).await {
+            Ok(head) if normalise_etag(&head.etag) != etag => {
+                return Ok(Outcome::Superseded {
+                    media_id: media_id.clone(),
+                });
+            }
+            Ok(_) => {}
+            Err(BlobError::NotFound(_)) => return Ok(Outcome::Ignored(Ignored::ObjectGone(key.to_owned()))),
+            Err(source) => {
+                return Err(ValidatorError::Read {
+                    key: key.to_owned(),
+                    source,
+                })
+            }
+        }
+        let status = if verdict.accepted {
+            MediaStatus::Valid
+        } else {
+            MediaStatus::Invalid
+        };
+        let mut next = current.clone();
+        next.status = status;
+        next.verdict = Some(verdict.clone());
+        next.version += 1;
+        next.updated_at = deps.clock.now();
+        match deps.media.update_media(&next, current.version).await {
+            Ok(()) => {
+                announce(deps, &next, &verdict).await?;
+                return Ok(Outcome::Validated {
+                    media_id: media_id.clone(),
+                    status,
+                });
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(source) => return Err(store_error(source)),
+        }
+    }
+    Err(ValidatorError::Contention {
+        media: media_id.clone(),
+    })
+}
+
+/// Publishes `media.validated` or `media.rejected`. The event id is derived from the media and the version, so
+/// announcing the same verdict again (after a retry) produces the same id and consumers drop the duplicate.
+async fn announce(deps: &ValidatorDeps, media: &Media, verdict: &MediaVerdict) -> Result<(), ValidatorError> {
+    let event_type = if verdict.accepted {
+        EventType::MediaValidated
+    } else {
+        EventType::MediaRejected
+    };
+    let codes_of = |findings: &[shared::domain::Finding]| findings.iter().map(|f| f.code.clone()).collect::<Vec<_>>();
+    let mut event = Event::new(event_type, media.workspace_id.clone(), verdict.validated_at)
+        .media(&media.id)
+        .data(serde_json::json!({
+            "accepted": verdict.accepted,
+            "detectedKind": verdict.detected_kind,
+            "violations": codes_of(&verdict.violations),
+            "warnings": codes_of(&verdict.warnings),
+            "etag": verdict.etag,
+            "fingerprint": verdict.fingerprint,
+            "renditionKey": verdict.rendition_key,
+        }));
+    if let Some(id) = stable_event_id(
+        &media.id,
+        verdict.etag.as_deref().unwrap_or_default(),
+        verdict.validated_at,
+    ) {
+        event.id = id;
+    }
+    deps.events
+        .publish(&[event])
+        .await
+        .map_err(|source| ValidatorError::Publish {
+            media: media.id.clone(),
+            event: event_type.as_str(),
+            source,
+        })
+}
+
+/// A ULID whose time part is the verdict's time and whose random part is a hash of media id and ETag.
+fn stable_event_id(media: &MediaId, etag: &str, at: DateTime<Utc>) -> Option<EventId> {
+    let digest = Sha256::new()
+        .chain_update(media.as_str())
+        .chain_update([0])
+        .chain_update(etag)
+        .finalize();
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(digest.get(..10)?);
+    let millis = u64::try_from(at.timestamp_millis()).ok()?;
+    let ulid = ulid::Ulid::from_parts(millis, u128::from_be_bytes(random));
+    EventId::parse(&format!("{}_{ulid}", EventId::PREFIX)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lambda_sees_a_retryable_failure_with_its_causes() {
+        let error = ValidatorError::Read {
+            key: "uploads/ws/med".into(),
+            source: BlobError::Unavailable("connection reset".into()),
+        };
+        let diagnostic = lambda_runtime::Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, "Retryable");
+        assert_eq!(
+            diagnostic.error_message,
+            "reading object uploads/ws/med failed: blob store unavailable: connection reset"
+        );
+    }
+
+    #[test]
+    fn s3_keys_are_url_decoded() {
+        assert_eq!(
+            decode_s3_key("uploads/ws_1/Happy+Face%21.jpg"),
+            "uploads/ws_1/Happy Face!.jpg"
+        );
+    }
+
+    #[test]
+    fn event_ids_are_stable_per_media_and_version() {
+        let media = MediaId::new();
+        let at = Utc::now();
+        let first = stable_event_id(&media, "abc", at);
+        assert!(first.is_some());
+        assert_eq!(first, stable_event_id(&media, "abc", at));
+        assert_ne!(first, stable_event_id(&media, "abd", at));
+    }
+}
