@@ -6,6 +6,8 @@ pub mod config;
 mod local_routes;
 mod secrets;
 mod system;
+mod tiktok;
 
 pub use config::{Backend, DevConfig};
 pub use system::{create_key, start, DevSystem, DEV_WORKSPACE};
+pub use tiktok::DEV_OPEN_ID;

@@ -60,14 +60,22 @@ async fn run(args: &[String]) -> anyhow::Result<()> {
 fn print_banner(system: &postato_dev::DevSystem) {
     let url = &system.base_url;
     let key = &system.api_key;
-    let account = &system.account_id;
+    let account = match &system.account_id {
+        Some(id) => id.to_string(),
+        None => "none yet: connect one (below)".to_owned(),
+    };
+    let tiktok: String = system
+        .tiktok_settings
+        .iter()
+        .map(|(name, value)| format!("\n  {name:<22}{value}"))
+        .collect();
     println!(
         "\
 Postato for TikTok is running at {url}
-  data dir        {data}
-  events          {events}
-  dev API key     {key}
-  TikTok account  {account}
+  data dir              {data}
+  events                {events}
+  dev API key           {key}
+  TikTok account        {account}{tiktok}
 
 Try it:
   export POSTATO={url} KEY={key}
@@ -77,6 +85,8 @@ Try it:
        -d '{{\"platform\":\"tiktok\",\"accountId\":\"{account}\",\"status\":\"draft\",\"postType\":\"video\",
             \"content\":\"My first post\",\"media\":[{{\"id\":\"med_...\"}}],\"options\":{{\"privacy\":\"private\"}}}}'
   curl -s $POSTATO/v1/posts -H \"Authorization: Bearer $KEY\"
+  curl -s -X POST $POSTATO/v1/accounts/tiktok/connect -H \"Authorization: Bearer $KEY\"   # another account: open authorizeUrl
+  curl -s $POSTATO/v1/accounts/{account}/creator-info -H \"Authorization: Bearer $KEY\"
 Press Ctrl-C to stop.",
         data = system.data_dir.display(),
         events = system.events_file.display(),

@@ -1,5 +1,6 @@
-//! The whole system on one machine: the intake API with the upload and media routes, and the embedded (or AWS)
-//! adapters, seeded with a dev workspace.
+//! The whole system on one machine: the intake API with the upload and media routes, the embedded (or AWS)
+//! adapters, and TikTok (its sandbox unless a real app is configured), with a dev workspace whose TikTok account is
+//! connected through the real OAuth flow.
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -10,24 +11,28 @@ use intake_api::{AppState, Deps, IntakeSettings};
 use media_validator::{handle_s3_event, probe::Budget, ValidatorDeps};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use shared::{
+    accounts::TokenService,
     adapters::{
         aws::{AwsAdapters, AwsResources},
         local_blobs::LocalBlobStore,
         local_events::LocalEventSink,
         sqlite::SqliteStore,
     },
-    domain::{Account, AccountStatus, ApiKey, Workspace},
+    domain::{Account, ApiKey, Workspace},
     events::Event,
     ids::{AccountId, WorkspaceId},
     ports::{BlobStore, EventError, EventSink, Stores},
+    tiktok::{SecretString, TikTokClient, TokenCipher, TOKEN_KEY_VARIABLE},
     Clock, SystemClock,
 };
+use tiktok_sandbox::SandboxHandle;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
     config::{Backend, DevConfig},
     local_routes::{self, UploadHook},
     secrets::LocalSecrets,
+    tiktok,
 };
 
 pub const DEV_WORKSPACE: &str = "dev";
@@ -37,10 +42,16 @@ pub struct DevSystem {
     pub base_url: String,
     pub api_key: String,
     pub workspace_id: WorkspaceId,
-    pub account_id: AccountId,
+    /// The dev workspace's TikTok account. `None` only with a real TikTok app before anyone connected an account
+    /// (that needs a person at TikTok's consent page: `POST /v1/accounts/tiktok/connect`, then the URL).
+    pub account_id: Option<AccountId>,
     pub data_dir: PathBuf,
     pub stores: Stores,
     pub events_file: PathBuf,
+    /// The TikTok sandbox the system talks to (its request log, faults, clock); `None` with a real TikTok app.
+    pub sandbox: Option<SandboxHandle>,
+    /// The TikTok settings in force, each with where it came from, for the banner (no secret values).
+    pub tiktok_settings: Vec<(&'static str, String)>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -72,15 +83,31 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         .dev_api_key
         .clone()
         .unwrap_or_else(|| secrets.dev_api_key.clone());
-    let (workspace_id, account_id) = seed_dev_workspace(&adapters.stores, &api_key, clock.now()).await?;
+    let workspace_id = seed_dev_workspace(&adapters.stores, &api_key, clock.now()).await?;
 
+    let tiktok = tiktok::start(&config, &base_url).await?;
+    let token_key = config
+        .env
+        .optional(TOKEN_KEY_VARIABLE)
+        .unwrap_or_else(|| secrets.token_key.clone());
+    let cipher = TokenCipher::from_base64_key(&SecretString::from(token_key))
+        .with_context(|| format!("the token key ({TOKEN_KEY_VARIABLE} or tokenKey in secrets.json) is unusable"))?;
+    let tokens = TokenService::new(
+        adapters.stores.accounts.clone(),
+        TikTokClient::with_clock(tiktok.config.clone(), clock.clone())?,
+        Arc::new(cipher),
+        adapters.events.clone(),
+        clock.clone(),
+    );
     let state = AppState::new(Deps {
         stores: adapters.stores.clone(),
         blobs: adapters.blobs.clone(),
         events: adapters.events.clone(),
         clock: clock.clone(),
+        tokens,
         settings: IntakeSettings {
             app_audited: config.app_audited,
+            connect_success_url: config.env.optional_url("CONNECT_SUCCESS_URL")?,
             ..IntakeSettings::default()
         },
     });
@@ -110,25 +137,65 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         }
     });
 
-    Ok(DevSystem {
+    let mut system = DevSystem {
         base_url,
         api_key,
         workspace_id,
-        account_id,
+        account_id: None,
         events_file,
         data_dir: config.data_dir,
         stores: adapters.stores,
+        sandbox: tiktok.sandbox,
+        tiktok_settings: tiktok.shown,
         shutdown,
         tasks: vec![server],
-    })
+    };
+    match dev_account(&system, config.app_audited).await {
+        Ok(account_id) => system.account_id = account_id,
+        Err(error) => {
+            system.shutdown().await;
+            return Err(error);
+        }
+    }
+    tracing::info!(
+        base_url = %system.base_url,
+        tiktok = %tiktok.config.api_base_url,
+        redirect_uri = %tiktok.config.redirect_uri,
+        "Postato for TikTok is running"
+    );
+    Ok(system)
+}
+
+/// With the sandbox, the dev creator connected through OAuth (every start, as the sandbox starts empty); with a
+/// real app, whichever account someone connected to the dev workspace.
+async fn dev_account(system: &DevSystem, app_audited: bool) -> anyhow::Result<Option<AccountId>> {
+    match &system.sandbox {
+        Some(sandbox) => {
+            sandbox.create_account(tiktok::dev_creator(app_audited));
+            let id = tiktok::connect_dev_account(sandbox, &system.base_url, &system.api_key)
+                .await
+                .context("cannot connect the dev account to the TikTok sandbox")?;
+            Ok(Some(id))
+        }
+        None => {
+            let accounts = system.stores.accounts.list_accounts(&system.workspace_id).await?;
+            Ok(accounts
+                .into_iter()
+                .find(Account::is_connected)
+                .map(|account| account.id))
+        }
+    }
 }
 
 impl DevSystem {
-    /// Stops accepting requests, lets running ones finish, and waits for every task.
+    /// Stops accepting requests, lets running ones finish, and waits for every task (the sandbox's too).
     pub async fn shutdown(self) {
         let _receivers_gone = self.shutdown.send(true);
         for task in self.tasks {
             let _finished = task.await;
+        }
+        if let Some(sandbox) = self.sandbox {
+            sandbox.shutdown().await;
         }
     }
 }
@@ -250,24 +317,14 @@ impl EventSink for FanOut {
     }
 }
 
-/// Creates the dev workspace, its key and its TikTok account at first start; later starts find them again.
+/// Creates the dev workspace and its key at first start; later starts find them again. Its TikTok account is
+/// connected through OAuth once the API is listening.
 async fn seed_dev_workspace(
     stores: &Stores,
     api_key: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> anyhow::Result<(WorkspaceId, AccountId)> {
-    let workspace = match stores.workspaces.find_workspace_by_name(DEV_WORKSPACE).await? {
-        Some(workspace) => workspace,
-        None => {
-            let workspace = Workspace {
-                id: WorkspaceId::new(),
-                name: DEV_WORKSPACE.into(),
-                created_at: now,
-            };
-            stores.workspaces.create_workspace(&workspace).await?;
-            workspace
-        }
-    };
+) -> anyhow::Result<WorkspaceId> {
+    let workspace = find_or_create_workspace(stores, DEV_WORKSPACE, now).await?;
     stores
         .workspaces
         .put_api_key(&ApiKey {
@@ -277,33 +334,24 @@ async fn seed_dev_workspace(
             revoked: false,
         })
         .await?;
-    let accounts = stores.accounts.list_accounts(&workspace.id).await?;
-    let account = match accounts.into_iter().find(Account::is_connected) {
-        Some(account) => account,
-        None => {
-            let account = Account {
-                id: AccountId::new(),
-                workspace_id: workspace.id.clone(),
-                open_id: "sandbox-dev-creator".into(),
-                display_name: "Sandbox Creator".into(),
-                username: Some("sandbox.creator".into()),
-                avatar_url: None,
-                scopes: vec!["user.info.basic".into(), "video.publish".into(), "video.upload".into()],
-                status: AccountStatus::Connected,
-                tokens: None,
-                terms_accepted_at: Some(now),
-                refresh_lock_until: None,
-                rate_windows: Default::default(),
-                connected_at: now,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
-            stores.accounts.create_account(&account).await?;
-            account
-        }
+    Ok(workspace.id)
+}
+
+async fn find_or_create_workspace(
+    stores: &Stores,
+    name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Workspace> {
+    if let Some(workspace) = stores.workspaces.find_workspace_by_name(name).await? {
+        return Ok(workspace);
+    }
+    let workspace = Workspace {
+        id: WorkspaceId::new(),
+        name: name.into(),
+        created_at: now,
     };
-    Ok((workspace.id, account.id))
+    stores.workspaces.create_workspace(&workspace).await?;
+    Ok(workspace)
 }
 
 /// `keys create --workspace NAME`: a new key for that workspace (created when new). Returns the key.
@@ -312,23 +360,7 @@ pub async fn create_key(config: &DevConfig, workspace_name: &str) -> anyhow::Res
     let secrets = LocalSecrets::load_or_create(&config.data_dir)?;
     let adapters = adapters(config, &secrets, "http://unused", Arc::new(LocalEventSink::new(None))).await?;
     let now = SystemClock.now();
-    let workspace = match adapters
-        .stores
-        .workspaces
-        .find_workspace_by_name(workspace_name)
-        .await?
-    {
-        Some(workspace) => workspace,
-        None => {
-            let workspace = Workspace {
-                id: WorkspaceId::new(),
-                name: workspace_name.into(),
-                created_at: now,
-            };
-            adapters.stores.workspaces.create_workspace(&workspace).await?;
-            workspace
-        }
-    };
+    let workspace = find_or_create_workspace(&adapters.stores, workspace_name, now).await?;
     let key = ApiKey::generate_secret();
     adapters
         .stores
