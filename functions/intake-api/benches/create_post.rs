@@ -36,12 +36,21 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let stores = Stores::from_adapter(Arc::new(SqliteStore::open(&dir.path().join("bench.sqlite3"))?));
     let now = Utc::now();
-    let workspace = Workspace { id: WorkspaceId::new(), name: "bench".into(), created_at: now };
+    let workspace = Workspace {
+        id: WorkspaceId::new(),
+        name: "bench".into(),
+        created_at: now,
+    };
     stores.workspaces.create_workspace(&workspace).await?;
     let key = ApiKey::generate_secret();
     stores
         .workspaces
-        .put_api_key(&ApiKey { hash: ApiKey::hash_secret(&key), workspace_id: workspace.id.clone(), created_at: now, revoked: false })
+        .put_api_key(&ApiKey {
+            hash: ApiKey::hash_secret(&key),
+            workspace_id: workspace.id.clone(),
+            created_at: now,
+            revoked: false,
+        })
         .await?;
     let account = Account {
         id: AccountId::new(),
@@ -99,7 +108,11 @@ async fn main() -> anyhow::Result<()> {
     );
     let router = intake_api::router(AppState::new(Deps {
         stores,
-        blobs: Arc::new(LocalBlobStore::new(dir.path().join("media"), "http://127.0.0.1:8080".into(), [1; 32])),
+        blobs: Arc::new(LocalBlobStore::new(
+            dir.path().join("media"),
+            "http://127.0.0.1:8080".into(),
+            [1; 32],
+        )),
         events,
         clock,
         tokens,
@@ -127,7 +140,10 @@ async fn main() -> anyhow::Result<()> {
         let response = router.clone().oneshot(create()).await?;
         anyhow::ensure!(response.status() == StatusCode::CREATED, "{}", response.status());
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
-        post_id = serde_json::from_slice::<serde_json::Value>(&bytes)?["id"].as_str().unwrap_or_default().to_owned();
+        post_id = serde_json::from_slice::<serde_json::Value>(&bytes)?["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
     }
     let read = || {
         Request::builder()
@@ -189,7 +205,12 @@ async fn concurrent(
     while let Some(done) = tasks.join_next().await {
         latencies.extend(done??);
     }
-    report(label, &format!("{IN_FLIGHT} in flight"), &mut latencies, started.elapsed());
+    report(
+        label,
+        &format!("{IN_FLIGHT} in flight"),
+        &mut latencies,
+        started.elapsed(),
+    );
     Ok(())
 }
 
