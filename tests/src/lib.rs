@@ -5,3 +5,4 @@ pub mod contracts;
 pub mod fixtures;
 pub mod moto;
 pub mod publishing;
+pub mod tools;

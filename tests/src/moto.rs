@@ -23,7 +23,7 @@ use crate::contracts::events::EventInbox;
 pub const ENDPOINT_VAR: &str = "POSTATO_MOTO_ENDPOINT";
 pub const FULL_TESTS_VAR: &str = "POSTATO_FULL_TESTS";
 
-fn full_tests() -> bool {
+pub(crate) fn full_tests() -> bool {
     std::env::var(FULL_TESTS_VAR).is_ok_and(|value| !matches!(value.trim(), "" | "0" | "false"))
 }
 
@@ -43,7 +43,7 @@ pub fn moto_endpoint() -> Option<String> {
 }
 
 /// Writes past the test harness's capture (which only takes `print!`), so a skip shows in a passing run.
-fn announce(line: &str) {
+pub(crate) fn announce(line: &str) {
     use std::io::Write as _;
     if std::io::stderr().write_all(line.as_bytes()).is_err() {
         print!("{line}");

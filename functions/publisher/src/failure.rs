@@ -3,7 +3,7 @@
 use shared::{
     accounts::TokenError,
     domain::{Failure, Media, Privacy},
-    tiktok::{FailReason, TikTokError},
+    tiktok::TikTokError,
 };
 
 pub(crate) fn tiktok_refused(error: &TikTokError) -> Failure {
@@ -51,16 +51,6 @@ fn error_message(error: &TikTokError) -> String {
     match error {
         TikTokError::Permanent { message, .. } | TikTokError::Reauthorize { message, .. } => message.clone(),
         other => other.to_string(),
-    }
-}
-
-/// TikTok's `fail_reason` from status or webhooks.
-pub(crate) fn tiktok_failed(reason: &FailReason, log_id: Option<String>) -> Failure {
-    Failure {
-        code: reason.as_str().to_owned(),
-        message: reason.message().to_owned(),
-        tiktok_fail_reason: Some(reason.as_str().to_owned()),
-        log_id,
     }
 }
 

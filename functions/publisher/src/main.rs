@@ -18,9 +18,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = EnvVars::from_process();
     let config = PublisherConfig::from_env(&env)?;
-    let cipher = Arc::new(TokenCipher::from_base64_key(
-        &env.required("TOKEN_ENCRYPTION_KEY")?.into(),
-    )?);
+    let cipher = Arc::new(TokenCipher::from_env(&env)?);
     let aws = AwsAdapters::connect(&config.resources, &env).await;
     let clock = Arc::new(SystemClock);
     let tokens = TokenService::new(

@@ -1,11 +1,8 @@
 //! Writing posts: every write is a compare-and-set on the version the writer read, and every event travels in the
 //! post's outbox, delivered right after the write that caused it.
 
-use std::collections::HashSet;
-
 use shared::{
     domain::Post,
-    ids::EventId,
     ports::{StoreError, StoreResult},
 };
 
@@ -67,37 +64,7 @@ async fn reload(deps: &PublisherDeps, post: &Post) -> StoreResult<Option<Post>> 
     deps.stores.posts.get_post(&post.id).await
 }
 
-/// Delivers the post's pending events and removes them from its outbox. A failed delivery leaves them there; the
-/// post stays due, so the dispatcher brings it back until they are delivered.
+/// Delivers the post's pending events (see [`shared::outbox`]).
 pub(crate) async fn deliver_outbox(deps: &PublisherDeps, post: Post) -> Result<Post, PublisherError> {
-    if post.outbox.is_empty() {
-        return Ok(post);
-    }
-    if let Err(error) = deps.events.publish(&post.outbox).await {
-        tracing::warn!(post_id = %post.id, error = %error, "events not delivered yet; they stay in the outbox");
-        return Ok(post);
-    }
-    let sent: HashSet<EventId> = post.outbox.iter().map(|event| event.id.clone()).collect();
-    let mut current = post;
-    for _ in 0..10 {
-        let mut next = current.clone();
-        next.outbox.retain(|event| !sent.contains(&event.id));
-        if next.outbox.len() == current.outbox.len() {
-            return Ok(current);
-        }
-        next.version = current.version + 1;
-        match deps.stores.posts.update_post(&next, current.version).await {
-            Ok(()) => return Ok(next),
-            Err(StoreError::Conflict(_)) => match reload(deps, &current).await? {
-                Some(latest) => current = latest,
-                None => return Ok(next),
-            },
-            // Delivered but still listed: consumers dedupe by event id, and the next delivery removes them.
-            Err(e) => {
-                tracing::warn!(post_id = %current.id, error = %e, "delivered events not yet removed from the outbox");
-                return Ok(current);
-            }
-        }
-    }
-    Ok(current)
+    Ok(shared::outbox::deliver_outbox(deps.stores.posts.as_ref(), deps.events.as_ref(), post).await?)
 }

@@ -8,7 +8,7 @@ use shared::{
     tiktok::{ErrorClass, PublishState, PublishStatus},
 };
 
-use crate::{failure, limits::take_slot, store::write, Handled, PublisherDeps, PublisherError};
+use crate::{limits::take_slot, store::write, Handled, PublisherDeps, PublisherError};
 
 pub(crate) async fn poll(deps: &PublisherDeps, post: Post, deadline: DateTime<Utc>) -> Result<Handled, PublisherError> {
     let now = deps.clock.now();
@@ -106,7 +106,7 @@ pub(crate) fn apply_status(
                 .fail_reason
                 .clone()
                 .unwrap_or_else(|| shared::tiktok::FailReason::parse("internal"));
-            post.mark_failed(failure::tiktok_failed(&reason, status.log_id.clone()), now);
+            post.mark_failed(reason.failure(status.log_id.clone()), now);
         }
         _ => {
             post.publish.polls += 1;

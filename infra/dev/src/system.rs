@@ -10,6 +10,7 @@ use futures::FutureExt;
 use intake_api::{AppState, Deps, IntakeSettings};
 use media_validator::{handle_s3_event, probe::Budget, ValidatorDeps};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use publisher::{PublisherDeps, PublisherSettings};
 use shared::{
     accounts::TokenService,
     adapters::{
@@ -99,6 +100,24 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         adapters.events.clone(),
         clock.clone(),
     );
+    // The publisher as EventBridge would run it: the dispatcher ticking, each post.due handled on its own task. Media
+    // goes by PULL_FROM_URL from the runner's own media route (a verified prefix in the sandbox) unless configured.
+    let media_public_base_url = match config.env.optional_url("MEDIA_PUBLIC_BASE_URL")? {
+        Some(url) => Some(url),
+        None => adapters.local_blobs.as_ref().map(|_| format!("{base_url}/local/media")),
+    };
+    let publisher = Arc::new(PublisherDeps::new(
+        adapters.stores.clone(),
+        adapters.blobs.clone(),
+        adapters.events.clone(),
+        clock.clone(),
+        tokens.clone(),
+        PublisherSettings {
+            media_public_base_url,
+            lookahead: chrono::Duration::from_std(config.dispatch_interval * 2)?,
+            ..PublisherSettings::default()
+        },
+    ));
     let state = AppState::new(Deps {
         stores: adapters.stores.clone(),
         blobs: adapters.blobs.clone(),
@@ -128,6 +147,12 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
     }
 
     let (shutdown, mut stopping) = watch::channel(false);
+    let publishing = tokio::spawn(publisher::in_process::run(
+        publisher,
+        bus.subscribe(),
+        config.dispatch_interval,
+        shutdown.subscribe(),
+    ));
     let server = tokio::spawn(async move {
         let stopped = async move {
             let _closed = stopping.wait_for(|stop| *stop).await;
@@ -148,7 +173,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         sandbox: tiktok.sandbox,
         tiktok_settings: tiktok.shown,
         shutdown,
-        tasks: vec![server],
+        tasks: vec![server, publishing],
     };
     match dev_account(&system, config.app_audited).await {
         Ok(account_id) => system.account_id = account_id,
