@@ -110,6 +110,43 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
+/// OpenAPI links from each create to the operations on what it created, so clients (and schemathesis's stateful
+/// tests) can follow the returned id instead of guessing one. Added to the JSON because utoipa 5.5 serialises its
+/// `Link` type with snake_case field names (`operation_id`), which OpenAPI does not know.
+fn with_links(mut document: serde_json::Value) -> serde_json::Value {
+    let follow = [
+        ("/v1/posts", &["get_post", "patch_post", "delete_post"][..]),
+        ("/v1/media", &["get_media"][..]),
+    ];
+    for (path, targets) in follow {
+        let Some(responses) = document.pointer_mut(&format!("/paths/{}/post/responses", path.replace('/', "~1")))
+        else {
+            continue;
+        };
+        let Some(responses) = responses.as_object_mut() else {
+            continue;
+        };
+        for (status, response) in responses.iter_mut() {
+            if !status.starts_with('2') {
+                continue;
+            }
+            let links: serde_json::Map<String, serde_json::Value> = targets
+                .iter()
+                .map(|target| {
+                    let link = serde_json::json!({
+                        "operationId": target,
+                        "parameters": {"id": "$response.body#/id"},
+                        "description": format!("{target} on the created record"),
+                    });
+                    ((*target).to_owned(), link)
+                })
+                .collect();
+            response["links"] = serde_json::Value::Object(links);
+        }
+    }
+    document
+}
+
 /// The OpenAPI document as served at `/v1/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     routes_and_document().1
@@ -117,7 +154,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub fn router(state: AppState) -> Router {
     let (routes, document) = routes_and_document();
-    let document = Arc::new(document.to_json().unwrap_or_else(|_| "{}".to_owned()));
+    let document = serde_json::to_value(&document).map(with_links).unwrap_or_default();
+    let document = Arc::new(document.to_string());
     routes
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)

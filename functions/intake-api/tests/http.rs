@@ -804,6 +804,12 @@ async fn when_asked_for_the_openapi_document_should_list_every_route() {
         ("get", "/v1/openapi.json"),
     ];
     let paths = &reply.body["paths"];
+    let link = &paths["/v1/posts"]["post"]["responses"]["201"]["links"]["get_post"];
+    assert_eq!(
+        link["operationId"], "get_post",
+        "creates link to reads of what they created: {link}"
+    );
+    assert_eq!(link["parameters"]["id"], "$response.body#/id");
     for (method, path) in routes {
         assert!(
             paths[path][method].is_object(),
