@@ -150,7 +150,7 @@ async fn init(
                     .init_video(
                         &token.token,
                         &video_info(&post, ready.privacy),
-                        &VideoSource::FileUpload(plan.clone()),
+                        &VideoSource::FileUpload(*plan),
                     )
                     .await
             }

@@ -176,7 +176,7 @@ pub fn read_patch(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) 
     for name in FIXED_AFTER_CREATE {
         if fields.contains_key(*name) {
             reader.violation(
-                *name,
+                name,
                 "immutable",
                 format!("{name} cannot change after creation; create a new post"),
             );

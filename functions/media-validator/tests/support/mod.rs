@@ -165,13 +165,13 @@ impl BlobStore for MemoryBlobStore {
         key: &str,
         _content_type: &str,
         _content_length: u64,
-        expires_at: DateTime<Utc>,
+        lifetime: chrono::Duration,
     ) -> Result<UploadTarget, BlobError> {
         Ok(UploadTarget {
             url: format!("memory://{key}"),
             method: "PUT",
             headers: Vec::new(),
-            expires_at,
+            expires_at: Utc::now() + lifetime,
         })
     }
 
