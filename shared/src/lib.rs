@@ -4,7 +4,8 @@
 //! - [`rules`]: the product guide's rules for a post, applied the same way by every entry point.
 //! - [`ports`]: the traits the functions depend on; [`adapters`] implement them for AWS and for one machine.
 //! - [`tiktok`]: the typed TikTok Content Posting API client.
-//! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging.
+//! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging; [`secrets`]: the
+//!   Secrets Manager values laid over the configuration at cold start.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
@@ -16,6 +17,7 @@ pub mod events;
 pub mod ids;
 pub mod ports;
 pub mod rules;
+pub mod secrets;
 pub mod telemetry;
 pub mod tiktok;
 
