@@ -3,16 +3,16 @@
 # prints each function's stripped and zipped size. Not part of the test command: a cold release build of the AWS
 # SDKs takes 5-10 minutes on 2 cores.
 #
-#   infra/scripts/build-lambdas.sh            # cargo lambda build + sam build --beta-features
-#   SKIP_SAM_BUILD=1 infra/scripts/build-lambdas.sh
+#   infra/scripts/build-lambdas.sh
 #
 # Installs: the aarch64-unknown-linux-gnu Rust target (rustup), cargo-lambda and zig from PyPI into .venv/build
 # (infra/requirements-build.txt), aws-sam-cli into .venv/sam (infra/requirements-sam.txt). No Docker needed.
-# Artefacts: target/lambda/<binary>/bootstrap and bootstrap.zip; .aws-sam/build/<Function>/bootstrap.
+# Artefacts: .aws-sam/build/<Function>/bootstrap (and the template sam deploy uses), the zips measured in
+# target/lambda-zips/, the size table in target/lambda-sizes.md. Without SAM: `cargo lambda build --release --arm64
+# --bin intake-api --bin media-validator --bin publisher` (target/lambda/<binary>/bootstrap).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$PWD
-functions=(intake-api media-validator publisher)
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -33,29 +33,28 @@ venv sam infra/requirements-sam.txt
 export PATH="$root/.venv/build/bin:$PATH"
 cargo lambda --version
 
-step "cargo lambda build --release --arm64"
-bin_args=()
-for f in "${functions[@]}"; do bin_args+=(--bin "$f"); done
-cargo lambda build --release --arm64 "${bin_args[@]}"
+step "sam build --beta-features (BuildMethod rust-cargolambda: cargo lambda build --release --arm64 per function)"
+# SAM builds each function in its own crate directory, so features unify per package as they will in Lambda; the
+# artefacts are what `sam deploy` uploads.
+SAM_CLI_TELEMETRY=0 .venv/sam/bin/sam build --beta-features
 
 step "sizes (the release profile strips symbols: strip = true)"
-printf '| function | bootstrap (stripped) | bootstrap.zip |\n|---|---:|---:|\n'
-for f in "${functions[@]}"; do
-  dir="target/lambda/$f"
-  # Zipped as Lambda receives it: bootstrap at the root, deflated at level 9, executable bit kept (zipfile's
-  # write() stores the file mode). Python rather than zip(1), which a fresh Debian lacks.
-  rm -f "$dir/bootstrap.zip"
-  python3 -c 'import sys, zipfile
+out=target/lambda-sizes.md
+{
+  printf '| function | bootstrap (stripped arm64) | bootstrap.zip |\n|---|---:|---:|\n'
+  for logical in IntakeApiFunction MediaValidatorFunction PublisherFunction; do
+    bootstrap=".aws-sam/build/$logical/bootstrap"
+    zipped="target/lambda-zips/$logical.zip"
+    mkdir -p target/lambda-zips
+    # Zipped as Lambda receives it: bootstrap at the root, deflated at level 9, executable bit kept (zipfile's
+    # write() stores the file mode). Python rather than zip(1), which a fresh Debian lacks.
+    python3 -c 'import sys, zipfile
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED, compresslevel=9) as z:
-    z.write(sys.argv[2], "bootstrap")' "$dir/bootstrap.zip" "$dir/bootstrap"
-  raw=$(stat -c %s "$dir/bootstrap")
-  zipped=$(stat -c %s "$dir/bootstrap.zip")
-  awk -v f="$f" -v r="$raw" -v z="$zipped" 'BEGIN { printf "| %s | %d bytes (%.1f MB) | %d bytes (%.1f MB) |\n", f, r, r / 1e6, z, z / 1e6 }'
-done
-file "target/lambda/${functions[0]}/bootstrap" 2>/dev/null || true
-
-if [ -z "${SKIP_SAM_BUILD:-}" ]; then
-  step "sam build --beta-features (rust-cargolambda; reuses the build above)"
-  SAM_CLI_TELEMETRY=0 .venv/sam/bin/sam build --beta-features
-  ls -l .aws-sam/build/*/bootstrap
-fi
+    z.write(sys.argv[2], "bootstrap")' "$zipped" "$bootstrap"
+    raw=$(stat -c %s "$bootstrap")
+    packed=$(stat -c %s "$zipped")
+    awk -v f="$logical" -v r="$raw" -v z="$packed" \
+      'BEGIN { printf "| %s | %d bytes (%.1f MB) | %d bytes (%.1f MB) |\n", f, r, r / 1e6, z, z / 1e6 }'
+  done
+} | tee "$out"
+file .aws-sam/build/*/bootstrap
