@@ -66,6 +66,9 @@ step "template: cfn-lint and sam validate --lint"
 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing \
   SAM_CLI_TELEMETRY=0 .venv/sam/bin/sam validate --lint --template-file template.yaml
 
+step "operator scripts (infra/scripts/postato_ops.py) against moto"
+.venv/test/bin/python -m unittest discover -s infra/scripts -p 'test_*.py'
+
 step "schemathesis against the local runner's /v1/openapi.json"
 infra/scripts/schemathesis.sh
 

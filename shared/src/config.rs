@@ -12,8 +12,17 @@ pub enum ConfigError {
 }
 
 /// A snapshot of the environment. Tests build one from pairs instead of mutating the process environment.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct EnvVars(HashMap<String, String>);
+
+/// Names only: the snapshot may hold secrets (from the environment or laid over it by [`crate::secrets`]).
+impl std::fmt::Debug for EnvVars {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.0.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_tuple("EnvVars").field(&names).finish()
+    }
+}
 
 impl EnvVars {
     pub fn from_process() -> Self {
@@ -22,6 +31,13 @@ impl EnvVars {
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         Self(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+
+    /// The same snapshot with `name` set to `value`, replacing what the environment said: how values read at start
+    /// from elsewhere (Secrets Manager) reach the typed configs without touching the process environment.
+    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.0.insert(name.into(), value.into());
+        self
     }
 
     /// The value, treating an empty string as unset (SAM passes empty parameters through as "").
@@ -113,6 +129,23 @@ mod tests {
             env.required("TABLE_NAME").unwrap_err().to_string(),
             "missing required environment variable TABLE_NAME"
         );
+    }
+
+    #[test]
+    fn with_sets_or_replaces_one_variable() {
+        let env = EnvVars::from_pairs([("A", "from-env"), ("B", "kept")])
+            .with("A", "overlaid")
+            .with("C", "new");
+        assert_eq!(env.optional("A").as_deref(), Some("overlaid"));
+        assert_eq!(env.optional("B").as_deref(), Some("kept"));
+        assert_eq!(env.optional("C").as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn debug_shows_names_never_values() {
+        let env = EnvVars::from_pairs([("TIKTOK_CLIENT_SECRET", "super-secret-value"), ("A", "1")]);
+        let shown = format!("{env:?}");
+        assert_eq!(shown, r#"EnvVars(["A", "TIKTOK_CLIENT_SECRET"])"#);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - [`tiktok`]: the typed TikTok Content Posting API client.
 //! - [`accounts`]: fresh access tokens, refreshed single-flight; [`outbox`]: a post's events, delivered after the
 //!   write that caused them.
-//! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging.
+//! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging; [`secrets`]: the
+//!   Secrets Manager values laid over the configuration at cold start.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
@@ -19,6 +20,7 @@ pub mod ids;
 pub mod outbox;
 pub mod ports;
 pub mod rules;
+pub mod secrets;
 pub mod telemetry;
 pub mod tiktok;
 

@@ -256,6 +256,11 @@ pub trait BlobStore: Send + Sync {
     /// Reads a range, pinned to `if_match` (an ETag) when given so that a file replaced mid-probe is noticed.
     async fn read_range(&self, key: &str, range: ByteRange, if_match: Option<&str>) -> Result<RangeRead, BlobError>;
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), BlobError>;
+    /// Marks an upload as turned into media, so that the clean-up of abandoned uploads spares it. Only S3 has
+    /// such a clean-up (the bucket's lifecycle rule on uploads still tagged pending); elsewhere it does nothing.
+    async fn mark_kept(&self, _key: &str) -> Result<(), BlobError> {
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -60,3 +60,48 @@ async fn eventbridge_against_moto_event_sink_contract() -> anyhow::Result<()> {
     let (sink, inbox) = event_bus_to_queue(&moto_sdk_config(&endpoint).await).await?;
     event_sink_contract(&sink, &inbox).await.map(|_| ())
 }
+
+/// The lifecycle rule that deletes abandoned uploads (template.yaml) relies on this: an upload through the presigned
+/// target arrives tagged pending, and marking it kept re-tags it.
+#[tokio::test]
+async fn s3_against_moto_uploads_arrive_tagged_pending_and_marking_kept_retags_them() -> anyhow::Result<()> {
+    use shared::{
+        adapters::s3::{STATE_KEPT, STATE_PENDING, STATE_TAG},
+        ports::BlobStore,
+    };
+    let Some(endpoint) = moto_endpoint() else { return Ok(()) };
+    let conf = moto_sdk_config(&endpoint).await;
+    let store = s3_blob_store(&conf).await?;
+    let client = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&conf).force_path_style(true).build());
+    let state = |key: &'static str| {
+        let (client, bucket) = (client.clone(), store.bucket().to_owned());
+        async move {
+            let tags = client.get_object_tagging().bucket(bucket).key(key).send().await?;
+            anyhow::Ok(
+                tags.tag_set()
+                    .iter()
+                    .find(|tag| tag.key() == STATE_TAG)
+                    .map(|tag| tag.value().to_owned()),
+            )
+        }
+    };
+    let key = "uploads/ws_1/med_tagged";
+    let target = store
+        .presign_upload(key, "image/jpeg", 4, chrono::Duration::minutes(5))
+        .await?;
+    postato_tests::contracts::blobs::Uploader::upload(
+        &HttpUploader(reqwest::Client::new()),
+        &target,
+        bytes::Bytes::from_static(b"jpeg"),
+    )
+    .await?;
+    assert_eq!(state(key).await?.as_deref(), Some(STATE_PENDING));
+
+    store.mark_kept(key).await?;
+    assert_eq!(state(key).await?.as_deref(), Some(STATE_KEPT));
+    assert!(matches!(
+        store.mark_kept("uploads/ws_1/missing").await,
+        Err(shared::ports::BlobError::NotFound(_))
+    ));
+    Ok(())
+}

@@ -8,8 +8,9 @@ use shared::{accounts::TokenService, adapters::aws::AwsAdapters, config::EnvVars
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
+    let started = std::time::Instant::now();
     lambda_http::tracing::init_default_subscriber();
-    let env = EnvVars::from_process();
+    let env = shared::secrets::overlay_from_secrets_manager(EnvVars::from_process()).await?;
     let config = IntakeConfig::from_env(&env)?;
     let aws = AwsAdapters::connect(&config.resources, &env).await;
     let clock = Arc::new(SystemClock);
@@ -28,5 +29,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         tokens,
         settings: config.settings,
     });
+    tracing::info!(init_ms = started.elapsed().as_millis() as u64, "initialised");
     lambda_http::run(intake_api::router(state)).await
 }

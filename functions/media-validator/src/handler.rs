@@ -79,6 +79,12 @@ pub enum ValidatorError {
         #[source]
         source: BlobError,
     },
+    #[error("marking object {key} as kept (turned into media) failed")]
+    Keep {
+        key: String,
+        #[source]
+        source: BlobError,
+    },
     #[error("the media store failed for {media}")]
     Store {
         media: MediaId,
@@ -346,6 +352,20 @@ async fn write_verdict(
                     key: key.to_owned(),
                     source,
                 })
+            }
+        }
+        // Before the verdict, so that a failure here is retried with the whole record; a rejected upload keeps its
+        // pending tag and the bucket's lifecycle rule deletes it after a day.
+        if verdict.accepted {
+            match deps.blobs.mark_kept(key).await {
+                Ok(()) => {}
+                Err(BlobError::NotFound(_)) => return Ok(Outcome::Ignored(Ignored::ObjectGone(key.to_owned()))),
+                Err(source) => {
+                    return Err(ValidatorError::Keep {
+                        key: key.to_owned(),
+                        source,
+                    })
+                }
             }
         }
         let status = if verdict.accepted {

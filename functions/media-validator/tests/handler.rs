@@ -50,6 +50,7 @@ async fn when_a_valid_image_arrives_the_media_becomes_valid_and_an_event_announc
     assert_eq!(events[0].media_id.as_ref(), Some(&media.id));
     assert_eq!(events[0].workspace_id, media.workspace_id);
     assert_eq!(events[0].data["accepted"], true);
+    assert_eq!(*h.blobs.kept.lock().unwrap(), vec![media.object_key.clone()]);
 }
 
 #[tokio::test]
@@ -72,6 +73,32 @@ async fn when_the_file_is_garbage_the_verdict_is_invalid_and_the_invocation_succ
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_type, EventType::MediaRejected);
     assert_eq!(events[0].data["violations"][0], codes::FILE_FORMAT);
+    // Left tagged pending: the bucket's lifecycle rule deletes the rejected file after a day.
+    assert!(h.blobs.kept.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn when_an_accepted_upload_cannot_be_marked_kept_the_record_fails_before_any_verdict_and_a_retry_succeeds() {
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Image).await;
+    let etag = h.blobs.insert(&media.object_key, jpeg(1080, 1920));
+    h.blobs.fail_keeps.store(1, Ordering::SeqCst);
+
+    let error = handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, 0))
+        .await
+        .expect_err("the keep failed");
+    assert!(
+        matches!(&error, ValidatorError::Records { first, .. } if matches!(**first, ValidatorError::Keep { .. })),
+        "{error:?}"
+    );
+    assert!(h.repo.get(&media.id).expect("media").verdict.is_none());
+    assert!(h.events.published().is_empty());
+
+    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, 0))
+        .await
+        .expect("the retry succeeds");
+    assert_eq!(h.repo.get(&media.id).expect("media").status, MediaStatus::Valid);
+    assert_eq!(*h.blobs.kept.lock().unwrap(), vec![media.object_key.clone()]);
 }
 
 #[tokio::test]

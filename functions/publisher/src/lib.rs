@@ -7,6 +7,7 @@ mod dispatch;
 mod failure;
 pub mod in_process;
 mod limits;
+pub mod metrics;
 mod preflight;
 mod publish;
 mod store;

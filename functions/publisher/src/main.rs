@@ -15,8 +15,9 @@ use shared::{
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let started = std::time::Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
-    let env = EnvVars::from_process();
+    let env = shared::secrets::overlay_from_secrets_manager(EnvVars::from_process()).await?;
     let config = PublisherConfig::from_env(&env)?;
     let cipher = Arc::new(TokenCipher::from_env(&env)?);
     let aws = AwsAdapters::connect(&config.resources, &env).await;
@@ -30,6 +31,7 @@ async fn main() -> Result<(), Error> {
     );
     let deps = PublisherDeps::new(aws.stores, aws.blobs, aws.events, clock, tokens, config.settings);
     let deps = &deps;
+    tracing::info!(init_ms = started.elapsed().as_millis() as u64, "initialised");
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let deadline =
             chrono::DateTime::from_timestamp_millis(event.context.deadline as i64).unwrap_or_else(chrono::Utc::now);

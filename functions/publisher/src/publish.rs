@@ -504,6 +504,7 @@ async fn end(
             let code = ended.failure.as_ref().map(|f| f.code.clone()).unwrap_or_default();
             tracing::info!(post_id = %ended.id, status = ended.status.as_str(), code, "post ended");
             if ended.status == PostStatus::NeedsReview {
+                crate::metrics::post_needs_review(now);
                 Handled::NeedsReview
             } else {
                 Handled::Failed { code }

@@ -9,6 +9,7 @@ use aws_sdk_s3::{
     operation::{get_object::GetObjectError, head_object::HeadObjectError},
     presigning::PresigningConfig,
     primitives::ByteStream,
+    types::{Tag, Tagging},
     Client,
 };
 use bytes::Bytes;
@@ -26,6 +27,14 @@ pub fn s3_client(conf: &aws_config::SdkConfig, endpoint_overridden: bool) -> Cli
             .build(),
     )
 }
+
+/// The object tag that tells abandoned uploads from media. Uploads arrive tagged `postato-state=pending` (the
+/// presigned PUT signs the tag, so a caller cannot leave it out); the validator re-tags an accepted upload `kept`.
+/// The bucket's lifecycle rule (template.yaml, `ExpireAbandonedUploads`) deletes `uploads/` objects still tagged
+/// pending a day after they arrived: rejected files, and files whose validation never finished.
+pub const STATE_TAG: &str = "postato-state";
+pub const STATE_PENDING: &str = "pending";
+pub const STATE_KEPT: &str = "kept";
 
 #[derive(Clone, Debug)]
 pub struct S3BlobStore {
@@ -65,7 +74,8 @@ impl S3BlobStore {
             .expires_in(Duration::from_secs(lifetime_secs))
             .build()
             .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
-        // Content type and length are signed headers: S3 refuses an upload of another type or size.
+        // Content type, length and the state tag are signed headers: S3 refuses an upload of another type or size,
+        // or one without the tag.
         let presigned = self
             .client
             .put_object()
@@ -73,6 +83,7 @@ impl S3BlobStore {
             .key(key)
             .content_type(content_type)
             .content_length(length)
+            .tagging(format!("{STATE_TAG}={STATE_PENDING}"))
             .presigned(config)
             .await
             .map_err(unavailable)?;
@@ -215,6 +226,30 @@ impl BlobStore for S3BlobStore {
             .map(|_| ())
             .map_err(unavailable)
     }
+
+    async fn mark_kept(&self, key: &str) -> Result<(), BlobError> {
+        let tag = Tag::builder()
+            .key(STATE_TAG)
+            .value(STATE_KEPT)
+            .build()
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        let tagging = Tagging::builder()
+            .tag_set(tag)
+            .build()
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        self.client
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| match error.code() {
+                Some("NoSuchKey") => BlobError::NotFound(key.to_owned()),
+                _ => unavailable(error),
+            })
+    }
 }
 
 #[cfg(test)]
@@ -242,7 +277,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn presigned_put_signs_type_and_length_and_lives_at_most_fifteen_minutes() {
+    async fn presigned_put_signs_type_length_and_pending_tag_and_lives_at_most_fifteen_minutes() {
         let now = Utc.with_ymd_and_hms(2026, 11, 25, 22, 0, 0).unwrap();
         let target = offline_store()
             .presign_upload_at(
@@ -262,10 +297,16 @@ mod tests {
         let signed: Vec<&str> = signed.split(';').collect();
         assert!(signed.contains(&"content-type"), "{signed:?}");
         assert!(signed.contains(&"content-length"), "{signed:?}");
+        assert!(signed.contains(&"x-amz-tagging"), "{signed:?}");
         assert!(target.url.contains("/uploads/ws_1/med_1?"), "{}", target.url);
+        let mut headers = target.headers.clone();
+        headers.sort();
         assert_eq!(
-            target.headers,
-            vec![("content-type".to_owned(), "video/mp4".to_owned())]
+            headers,
+            vec![
+                ("content-type".to_owned(), "video/mp4".to_owned()),
+                ("x-amz-tagging".to_owned(), "postato-state=pending".to_owned()),
+            ]
         );
     }
 

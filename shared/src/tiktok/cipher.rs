@@ -227,4 +227,16 @@ mod tests {
             Some(CipherError::KeyEncoding)
         );
     }
+
+    /// The operators' re-encryption script (infra/scripts/postato_ops.py, `rekey-tokens`) seals in this format too:
+    /// this vector comes from it (key 32 × 0x01, nonce 12 × 0x02).
+    #[test]
+    fn a_value_sealed_by_the_rekey_script_opens_here() {
+        let key = SecretString::from("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
+        let cipher = TokenCipher::from_base64_key(&key).expect("32-byte key");
+        let opened = cipher
+            .open("AgICAgICAgICAgICZrW9Zy8voJCjoNnlKMip18wOFWf3BGVvT089+/kLWDyf")
+            .expect("opens");
+        assert_eq!(opened.expose_secret(), "act.example-token");
+    }
 }

@@ -106,6 +106,9 @@ pub struct MemoryBlobStore {
     objects: Mutex<HashMap<String, (Bytes, String)>>,
     pub reads: Mutex<Vec<ReadLog>>,
     pub puts: Mutex<Vec<(String, Bytes, String)>>,
+    /// Keys marked as turned into media (S3: re-tagged so the lifecycle rule spares them).
+    pub kept: Mutex<Vec<String>>,
+    pub fail_keeps: AtomicU32,
     pub fail_reads: AtomicU32,
     pub fail_puts: AtomicU32,
     rendezvous: Option<tokio::sync::Barrier>,
@@ -118,6 +121,8 @@ impl MemoryBlobStore {
             objects: Mutex::default(),
             reads: Mutex::default(),
             puts: Mutex::default(),
+            kept: Mutex::default(),
+            fail_keeps: AtomicU32::new(0),
             fail_reads: AtomicU32::new(0),
             fail_puts: AtomicU32::new(0),
             rendezvous: None,
@@ -228,6 +233,17 @@ impl BlobStore for MemoryBlobStore {
         }
         lock(&self.puts).push((key.to_owned(), bytes.clone(), content_type.to_owned()));
         self.insert(key, bytes);
+        Ok(())
+    }
+
+    async fn mark_kept(&self, key: &str) -> Result<(), BlobError> {
+        if take_failure(&self.fail_keeps) {
+            return Err(BlobError::Unavailable(unavailable("mark_kept")));
+        }
+        if !lock(&self.objects).contains_key(key) {
+            return Err(BlobError::NotFound(key.to_owned()));
+        }
+        lock(&self.kept).push(key.to_owned());
         Ok(())
     }
 }

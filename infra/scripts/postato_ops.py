@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Operator tools for a deployed Postato stack (docs/deploy.md, "Operations").
+
+  rekey-tokens  re-encrypts every account's sealed TikTok tokens from the old TOKEN_ENCRYPTION_KEY to a new one
+  redrive       sends what waits in a failure queue back to its function (asynchronous invoke), then deletes it
+
+Needs boto3 and cryptography (`pip install -r infra/requirements-ops.txt`); AWS credentials and region from the usual
+environment (AWS_PROFILE, AWS_REGION...; AWS_ENDPOINT_URL for moto). Keys are read from files (or `-` for stdin),
+never from arguments, so they stay out of shell history and process lists; nothing here prints a key or a token.
+"""
+
+import argparse
+import base64
+import binascii
+import json
+import os
+import sys
+
+import boto3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+NONCE_LEN = 12
+TOKEN_FIELDS = ("accessToken", "refreshToken")
+MAX_ATTEMPTS = 3
+
+
+class OpsError(Exception):
+    pass
+
+
+# --- tokens ---------------------------------------------------------------------------------------------------------
+# The format of shared/src/tiktok/cipher.rs: AES-256-GCM, a fresh 96-bit nonce per seal, no associated data, stored
+# as base64(nonce || ciphertext || tag) with the standard alphabet and padding.
+
+
+def load_key(path):
+    if path == "-":
+        raw = sys.stdin.read()
+    else:
+        with open(path, encoding="ascii") as file:
+            raw = file.read()
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise OpsError(f"the key in {path} is not base64") from None
+    if len(key) != 32:
+        raise OpsError(f"the key in {path} is {len(key)} bytes; TOKEN_ENCRYPTION_KEY must be 32")
+    return AESGCM(key)
+
+
+def seal(cipher, plaintext, nonce=None):
+    nonce = nonce or os.urandom(NONCE_LEN)
+    return base64.b64encode(nonce + cipher.encrypt(nonce, plaintext.encode(), None)).decode()
+
+
+def open_sealed(cipher, sealed):
+    """The plaintext, or None when this key did not seal it."""
+    try:
+        data = base64.b64decode(sealed, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(data) <= NONCE_LEN:
+        return None
+    try:
+        return cipher.decrypt(data[:NONCE_LEN], data[NONCE_LEN:], None).decode()
+    except InvalidTag:
+        return None
+
+
+def rekey_doc(doc, old, new):
+    """Re-seals the tokens of one account document in place: 'rekeyed', 'current' (already under the new key),
+    'no-tokens', or raises OpsError when neither key opens them."""
+    tokens = doc.get("tokens")
+    if not tokens:
+        return "no-tokens"
+    opened = {}
+    for field in TOKEN_FIELDS:
+        if not isinstance(tokens.get(field), str):
+            raise OpsError(f"{field} is missing")
+        if open_sealed(new, tokens[field]) is not None:
+            continue
+        plaintext = open_sealed(old, tokens[field])
+        if plaintext is None:
+            raise OpsError(f"{field} opens with neither key")
+        opened[field] = plaintext
+    if not opened:
+        return "current"
+    for field, plaintext in opened.items():
+        tokens[field] = seal(new, plaintext)
+    return "rekeyed"
+
+
+def account_items(dynamodb, table):
+    kwargs = dict(
+        TableName=table,
+        FilterExpression="begins_with(pk, :account)",
+        ExpressionAttributeValues={":account": {"S": "ACCT#"}},
+        ProjectionExpression="pk, sk",
+    )
+    while True:
+        page = dynamodb.scan(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def rekey_account(dynamodb, table, key, old, new, dry_run):
+    """Re-seals one account with a compare-and-set on its version, as the application writes it (the `version`
+    attribute and the document's `version` move together), re-reading after a lost race."""
+    for _ in range(MAX_ATTEMPTS):
+        item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            return "gone"
+        doc = json.loads(item["doc"]["S"])
+        version = int(item["version"]["N"])
+        outcome = rekey_doc(doc, old, new)
+        if outcome != "rekeyed" or dry_run:
+            return outcome
+        doc["version"] = version + 1
+        try:
+            dynamodb.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET #doc = :doc, #version = :next",
+                ConditionExpression="#version = :expected",
+                ExpressionAttributeNames={"#doc": "doc", "#version": "version"},
+                ExpressionAttributeValues={
+                    ":doc": {"S": json.dumps(doc, separators=(",", ":"))},
+                    ":next": {"N": str(version + 1)},
+                    ":expected": {"N": str(version)},
+                },
+            )
+            return outcome
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            continue
+    raise OpsError("it kept changing; pause the functions first")
+
+
+def rekey_tokens(args):
+    old, new = load_key(args.old_key_file), load_key(args.new_key_file)
+    dynamodb = boto3.client("dynamodb")
+    counts, failed = {}, []
+    for key in account_items(dynamodb, args.table):
+        account = key["pk"]["S"]
+        try:
+            outcome = rekey_account(dynamodb, args.table, key, old, new, args.dry_run)
+        except OpsError as error:
+            failed.append(account)
+            print(f"{account}: {error}", file=sys.stderr)
+            continue
+        counts[outcome] = counts.get(outcome, 0) + 1
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no accounts"
+    print(("dry run: " if args.dry_run else "") + summary + (f", {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+# --- failure queues -------------------------------------------------------------------------------------------------
+
+
+def payload_of(body):
+    """The event to send again. A Lambda on-failure destination wraps it as `requestPayload` beside the request and
+    response context; an EventBridge rule's dead-letter queue holds the event itself."""
+    record = json.loads(body)
+    if isinstance(record, dict) and "requestContext" in record and "requestPayload" in record:
+        return record["requestPayload"]
+    return record
+
+
+def redrive(args):
+    sqs = boto3.client("sqs")
+    lam = None if args.dry_run else boto3.client("lambda")
+    seen, sent = set(), 0
+    while sent < args.max:
+        messages = sqs.receive_message(
+            QueueUrl=args.queue_url,
+            MaxNumberOfMessages=min(10, args.max - sent),
+            WaitTimeSeconds=1,
+            VisibilityTimeout=60,
+        ).get("Messages", [])
+        fresh = [m for m in messages if m["MessageId"] not in seen]
+        if not fresh:
+            break
+        for message in fresh:
+            seen.add(message["MessageId"])
+            payload = payload_of(message["Body"])
+            if args.dry_run:
+                print(json.dumps(payload, separators=(",", ":")))
+            else:
+                lam.invoke(FunctionName=args.function_name, InvocationType="Event", Payload=json.dumps(payload))
+                sqs.delete_message(QueueUrl=args.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            sent += 1
+    verb = "would re-drive" if args.dry_run else "re-drove"
+    print(f"{verb} {sent} message(s) to {args.function_name}", file=sys.stderr)
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    rekey = commands.add_parser("rekey-tokens", help="re-encrypt account tokens under a new TOKEN_ENCRYPTION_KEY")
+    rekey.add_argument("--table", required=True, help="the stack's TableName output")
+    rekey.add_argument("--old-key-file", required=True, help="file holding the current key (base64), or -")
+    rekey.add_argument("--new-key-file", required=True, help="file holding the new key (base64)")
+    rekey.add_argument("--dry-run", action="store_true", help="open every token, write nothing")
+    rekey.set_defaults(run=rekey_tokens)
+    again = commands.add_parser("redrive", help="send a failure queue's events back to their function")
+    again.add_argument("--queue-url", required=True, help="MediaValidatorFailuresUrl or PublisherFailuresUrl")
+    again.add_argument("--function-name", required=True, help="the function the queue belongs to")
+    again.add_argument("--max", type=int, default=1000, help="stop after this many messages")
+    again.add_argument("--dry-run", action="store_true", help="print the payloads; invoke and delete nothing")
+    again.set_defaults(run=redrive)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except OpsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
