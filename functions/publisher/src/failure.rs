@@ -90,17 +90,7 @@ pub(crate) fn token(error: &TokenError) -> Failure {
 }
 
 pub(crate) fn media_rejected(media: &Media) -> Failure {
-    let reasons = media
-        .verdict
-        .as_ref()
-        .map(|v| {
-            v.violations
-                .iter()
-                .map(|f| f.message.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .unwrap_or_default();
+    let reasons = media.rejection_reasons();
     Failure::new(
         "media_rejected",
         format!("media {} was rejected by validation: {reasons}", media.id),

@@ -716,23 +716,7 @@ impl AccountRepo for SqliteStore {
     }
 
     async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>> {
-        let workspace = workspace.to_string();
-        self.run(move |connection| {
-            let mut statement = connection
-                .prepare_cached("SELECT id, doc FROM accounts WHERE workspace_id = ?1 ORDER BY listing_key")
-                .map_err(sqlite_failure)?;
-            let rows = statement
-                .query_map([workspace], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                })
-                .map_err(sqlite_failure)?;
-            rows.map(|row| {
-                let (id, doc) = row.map_err(sqlite_failure)?;
-                decode_doc(&record_key::account(id), &doc)
-            })
-            .collect()
-        })
-        .await
+        self.accounts_where("workspace_id = ?1", workspace.to_string()).await
     }
 
     async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>> {
@@ -753,23 +737,7 @@ impl AccountRepo for SqliteStore {
     }
 
     async fn find_accounts_by_open_id(&self, open_id: &str) -> StoreResult<Vec<Account>> {
-        let open_id = open_id.to_owned();
-        self.run(move |connection| {
-            let mut statement = connection
-                .prepare_cached("SELECT id, doc FROM accounts WHERE open_id = ?1 ORDER BY listing_key")
-                .map_err(sqlite_failure)?;
-            let rows = statement
-                .query_map([open_id], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                })
-                .map_err(sqlite_failure)?;
-            rows.map(|row| {
-                let (id, doc) = row.map_err(sqlite_failure)?;
-                decode_doc(&record_key::account(id), &doc)
-            })
-            .collect()
-        })
-        .await
+        self.accounts_where("open_id = ?1", open_id.to_owned()).await
     }
 }
 
@@ -903,6 +871,28 @@ impl OAuthStateRepo for SqliteStore {
             })
             .await?;
         Ok(taken.map(OAuthState::from).filter(|state| state.expires_at > now))
+    }
+}
+
+impl SqliteStore {
+    /// The accounts matching one condition on one value (a constant SQL fragment), oldest first.
+    async fn accounts_where(&self, condition: &'static str, value: String) -> StoreResult<Vec<Account>> {
+        self.run(move |connection| {
+            let mut statement = connection
+                .prepare_cached(&format!(
+                    "SELECT id, doc FROM accounts WHERE {condition} ORDER BY listing_key"
+                ))
+                .map_err(sqlite_failure)?;
+            let rows = statement
+                .query_map([value], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+                .map_err(sqlite_failure)?;
+            rows.map(|row| {
+                let (id, doc) = row.map_err(sqlite_failure)?;
+                decode_doc(&record_key::account(id), &doc)
+            })
+            .collect()
+        })
+        .await
     }
 }
 

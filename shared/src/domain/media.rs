@@ -165,6 +165,20 @@ impl Media {
         Some((WorkspaceId::parse(workspace).ok()?, MediaId::parse(media).ok()?))
     }
 
+    /// Why the validator rejected the file, its violations' messages in one line (empty when it did not).
+    pub fn rejection_reasons(&self) -> String {
+        self.verdict
+            .as_ref()
+            .map(|v| {
+                v.violations
+                    .iter()
+                    .map(|f| f.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default()
+    }
+
     /// The object the publisher sends to TikTok: the JPEG rendition of a PNG, else the upload itself.
     pub fn publishable_key(&self) -> &str {
         self.verdict

@@ -306,17 +306,7 @@ fn rule_violations(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>,
             }
             match media.status {
                 MediaStatus::Invalid => {
-                    let reasons = media
-                        .verdict
-                        .as_ref()
-                        .map(|v| {
-                            v.violations
-                                .iter()
-                                .map(|f| f.message.as_str())
-                                .collect::<Vec<_>>()
-                                .join("; ")
-                        })
-                        .unwrap_or_default();
+                    let reasons = media.rejection_reasons();
                     violate(
                         &field,
                         "media_rejected",
