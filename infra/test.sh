@@ -40,6 +40,8 @@ venv sam infra/requirements-sam.txt
 export PATH="$root/.venv/test/bin:$PATH"
 
 step "moto server"
+# A clean clone has no target/ yet; moto's log lives there with the build.
+mkdir -p "$root/target"
 moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 .venv/test/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$root/target/moto.log" 2>&1 &
 pids+=($!)
