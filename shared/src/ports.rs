@@ -108,7 +108,8 @@ pub trait PostRepo: Send + Sync {
         fingerprint: &str,
         since: DateTime<Utc>,
     ) -> StoreResult<Option<PostId>>;
-    /// Records that `post` sent media with `fingerprint` to `account` at `at`.
+    /// Records that `post` sent media with `fingerprint` to `account` at `at`. A store may forget the record once it
+    /// is older than [`DUPLICATE_WINDOW_DAYS`](crate::rules::post::DUPLICATE_WINDOW_DAYS).
     async fn record_fingerprint(
         &self,
         account: &AccountId,

@@ -105,3 +105,42 @@ async fn s3_against_moto_uploads_arrive_tagged_pending_and_marking_kept_retags_t
     ));
     Ok(())
 }
+
+/// The duplicate rule's records would otherwise pile up, one per published media item: DynamoDB's TTL removes each a
+/// day after it stops mattering.
+#[tokio::test]
+async fn dynamodb_against_moto_fingerprint_records_expire_after_the_duplicate_window() -> anyhow::Result<()> {
+    use chrono::{Duration, TimeZone, Utc};
+    use shared::{
+        adapters::dynamo::TTL_ATTRIBUTE,
+        ids::{AccountId, PostId},
+        rules::post::DUPLICATE_WINDOW_DAYS,
+    };
+    let Some(endpoint) = moto_endpoint() else { return Ok(()) };
+    let conf = moto_sdk_config(&endpoint).await;
+    let (stores, table) = dynamo_stores(&conf).await?;
+    let sent_at = Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap();
+    stores
+        .posts
+        .record_fingerprint(&AccountId::new(), "sha-a", &PostId::new(), sent_at)
+        .await?;
+
+    let items = aws_sdk_dynamodb::Client::new(&conf)
+        .scan()
+        .table_name(&table)
+        .send()
+        .await?;
+    let [item] = items.items() else {
+        anyhow::bail!("expected one item, got {:?}", items.items())
+    };
+    let expires_at: i64 = item
+        .get(TTL_ATTRIBUTE)
+        .and_then(|value| value.as_n().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {TTL_ATTRIBUTE} on {item:?}"))?
+        .parse()?;
+    assert_eq!(
+        expires_at,
+        (sent_at + Duration::days(DUPLICATE_WINDOW_DAYS + 1)).timestamp()
+    );
+    Ok(())
+}

@@ -10,13 +10,11 @@ use shared::{
     accounts::{is_token_refused, AccessToken, TokenError},
     domain::{Failure, Media, MediaStatus, Post, PostType, Privacy, RateLimited},
     ids::AccountId,
+    rules::post::DUPLICATE_WINDOW_DAYS,
     tiktok::{ChunkPlan, CreatorInfo, ErrorClass, SecretUrl, TikTokError},
 };
 
 use crate::{failure, limits::take_slot, PublisherDeps, PublisherError};
-
-/// TikTok's duplicate detection is aggressive: the same file to the same account within this window is refused.
-pub(crate) const DUPLICATE_WINDOW_DAYS: i64 = 30;
 
 pub(crate) enum Preflight {
     Ready(Box<Ready>),

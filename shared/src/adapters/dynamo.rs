@@ -17,7 +17,7 @@
 //! | workspace, and its unique name | `WS#<id>`, `WSNAME#<name>` | `WS`, `WSNAME` |
 //! | OAuth state (TTL) | `OAUTH#<state>` | `OAUTH` |
 //! | an account of a TikTok user (written with the account; open ids never change) | `OPENID#<open id>` | `ACCT#<id>` |
-//! | fingerprint sent to an account | `FP#<account>#<fingerprint>` | `<sent at>#<post id>` |
+//! | fingerprint sent to an account (TTL: a day past the duplicate window) | `FP#<account>#<fingerprint>` | `<sent at>#<post id>` |
 
 use std::collections::HashMap;
 
@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::{
     },
     Client,
 };
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures::future::try_join_all;
 
 use super::codec::{
@@ -49,6 +49,7 @@ use crate::{
         AccountRepo, BoxError, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState, OAuthStateRepo,
         Page, PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
     },
+    rules::post::DUPLICATE_WINDOW_DAYS,
 };
 
 pub const DUE_INDEX: &str = "due";
@@ -586,6 +587,12 @@ impl PostRepo for DynamoStore {
         let item = HashMap::from([
             (PK.to_owned(), s(record_key::fingerprint(account, fingerprint))),
             (SK.to_owned(), s(time_ordered_key(at, post.as_str()))),
+            // TTL deletion lags by up to days and the query bounds the window itself; the spare day only keeps a
+            // record from vanishing while a post that started inside the window is still being checked.
+            (
+                TTL_ATTRIBUTE.to_owned(),
+                n(ttl_seconds(at + Duration::days(DUPLICATE_WINDOW_DAYS + 1))),
+            ),
         ]);
         self.client
             .put_item()

@@ -21,6 +21,9 @@ pub const PHOTO_MAX_IMAGES: usize = 35;
 /// Clocks disagree; a post scheduled a few seconds "ago" by the caller's clock is meant as now.
 pub const SCHEDULE_SKEW_SECONDS: i64 = 60;
 pub const SCHEDULE_HORIZON_DAYS: i64 = 365;
+/// TikTok's duplicate detection is aggressive: the same file to the same account within this window is refused by
+/// the publisher (unless the post allows duplicates). Older records of what was sent serve no rule and may be forgotten.
+pub const DUPLICATE_WINDOW_DAYS: i64 = 30;
 
 const CREATE_FIELDS: &[&str] = &[
     "platform",
