@@ -15,10 +15,10 @@ use shared::{
     accounts::TokenService,
     adapters::{local_blobs::LocalBlobStore, memory::RecordingEventSink, sqlite::SqliteStore},
     domain::{
-        Account, AccountStatus, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Post, PostOptions, PostStatus,
-        PostType, Privacy, SealedTokens,
+        Account, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Post, PostOptions, PostStatus, PostType,
+        Privacy, SealedTokens,
     },
-    ids::{AccountId, MediaId, PostId, WorkspaceId},
+    ids::{MediaId, PostId, WorkspaceId},
     ports::{BlobStore, Stores},
     tiktok::{SecretString, TikTokClient, TikTokConfig, TokenCipher},
     SystemClock,
@@ -106,14 +106,8 @@ async fn child(size: u64) -> anyhow::Result<()> {
     let now = Utc::now();
     let workspace = WorkspaceId::new();
     let account = Account {
-        id: AccountId::new(),
-        workspace_id: workspace.clone(),
-        open_id: env("SANDBOX_OPEN_ID")?,
         display_name: "Bench".into(),
-        username: None,
-        avatar_url: None,
         scopes: vec!["video.publish".into()],
-        status: AccountStatus::Connected,
         tokens: Some(SealedTokens {
             access_token: cipher.seal(&SecretString::from(env("SANDBOX_ACCESS")?))?,
             access_expires_at: now + Duration::hours(2),
@@ -121,12 +115,7 @@ async fn child(size: u64) -> anyhow::Result<()> {
             refresh_expires_at: now + Duration::days(30),
         }),
         terms_accepted_at: Some(now),
-        refresh_lock_until: None,
-        rate_windows: Default::default(),
-        connected_at: now,
-        created_at: now,
-        updated_at: now,
-        version: 1,
+        ..Account::new_connected(workspace.clone(), env("SANDBOX_OPEN_ID")?, now)
     };
     stores.accounts.create_account(&account).await?;
 

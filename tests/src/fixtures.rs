@@ -3,8 +3,7 @@
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use shared::{
     domain::{
-        Account, AccountStatus, ApiKey, Media, MediaKind, MediaStatus, Post, PostOptions, PostStatus, PostType,
-        Privacy, Workspace,
+        Account, ApiKey, Media, MediaKind, MediaStatus, Post, PostOptions, PostStatus, PostType, Privacy, Workspace,
     },
     ids::{AccountId, MediaId, PostId, WorkspaceId},
 };
@@ -74,26 +73,15 @@ pub fn media(workspace: &WorkspaceId, created_at: DateTime<Utc>) -> Media {
 
 pub fn account(workspace: &WorkspaceId, open_id: &str, created_at: DateTime<Utc>) -> Account {
     Account {
-        id: AccountId::new(),
-        workspace_id: workspace.clone(),
-        open_id: open_id.to_owned(),
         display_name: format!("Creator {open_id}"),
         username: Some(format!("creator_{open_id}")),
-        avatar_url: None,
         scopes: vec![
             "user.info.basic".to_owned(),
             "video.upload".to_owned(),
             "video.publish".to_owned(),
         ],
-        status: AccountStatus::Connected,
-        tokens: None,
         terms_accepted_at: Some(created_at),
-        refresh_lock_until: None,
-        rate_windows: Default::default(),
-        connected_at: created_at,
-        created_at,
-        updated_at: created_at,
-        version: 1,
+        ..Account::new_connected(workspace.clone(), open_id, created_at)
     }
 }
 

@@ -27,8 +27,8 @@ use shared::{
     accounts::TokenService,
     adapters::{local_blobs::LocalBlobStore, local_events::LocalEventSink, sqlite::SqliteStore},
     domain::{
-        Account, AccountStatus, Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Post, PostOptions,
-        PostStatus, PostType, SealedTokens,
+        Account, Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Post, PostOptions, PostStatus,
+        PostType, SealedTokens,
     },
     events::Event,
     ids::{AccountId, MediaId, PostId, WorkspaceId},
@@ -209,22 +209,12 @@ impl Publishing {
             refresh_expires_at: now + chrono::Duration::seconds(issued.refresh_expires_in),
         };
         let account = Account {
-            id: AccountId::new(),
-            workspace_id: self.workspace.clone(),
-            open_id,
             display_name: "Sandbox creator".into(),
             username: Some(username).filter(|u| !u.is_empty()),
-            avatar_url: None,
             scopes: issued.scope.split(',').map(str::to_owned).collect(),
-            status: AccountStatus::Connected,
             tokens: Some(tokens),
             terms_accepted_at: Some(now),
-            refresh_lock_until: None,
-            rate_windows: Default::default(),
-            connected_at: now,
-            created_at: now,
-            updated_at: now,
-            version: 1,
+            ..Account::new_connected(self.workspace.clone(), open_id, now)
         };
         self.stores.accounts.create_account(&account).await?;
         Ok(account.id)

@@ -19,8 +19,8 @@ use serde_json::json;
 use shared::{
     accounts::TokenService,
     adapters::{local_blobs::LocalBlobStore, local_events::LocalEventSink, sqlite::SqliteStore},
-    domain::{Account, AccountStatus, ApiKey, Media, MediaKind, MediaStatus, Workspace},
-    ids::{AccountId, MediaId, WorkspaceId},
+    domain::{Account, ApiKey, Media, MediaKind, MediaStatus, Workspace},
+    ids::{MediaId, WorkspaceId},
     ports::{EventSink, Stores},
     tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
     SystemClock,
@@ -53,22 +53,8 @@ async fn main() -> anyhow::Result<()> {
         })
         .await?;
     let account = Account {
-        id: AccountId::new(),
-        workspace_id: workspace.id.clone(),
-        open_id: "bench".into(),
         display_name: "Bench".into(),
-        username: None,
-        avatar_url: None,
-        scopes: vec![],
-        status: AccountStatus::Connected,
-        tokens: None,
-        terms_accepted_at: None,
-        refresh_lock_until: None,
-        rate_windows: Default::default(),
-        connected_at: now,
-        created_at: now,
-        updated_at: now,
-        version: 1,
+        ..Account::new_connected(workspace.id.clone(), "bench", now)
     };
     stores.accounts.create_account(&account).await?;
     let media_id = MediaId::new();

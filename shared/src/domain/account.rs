@@ -81,6 +81,29 @@ pub struct Account {
 }
 
 impl Account {
+    /// A first connection of `open_id` to the workspace, before its profile, scopes, tokens and terms are known:
+    /// callers fill those in (struct update syntax) so the creation defaults live here once.
+    pub fn new_connected(workspace_id: WorkspaceId, open_id: impl Into<String>, now: DateTime<Utc>) -> Self {
+        Self {
+            id: AccountId::new(),
+            workspace_id,
+            open_id: open_id.into(),
+            display_name: String::new(),
+            username: None,
+            avatar_url: None,
+            scopes: Vec::new(),
+            status: AccountStatus::Connected,
+            tokens: None,
+            terms_accepted_at: None,
+            refresh_lock_until: None,
+            rate_windows: RateWindows::default(),
+            connected_at: now,
+            created_at: now,
+            updated_at: now,
+            version: 1,
+        }
+    }
+
     pub fn is_connected(&self) -> bool {
         self.status == AccountStatus::Connected
     }

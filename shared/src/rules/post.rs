@@ -780,22 +780,8 @@ mod tests {
     fn fixture() -> Fixture {
         let ws = WorkspaceId::new();
         let account = Account {
-            id: AccountId::new(),
-            workspace_id: ws.clone(),
-            open_id: "open".into(),
             display_name: "Creator".into(),
-            username: None,
-            avatar_url: None,
-            scopes: vec![],
-            status: AccountStatus::Connected,
-            tokens: None,
-            terms_accepted_at: None,
-            refresh_lock_until: None,
-            rate_windows: Default::default(),
-            connected_at: now(),
-            created_at: now(),
-            updated_at: now(),
-            version: 1,
+            ..Account::new_connected(ws.clone(), "open", now())
         };
         let mut all = HashMap::new();
         let video = media(&ws, MediaKind::Video, MediaStatus::Valid);

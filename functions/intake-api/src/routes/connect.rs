@@ -11,7 +11,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use shared::{
     domain::{Account, AccountStatus, SealedTokens},
-    ids::{AccountId, WorkspaceId},
+    ids::WorkspaceId,
     ports::OAuthState,
     tiktok::{
         oauth::{generate_state, parse_callback, CallbackOutcome, SecretCode, STATE_LIFETIME},
@@ -230,24 +230,7 @@ async fn connect_account(
             created: false,
         },
         None => {
-            let mut account = Account {
-                id: AccountId::new(),
-                workspace_id: workspace.clone(),
-                open_id: connection.open_id.clone(),
-                display_name: String::new(),
-                username: None,
-                avatar_url: None,
-                scopes: Vec::new(),
-                status: AccountStatus::Connected,
-                tokens: None,
-                terms_accepted_at: None,
-                refresh_lock_until: None,
-                rate_windows: Default::default(),
-                connected_at: now,
-                created_at: now,
-                updated_at: now,
-                version: 1,
-            };
+            let mut account = Account::new_connected(workspace.clone(), connection.open_id.clone(), now);
             connection.apply(&mut account, now);
             state.stores.accounts.create_account(&account).await?;
             Connected { account, created: true }

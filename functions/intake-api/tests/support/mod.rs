@@ -307,22 +307,12 @@ pub fn media_record(workspace: &WorkspaceId, kind: MediaKind, status: MediaStatu
 
 pub fn account_record(workspace: &WorkspaceId, status: AccountStatus) -> Account {
     Account {
-        id: AccountId::new(),
-        workspace_id: workspace.clone(),
-        open_id: format!("open-{}", ulid::Ulid::new()),
         display_name: "Creator".into(),
         username: Some("creator".into()),
-        avatar_url: None,
         scopes: vec!["user.info.basic".into(), "video.publish".into(), "video.upload".into()],
         status,
-        tokens: None,
         terms_accepted_at: Some(start()),
-        refresh_lock_until: None,
-        rate_windows: Default::default(),
-        connected_at: start(),
-        created_at: start(),
-        updated_at: start(),
-        version: 1,
+        ..Account::new_connected(workspace.clone(), format!("open-{}", ulid::Ulid::new()), start())
     }
 }
 
