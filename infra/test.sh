@@ -10,10 +10,7 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 # Every test that needs an external tool fails instead of skipping when this is set.
 export POSTATO_FULL_TESTS=1
 
-step() { printf '\n=== %s\n' "$*"; }
-pids=()
-cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
+source infra/scripts/lib.sh
 
 step "system packages"
 missing=()
@@ -27,27 +24,14 @@ fi
 ffmpeg -version | head -1
 
 step "python tools (.venv/test, .venv/sam)"
-venv() { # name requirements-file
-  local dir=".venv/$1"
-  if [ ! -x "$dir/bin/python" ]; then python3 -m venv "$dir"; fi
-  if ! cmp -s "$2" "$dir/.installed" 2>/dev/null; then
-    "$dir/bin/pip" install -q --disable-pip-version-check -r "$2"
-    cp "$2" "$dir/.installed"
-  fi
-}
 venv test infra/requirements-test.txt
 venv sam infra/requirements-sam.txt
 export PATH="$root/.venv/test/bin:$PATH"
 
 step "moto server"
-# A clean clone has no target/ yet; moto's log lives there with the build.
-mkdir -p "$root/target"
-moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-.venv/test/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$root/target/moto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.1; done
-curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null || { echo "moto did not start"; cat "$root/target/moto.log"; exit 1; }
-export POSTATO_MOTO_ENDPOINT="http://127.0.0.1:$moto_port"
+# Its log lives with the build (start_moto creates target/, which a clean clone does not have yet).
+start_moto "$root/target/moto.log"
+export POSTATO_MOTO_ENDPOINT="$moto_endpoint"
 echo "moto server at $POSTATO_MOTO_ENDPOINT"
 
 step "cargo fmt --check"

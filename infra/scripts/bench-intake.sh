@@ -3,19 +3,16 @@
 # Usage: infra/scripts/bench-intake.sh [seconds] [connections]
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+root=$PWD
+source infra/scripts/lib.sh
 duration=${1:-20}
 connections=${2:-32}
 command -v wrk >/dev/null || { sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd=sudo; $sudo_cmd apt-get install -y -qq wrk; }
 cargo build -q --profile bench -p postato-dev
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-data=$(mktemp -d)
 key="pk_bench_$(date +%s)"
-POSTATO_DATA_DIR="$data" POSTATO_HTTP_ADDR="127.0.0.1:$port" POSTATO_SANDBOX_ADDR=127.0.0.1:0 POSTATO_DEV_API_KEY="$key" \
-  RUST_LOG=warn target/release/postato-dev >"$data/runner.out" 2>"$data/runner.err" &
-runner=$!
-trap 'kill $runner 2>/dev/null || true; rm -rf "$data"' EXIT
-base="http://127.0.0.1:$port"
-for _ in $(seq 1 300); do curl -fs "$base/v1/openapi.json" >/dev/null && break; sleep 0.1; done
+start_runner target/release/postato-dev "$key"
+data=$runner_data
+base=$runner_base
 account=$(grep "TikTok account" "$data/runner.out" | awk '{print $3}')
 media=$(curl -fs -X POST "$base/v1/media" -H "Authorization: Bearer $key" -H 'content-type: application/json' \
   -d '{"kind":"video","contentType":"video/mp4","sizeBytes":1000,"fileName":"clip.mp4"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')

@@ -13,20 +13,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$PWD
-
-step() { printf '\n=== %s\n' "$*"; }
+source infra/scripts/lib.sh
 
 step "Rust target aarch64-unknown-linux-gnu"
 rustup target add aarch64-unknown-linux-gnu
 
-venv() { # name requirements-file
-  local dir=".venv/$1"
-  if [ ! -x "$dir/bin/python" ]; then python3 -m venv "$dir"; fi
-  if ! cmp -s "$2" "$dir/.installed" 2>/dev/null; then
-    "$dir/bin/pip" install -q --disable-pip-version-check -r "$2"
-    cp "$2" "$dir/.installed"
-  fi
-}
 step "cargo-lambda and zig (.venv/build), SAM CLI (.venv/sam)"
 venv build infra/requirements-build.txt
 venv sam infra/requirements-sam.txt

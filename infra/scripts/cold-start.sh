@@ -21,23 +21,11 @@ profile=${PROFILE:-debug}
 runs=${RUNS:-5}
 functions=(intake-api media-validator publisher)
 
-pids=()
-cleanup() { for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-venv() { # name requirements-file
-  local dir=".venv/$1"
-  if [ ! -x "$dir/bin/python" ]; then python3 -m venv "$dir"; fi
-  if ! cmp -s "$2" "$dir/.installed" 2>/dev/null; then
-    "$dir/bin/pip" install -q --disable-pip-version-check -r "$2"
-    cp "$2" "$dir/.installed"
-  fi
-}
+source infra/scripts/lib.sh
 venv test infra/requirements-test.txt
 venv build infra/requirements-build.txt
 export PATH="$root/.venv/build/bin:$PATH"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
 
 echo "=== building ($profile, x86_64)"
@@ -52,11 +40,8 @@ else
 fi
 
 echo "=== moto server"
-moto_port=$(free_port)
-.venv/test/bin/moto_server -H 127.0.0.1 -p "$moto_port" >"$root/target/cold-start-moto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$moto_port/moto-api/" >/dev/null && break; sleep 0.1; done
-endpoint="http://127.0.0.1:$moto_port"
+start_moto "$root/target/cold-start-moto.log"
+endpoint=$moto_endpoint
 
 # The stack's resources, as template.yaml declares them: the table with its three GSIs, the bucket, the bus, and
 # the TikTok secret (dummy values; the token key is 32 zero bytes in base64).
@@ -89,7 +74,7 @@ EOF
 echo "=== cargo lambda watch --only-lambda-apis"
 rt_port=$(free_port)
 cargo lambda watch --only-lambda-apis -A 127.0.0.1 -P "$rt_port" >"$root/target/cold-start-emulator.log" 2>&1 &
-pids+=($!)
+background_pids+=($!)
 for _ in $(seq 1 100); do
   grep -q "starting Runtime server" "$root/target/cold-start-emulator.log" 2>/dev/null && break
   sleep 0.1
