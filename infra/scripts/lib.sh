@@ -5,9 +5,15 @@
 # Background processes and scratch directories of the sourcing script, removed when it exits.
 background_pids=()
 scratch_dirs=()
+# Under `set -e` a failing last command here would become the script's exit status: every step must succeed.
 stop_background() {
-  for pid in "${background_pids[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  for dir in "${scratch_dirs[@]:-}"; do [ -n "$dir" ] && rm -rf "$dir"; done
+  local pid dir
+  for pid in "${background_pids[@]:-}"; do
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+  done
+  for dir in "${scratch_dirs[@]:-}"; do
+    if [ -n "$dir" ]; then rm -rf "$dir"; fi
+  done
 }
 trap stop_background EXIT
 
