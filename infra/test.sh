@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of the project from a fresh Debian machine: installs what it needs (ffmpeg from Debian; moto,
-# cfn-lint, schemathesis and SAM CLI into virtualenvs under .venv/), starts moto server on a free loopback port,
-# then formatting, lints, every Rust test (the AWS adapters against moto), the template checks and schemathesis
-# against the local runner. Stops what it started, whatever happens.
+# Runs every test of the project from a fresh Debian machine: installs what it needs (ffmpeg and faketime from
+# Debian; moto, cfn-lint, schemathesis and SAM CLI into virtualenvs under .venv/), starts moto server on a free
+# loopback port, then formatting, lints, every Rust test (the AWS adapters against moto), the date-dependent suites
+# once more two years ahead, the template checks and schemathesis against the local runner. Stops what it
+# started, whatever happens.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -16,6 +17,7 @@ step "system packages"
 missing=()
 command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v curl >/dev/null || missing+=(curl)
+command -v faketime >/dev/null || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
@@ -46,6 +48,9 @@ if [ -x infra/scripts/media-corpus.sh ]; then infra/scripts/media-corpus.sh "$PO
 
 step "cargo test (AWS adapters against moto at $POSTATO_MOTO_ENDPOINT)"
 cargo test --workspace --no-fail-fast
+
+step "date-dependent suites again, two years ahead under faketime"
+infra/scripts/faketime-tests.sh
 
 step "template: cfn-lint and sam validate --lint"
 .venv/test/bin/cfn-lint template.yaml

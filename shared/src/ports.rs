@@ -82,7 +82,8 @@ pub struct OAuthState {
 #[async_trait]
 pub trait PostRepo: Send + Sync {
     /// Creates the post, and with it the idempotency record if given, atomically: both or neither.
-    /// `AlreadyExists` when the post id or the idempotency key is taken.
+    /// `AlreadyExists` when the post id or the idempotency key is taken. A stored record that expired by the post's
+    /// `created_at` no longer holds its key: the caller's clock decides that, never the store's.
     async fn create_post(&self, post: &Post, idempotency: Option<&IdempotencyRecord>) -> StoreResult<()>;
     async fn get_post(&self, id: &PostId) -> StoreResult<Option<Post>>;
     /// Compare-and-set: writes `post` (whose `version` must be `expected_version + 1`) only if the stored version is
@@ -244,13 +245,14 @@ pub enum BlobError {
 
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// A URL the caller can PUT exactly `content_length` bytes of `content_type` to, for `lifetime` (capped at
-    /// 15 minutes). The adapter signs with its own clock, so the expiry is what it reports in the target.
+    /// A URL the caller can PUT exactly `content_length` bytes of `content_type` to, from `now` (the caller's clock)
+    /// for `lifetime`, capped at 15 minutes; the target reports the expiry it was signed with.
     async fn presign_upload(
         &self,
         key: &str,
         content_type: &str,
         content_length: u64,
+        now: DateTime<Utc>,
         lifetime: chrono::Duration,
     ) -> Result<UploadTarget, BlobError>;
     async fn head(&self, key: &str) -> Result<ObjectHead, BlobError>;

@@ -14,6 +14,12 @@ pub fn now_ms() -> DateTime<Utc> {
     now.duration_trunc(TimeDelta::milliseconds(1)).unwrap_or(now)
 }
 
+/// A fixed instant years away from any date the tests run on: what a contract uses where a store must take "now"
+/// from its caller.
+pub fn fixed_instant() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_740_819_600, 0).unwrap_or_default() // 2025-03-01T09:00:00Z
+}
+
 /// A draft video post, version 1.
 pub fn post(workspace: &WorkspaceId, account: &AccountId, created_at: DateTime<Utc>) -> Post {
     Post {

@@ -87,7 +87,7 @@ async fn s3_against_moto_uploads_arrive_tagged_pending_and_marking_kept_retags_t
     };
     let key = "uploads/ws_1/med_tagged";
     let target = store
-        .presign_upload(key, "image/jpeg", 4, chrono::Duration::minutes(5))
+        .presign_upload(key, "image/jpeg", 4, chrono::Utc::now(), chrono::Duration::minutes(5))
         .await?;
     postato_tests::contracts::blobs::Uploader::upload(
         &HttpUploader(reqwest::Client::new()),

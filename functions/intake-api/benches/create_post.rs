@@ -13,7 +13,6 @@ use axum::{
     http::{header, Method, Request, StatusCode},
     Router,
 };
-use chrono::Utc;
 use intake_api::{AppState, Deps, IntakeSettings};
 use serde_json::json;
 use shared::{
@@ -23,7 +22,7 @@ use shared::{
     ids::{MediaId, WorkspaceId},
     ports::{EventSink, Stores},
     tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
-    SystemClock,
+    Clock, SystemClock,
 };
 use tower::ServiceExt;
 
@@ -35,7 +34,7 @@ const IN_FLIGHT: usize = 16;
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let stores = Stores::from_adapter(Arc::new(SqliteStore::open(&dir.path().join("bench.sqlite3"))?));
-    let now = Utc::now();
+    let now = SystemClock.now();
     let workspace = Workspace {
         id: WorkspaceId::new(),
         name: "bench".into(),
@@ -107,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
     let body = json!({
         "platform": "tiktok", "accountId": account.id, "postType": "video", "content": "Launch day #bts",
         "media": [{"id": media.id}], "options": {"privacy": "private"},
-        "scheduledAt": (Utc::now() + chrono::Duration::days(1)).to_rfc3339()
+        "scheduledAt": (now + chrono::Duration::days(1)).to_rfc3339()
     })
     .to_string();
     let create = || {

@@ -33,8 +33,9 @@ async fn main() -> Result<(), Error> {
     let deps = &deps;
     tracing::info!(init_ms = started.elapsed().as_millis() as u64, "initialised");
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        // Lambda's deadline is a real instant; without one, no time is left: the worker starts nothing new.
         let deadline =
-            chrono::DateTime::from_timestamp_millis(event.context.deadline as i64).unwrap_or_else(chrono::Utc::now);
+            chrono::DateTime::from_timestamp_millis(event.context.deadline as i64).unwrap_or_else(|| deps.clock.now());
         publisher::handle_event(deps, event.payload, deadline).await
     }))
     .await

@@ -315,6 +315,7 @@ fn validate_uploads(validator: Arc<ValidatorDeps>) -> UploadHook {
             let mut record = S3EventRecord::default();
             record.event_source = Some("aws:s3".into());
             record.event_name = Some("ObjectCreated:Put".into());
+            // Only carried along for the logs, as S3 stamps its own; the validator decides with its `Clock`.
             record.event_time = chrono::Utc::now();
             record.s3.bucket.name = Some("local".into());
             record.s3.object.key = Some(utf8_percent_encode(&key, NON_ALPHANUMERIC).to_string());

@@ -26,6 +26,7 @@ const HEAD_BYTES: usize = 16;
 /// TikTok-style log ids: a timestamp and random hex, e.g. `202210112248442CB9319E1FB30C1073F3`.
 fn log_id() -> String {
     let random: [u8; 10] = rand::random();
+    // A label for logs only, stamped as TikTok stamps its own.
     format!(
         "{}{}",
         chrono::Utc::now().format("%Y%m%d%H%M%S"),

@@ -225,7 +225,8 @@ impl Sandbox {
 
     // ------------------------------------------------------------ clock
 
-    /// The sandbox's time: real time plus the offset the control API set.
+    /// The sandbox's time: real time plus the offset the control API set. TikTok keeps its own clock, which is what
+    /// the sandbox plays, so it reads the wall clock rather than the backend's `Clock`.
     pub fn now(&self) -> DateTime<Utc> {
         Utc::now() + chrono::Duration::milliseconds(self.inner.clock_offset_ms.load(Ordering::SeqCst))
     }

@@ -441,15 +441,15 @@ impl PostRepo for DynamoStore {
         match idempotency {
             None => self.put_new(item, &record).await,
             Some(idempotency) => {
+                let claim = ConditionalPut {
+                    item: idempotency_item(idempotency)?,
+                    condition: CreateCondition::AbsentOrExpired { now: post.created_at },
+                    record: record_key::idempotency(&idempotency.workspace_id, &idempotency.key),
+                };
                 let post = ConditionalPut {
                     item,
                     condition: CreateCondition::Absent,
                     record,
-                };
-                let claim = ConditionalPut {
-                    item: idempotency_item(idempotency)?,
-                    condition: CreateCondition::AbsentOrExpired { now: Utc::now() },
-                    record: record_key::idempotency(&idempotency.workspace_id, &idempotency.key),
                 };
                 self.create_together(vec![post, claim]).await
             }

@@ -330,10 +330,10 @@ impl BlobStore for LocalBlobStore {
         key: &str,
         content_type: &str,
         content_length: u64,
+        now: DateTime<Utc>,
         lifetime: chrono::Duration,
     ) -> Result<UploadTarget, BlobError> {
         relative_path(key).map_err(|e| BlobError::Unavailable(Box::new(e)))?;
-        let now = Utc::now();
         let (_, expires_at) = upload_window(now, now + lifetime)?;
         let expires = expires_at.timestamp();
         let sig = self
@@ -459,7 +459,7 @@ mod tests {
         let store = store(dir.path());
         let now = Utc::now();
         let target = store
-            .presign_upload("uploads/a b/c", "image/png", 3, chrono::Duration::minutes(5))
+            .presign_upload("uploads/a b/c", "image/png", 3, now, chrono::Duration::minutes(5))
             .await
             .unwrap();
         assert!(

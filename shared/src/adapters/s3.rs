@@ -58,7 +58,8 @@ impl S3BlobStore {
         &self.bucket
     }
 
-    /// The presigning behind [`BlobStore::presign_upload`], with the clock as an argument so tests can pin it.
+    /// The presigning behind [`BlobStore::presign_upload`], taking an expiry instant so tests can ask for one in the
+    /// past.
     async fn presign_upload_at(
         &self,
         key: &str,
@@ -141,9 +142,10 @@ impl BlobStore for S3BlobStore {
         key: &str,
         content_type: &str,
         content_length: u64,
+        now: DateTime<Utc>,
         lifetime: chrono::Duration,
     ) -> Result<UploadTarget, BlobError> {
-        let now = Utc::now();
+        // Signed from the caller's clock (the system clock in production); S3 checks the expiry against its own.
         self.presign_upload_at(key, content_type, content_length, now, now + lifetime)
             .await
     }

@@ -340,7 +340,7 @@ impl PostRepo for SqliteStore {
                 Ok::<_, StoreError>((key, record.clone(), doc))
             })
             .transpose()?;
-        let now = epoch_millis(Utc::now());
+        let now = epoch_millis(post.created_at);
         self.run(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite_failure)?;

@@ -2,10 +2,11 @@
 
 use std::sync::Arc;
 
+use crate::fixtures;
 use anyhow::Context as _;
 use async_trait::async_trait;
 use bytes::Bytes;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use shared::{
     adapters::local_blobs::{LocalBlobStore, SignedUpload},
     ports::{BlobError, BlobStore, ByteRange, RangeRead, UploadTarget},
@@ -57,7 +58,7 @@ impl Uploader for LocalRouteUploader {
             &signed,
             content_type.map(|(_, value)| value.as_str()),
             Some(body.len() as u64),
-            Utc::now(),
+            fixtures::now_ms(),
         )?;
         self.0
             .write_upload(&key, &signed, futures::stream::iter([Ok::<_, std::io::Error>(body)]))
@@ -95,9 +96,9 @@ pub async fn blob_store_contract(store: &dyn BlobStore, uploader: &dyn Uploader)
         Err(BlobError::NotFound(_))
     ));
 
-    let now = Utc::now();
+    let now = fixtures::now_ms();
     let target = store
-        .presign_upload(&video, "video/mp4", length, Duration::minutes(10))
+        .presign_upload(&video, "video/mp4", length, now, Duration::minutes(10))
         .await?;
     assert_eq!(target.method, "PUT");
     assert!(target
@@ -106,10 +107,10 @@ pub async fn blob_store_contract(store: &dyn BlobStore, uploader: &dyn Uploader)
         .any(|(name, value)| name.eq_ignore_ascii_case("content-type") && value == "video/mp4"));
     assert!(target.expires_at > now && target.expires_at <= now + Duration::minutes(10) + Duration::seconds(2));
     let capped = store
-        .presign_upload(&video, "video/mp4", length, Duration::hours(3))
+        .presign_upload(&video, "video/mp4", length, now, Duration::hours(3))
         .await?;
     assert!(
-        capped.expires_at <= Utc::now() + Duration::minutes(15),
+        capped.expires_at <= now + Duration::minutes(15),
         "upload URLs live at most 15 minutes"
     );
 

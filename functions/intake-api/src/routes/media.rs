@@ -65,6 +65,7 @@ pub async fn create_media(
             &media.object_key,
             &media.content_type,
             media.declared_size,
+            now,
             state.settings.upload_url_ttl,
         )
         .await?;

@@ -170,13 +170,14 @@ impl BlobStore for MemoryBlobStore {
         key: &str,
         _content_type: &str,
         _content_length: u64,
+        now: DateTime<Utc>,
         lifetime: chrono::Duration,
     ) -> Result<UploadTarget, BlobError> {
         Ok(UploadTarget {
             url: format!("memory://{key}"),
             method: "PUT",
             headers: Vec::new(),
-            expires_at: Utc::now() + lifetime,
+            expires_at: now + lifetime,
         })
     }
 
