@@ -148,7 +148,13 @@ function handleConnectReturn() {
   const params = new URLSearchParams(window.location.search);
   if (!params.has("accountId") && !params.has("error")) return false;
   const outcome = { accountId: params.get("accountId"), error: params.get("errorDescription") || params.get("error") };
-  if (window.opener && window.opener.location?.origin === window.location.origin) {
+  let fromOurPopup = false;
+  try {
+    fromOurPopup = window.opener?.location.origin === window.location.origin;
+  } catch {
+    // Opened by another site: show the outcome here instead.
+  }
+  if (fromOurPopup) {
     window.opener.postMessage({ postatoConnect: outcome }, window.location.origin);
     window.close();
     return true;
@@ -818,7 +824,7 @@ function postView(post) {
     el("p", { class: "caption" }, post.content || el("em", {}, "(no caption)")),
     el("p", { class: "hint" }, STATUS_TEXT[post.status] || post.status),
     steps,
-    post.scheduledAt ? el("p", { class: "hint" }, `${post.status === "scheduled" ? "Publishes" : "Scheduled for"} ${when(post.scheduledAt)}`) : null,
+    post.scheduledAt ? el("p", { class: "hint" }, `${post.status === "scheduled" ? "Publishes" : "Due"} ${when(post.scheduledAt)}`) : null,
     post.postUrl ? el("p", {}, el("a", { href: post.postUrl, target: "_blank", rel: "noopener", class: "post-link" }, "View on TikTok")) : null,
     post.failure ? el("div", { class: "alert failure" },
       el("p", {}, el("strong", {}, "Why: "), post.failure.message),
