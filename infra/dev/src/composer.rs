@@ -6,7 +6,7 @@
 
 use axum::{
     extract::{Path, State},
-    http::{header, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
     Json, Router,
@@ -72,13 +72,34 @@ async fn file(Path(name): Path<String>) -> Response {
     }
 }
 
-/// Same-origin only (no CORS header): another site open in the same browser cannot read it.
-async fn dev_key(State(state): State<ComposerState>) -> Response {
+/// Same-origin only (no CORS header): another site open in the same browser cannot read it. Only to a loopback
+/// host name too: a site that rebinds its own name to 127.0.0.1 (DNS rebinding) would be same-origin with itself.
+async fn dev_key(State(state): State<ComposerState>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !is_loopback_host(host) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the dev key is offered only at a loopback address",
+        )
+            .into_response();
+    }
     let mut response = Json(json!({ "apiKey": state.dev_api_key })).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// `127.0.0.1:8080`, `localhost`, `[::1]:8080`: a Host header naming this machine's loopback interface.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    matches!(name, "localhost" | "[::1]") || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn page(content_type: &'static str, body: &'static str) -> Response {
@@ -105,8 +126,17 @@ mod tests {
     use super::*;
 
     async fn get(path: &str) -> (StatusCode, String, String) {
+        get_from("127.0.0.1:8080", path).await
+    }
+
+    async fn get_from(host: &str, path: &str) -> (StatusCode, String, String) {
         let response = router("pk_test".into())
-            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get(path)
+                    .header(header::HOST, host)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         let status = response.status();
@@ -153,5 +183,19 @@ mod tests {
         let (status, _, body) = get("/composer/dev-key").await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, r#"{"apiKey":"pk_test"}"#);
+    }
+
+    #[tokio::test]
+    async fn the_dev_key_is_refused_to_other_host_names() {
+        for host in ["localhost:8080", "[::1]:8080", "127.0.0.2"] {
+            assert_eq!(get_from(host, "/composer/dev-key").await.0, StatusCode::OK, "{host}");
+        }
+        for host in ["evil.example:8080", "evil.example", "192.168.1.5:8080", ""] {
+            assert_eq!(
+                get_from(host, "/composer/dev-key").await.0,
+                StatusCode::FORBIDDEN,
+                "{host}"
+            );
+        }
     }
 }
