@@ -18,18 +18,30 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 venv browser tests/browser/requirements.txt
 
-key="pk_browser_$(date +%s)"
 cargo build -q -p postato-dev
-start_runner target/debug/postato-dev "$key"
-banner="$runner_data/runner.out"
-sandbox=$(sed -n 's/^  TikTok  *sandbox at \([^ ]*\) .*/\1/p' "$banner")
-account=$(sed -n 's/^  TikTok account  *\(acc_[^ ]*\).*/\1/p' "$banner")
-if [ -z "$sandbox" ] || [ -z "$account" ]; then
-  echo "the runner's banner names no sandbox or dev account:"; cat "$banner"; exit 1
-fi
-mkdir -p "$runner_data/fixtures" "$root/target/browser-screenshots"
 
-POSTATO_BASE_URL="$runner_base" POSTATO_SANDBOX_URL="$sandbox" POSTATO_API_KEY="$key" POSTATO_DEV_ACCOUNT="$account" \
-  POSTATO_SCREENSHOTS="$root/target/browser-screenshots" POSTATO_MEDIA_DIR="$runner_data/fixtures" \
+# runner PREFIX: starts a runner (with the environment of the call) and exports what the tests need of it as
+# POSTATO_<PREFIX>_*: its address, its sandbox's, its dev key and its dev account (both from its banner).
+runner() {
+  local key="pk_browser_$(date +%s)_$1" banner sandbox account
+  start_runner target/debug/postato-dev "$key"
+  banner="$runner_data/runner.out"
+  sandbox=$(sed -n 's/^  TikTok  *sandbox at \([^ ]*\) .*/\1/p' "$banner")
+  account=$(sed -n 's/^  TikTok account  *\(acc_[^ ]*\).*/\1/p' "$banner")
+  if [ -z "$sandbox" ] || [ -z "$account" ]; then
+    echo "the runner's banner names no sandbox or dev account:"; cat "$banner"; exit 1
+  fi
+  export "POSTATO_$1_BASE_URL=$runner_base" "POSTATO_$1_SANDBOX_URL=$sandbox" "POSTATO_$1_API_KEY=$key" \
+    "POSTATO_$1_DEV_ACCOUNT=$account"
+}
+# The runner as a developer starts it (an unaudited TikTok app: private posts only), and one whose app counts as
+# audited, where public posts and TikTok's post links can be seen.
+TIKTOK_APP_AUDITED=false runner UNAUDITED
+TIKTOK_APP_AUDITED=true runner AUDITED
+fixtures=$(mktemp -d)
+scratch_dirs+=("$fixtures")
+mkdir -p "$root/target/browser-screenshots"
+
+POSTATO_SCREENSHOTS="$root/target/browser-screenshots" POSTATO_MEDIA_DIR="$fixtures" \
   .venv/browser/bin/python -m unittest discover -s tests/browser -p 'test_*.py' -v
 echo "screenshots: target/browser-screenshots/"

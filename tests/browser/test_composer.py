@@ -17,10 +17,7 @@ from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect, sync_playwright
 
-BASE = os.environ["POSTATO_BASE_URL"]
-SANDBOX = os.environ["POSTATO_SANDBOX_URL"]
-KEY = os.environ["POSTATO_API_KEY"]
-DEV_ACCOUNT = os.environ["POSTATO_DEV_ACCOUNT"]
+
 SHOTS = Path(os.environ["POSTATO_SCREENSHOTS"])
 MEDIA = Path(os.environ["POSTATO_MEDIA_DIR"])
 DEV_CREATOR = "sandbox-dev-creator"
@@ -66,15 +63,24 @@ def contains(text):
     return re.compile(re.escape(text))
 
 
-class ComposerTest(unittest.TestCase):
+class BrowserCase(unittest.TestCase):
+    """The browser and helpers; a subclass names the runner (its env prefix) and holds the tests."""
+
+    runner = None
+
     @classmethod
     def setUpClass(cls):
+        prefix = f"POSTATO_{cls.runner}_"
+        cls.base = os.environ[prefix + "BASE_URL"]
+        cls.sandbox = os.environ[prefix + "SANDBOX_URL"]
+        cls.key = os.environ[prefix + "API_KEY"]
+        cls.account = os.environ[prefix + "DEV_ACCOUNT"]
         # A test run opens the composer (a fresh creator_info each time, as TikTok asks) more often in a minute than
         # a person does; TikTok's 20 a minute per creator would answer 429 part-way through.
-        call(SANDBOX, "PUT", "/_sandbox/settings", {"rate_limits": {
+        call(cls.sandbox, "PUT", "/_sandbox/settings", {"rate_limits": {
             "init_per_minute": 100, "creator_info_per_minute": 1000, "status_per_minute": 1000,
             "user_info_per_minute": 1000}})
-        cls.dev_creator = next(a for a in call(SANDBOX, "GET", "/_sandbox/accounts") if a["open_id"] == DEV_CREATOR)
+        cls.dev_creator = next(a for a in call(cls.sandbox, "GET", "/_sandbox/accounts") if a["open_id"] == DEV_CREATOR)
         cls.playwright = sync_playwright().start()
         cls.browser = cls.playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
 
@@ -84,7 +90,7 @@ class ComposerTest(unittest.TestCase):
         cls.playwright.stop()
 
     def setUp(self):
-        call(SANDBOX, "PUT", f"/_sandbox/accounts/{DEV_CREATOR}", self.dev_creator)
+        call(self.sandbox, "PUT", f"/_sandbox/accounts/{DEV_CREATOR}", self.dev_creator)
         self.open_browser(1280, 1000)
 
     def open_browser(self, width, height):
@@ -109,13 +115,13 @@ class ComposerTest(unittest.TestCase):
         self.shot_taken = True
 
     def creator(self, **changes):
-        call(SANDBOX, "PUT", f"/_sandbox/accounts/{DEV_CREATOR}", {**self.dev_creator, **changes})
+        call(self.sandbox, "PUT", f"/_sandbox/accounts/{DEV_CREATOR}", {**self.dev_creator, **changes})
 
     def open_composer(self):
         page = self.page
-        page.goto(BASE + "/")
+        page.goto(self.base + "/")
         expect(page.locator("#app")).to_be_visible()
-        page.locator(f"input[name=account][value={DEV_ACCOUNT}]").check()
+        page.locator(f"input[name=account][value={self.account}]").check()
         expect(page.locator("#creator")).to_contain_text("Sandbox Creator")
         return page
 
@@ -131,12 +137,19 @@ class ComposerTest(unittest.TestCase):
     def posts_created(self):
         return [s for s in self.sent if s[0] == "POST" and s[1].endswith("/v1/posts")]
 
+
+
+class ComposerTest(BrowserCase):
+    """The runner as it starts by default: an unaudited TikTok app, so the dev creator is private."""
+
+    runner = "UNAUDITED"
+
     # ------------------------------------------------------------------ accounts
 
     def test_connect_another_account_through_tiktok_oauth_and_reconnect_it(self):
-        call(SANDBOX, "POST", "/_sandbox/accounts", {
+        call(self.sandbox, "POST", "/_sandbox/accounts", {
             "open_id": "second-creator", "display_name": "Second Creator", "username": "second", "private": True})
-        call(SANDBOX, "PUT", "/_sandbox/authorizer", {"open_id": "second-creator"})
+        call(self.sandbox, "PUT", "/_sandbox/authorizer", {"open_id": "second-creator"})
         try:
             page = self.open_composer()
             with page.expect_popup():
@@ -147,10 +160,10 @@ class ComposerTest(unittest.TestCase):
             expect(page.locator("#creator")).to_contain_text("Second Creator")
 
             # The user removes the app in TikTok: the signed webhook marks the account, the page offers Reconnect.
-            call(SANDBOX, "POST", "/_sandbox/accounts/second-creator/remove-authorization", {})
+            call(self.sandbox, "POST", "/_sandbox/accounts/second-creator/remove-authorization", {})
             account_id = row.get_attribute("data-account")
             for _ in range(100):
-                if call(BASE, "GET", f"/v1/accounts/{account_id}", key=KEY)["status"] != "connected":
+                if call(self.base, "GET", f"/v1/accounts/{account_id}", key=self.key)["status"] != "connected":
                     break
                 time.sleep(0.1)
             page.reload()
@@ -162,7 +175,7 @@ class ComposerTest(unittest.TestCase):
             expect(row.locator(".badge")).to_have_text("connected")
             self.shot()
         finally:
-            call(SANDBOX, "PUT", "/_sandbox/authorizer", {"open_id": DEV_CREATOR})
+            call(self.sandbox, "PUT", "/_sandbox/authorizer", {"open_id": DEV_CREATOR})
 
     # ------------------------------------------------------------------ upload
 
@@ -268,8 +281,8 @@ class ComposerTest(unittest.TestCase):
         expect(page.locator("#brand-content-note")).to_contain_text(BRANDED_PRIVATE_TEXT)
         self.shot("branded_disabled_while_only_me")
         # The other way round: with branded content checked first, "Only me" cannot be chosen.
-        page.goto(BASE + "/")
-        page.locator(f"input[name=account][value={DEV_ACCOUNT}]").check()
+        page.goto(self.base + "/")
+        page.locator(f"input[name=account][value={self.account}]").check()
         expect(page.locator("#creator")).to_contain_text("Sandbox Creator")
         page.check("#disclose")
         page.check("#brand-content")
@@ -336,7 +349,7 @@ class ComposerTest(unittest.TestCase):
         self.shot()
 
     def test_a_failed_post_shows_its_reason_and_what_to_do(self):
-        call(SANDBOX, "POST", "/_sandbox/processing-failures",
+        call(self.sandbox, "POST", "/_sandbox/processing-failures",
              {"open_id": DEV_CREATOR, "fail_reason": "frame_rate_check_failed"})
         page = self.open_composer()
         self.upload(video("fails.mp4", "testsrc", 3, "1080x1920"))
@@ -406,6 +419,39 @@ class ComposerTest(unittest.TestCase):
         page.focus("#caption")
         page.keyboard.press("Tab")
         self.assertEqual(page.evaluate("() => document.activeElement.id"), "privacy")
+        self.shot()
+
+
+class AuditedAppTest(BrowserCase):
+    """A runner whose TikTok app counts as audited: the dev creator is public, every audience can be chosen, and a
+    public post gets TikTok's link."""
+
+    runner = "AUDITED"
+
+    def test_a_public_post_shows_tiktoks_link_once_public(self):
+        page = self.open_composer()
+        labels = page.locator("#privacy option:not([value=''])").all_inner_texts()
+        self.assertEqual(labels, ["Everyone", "Friends", "Only me"])
+        expect(page.locator("#privacy-note")).to_have_text("")
+        self.upload(video("public.mp4", "testsrc2", 3, "1080x1920"))
+        page.fill("#caption", "Public launch")
+        page.select_option("#privacy", "public")
+        for box in ("#allow-comment", "#allow-duet", "#allow-stitch"):
+            page.check(box)
+        # Branded content is allowed with Everyone, and takes TikTok's Branded Content Policy declaration.
+        page.check("#disclose")
+        page.check("#brand-content")
+        expect(page.locator("#declaration")).to_contain_text("Branded Content Policy")
+        page.click("#publish")
+        sent = json.loads(self.posts_created()[-1][2])
+        self.assertEqual(sent["options"]["privacy"], "public")
+        self.assertTrue(sent["options"]["brandContent"])
+        self.assertTrue(sent["options"]["allowDuet"])
+        post = page.locator("#post-list .post", has_text="Public launch").first
+        expect(post).to_have_attribute("data-status", "completed", timeout=30_000)
+        link = post.locator("a.post-link")
+        expect(link).to_have_text("View on TikTok")
+        expect(link).to_have_attribute("href", contains("tiktok.com/@sandbox.creator/"))
         self.shot()
 
 
