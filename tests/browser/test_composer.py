@@ -401,6 +401,47 @@ class ComposerTest(BrowserCase):
         expect(post).to_have_attribute("data-status", "canceled")
         self.shot()
 
+    # ------------------------------------------------------------------ the page elsewhere than the runner
+
+    def test_without_the_runners_dev_key_the_page_asks_for_a_key_and_keeps_it_out_of_addresses(self):
+        page = self.page
+        # Hosted next to the API in AWS there is no dev-key route.
+        page.route("**/composer/dev-key", lambda route: route.fulfill(status=404, body="not here"))
+        page.goto(self.base + "/")
+        expect(page.locator("#key-panel")).to_be_visible()
+        expect(page.locator("#app")).to_be_hidden()
+        page.fill("#key-input", "pk_wrong")
+        page.click("#key-form button[type=submit]")
+        expect(page.locator("#key-status")).to_have_text("That key was refused.")
+        page.fill("#key-input", self.key)
+        page.click("#key-form button[type=submit]")
+        expect(page.locator("#app")).to_be_visible()
+        expect(page.locator("#key-status")).to_contain_text("Signed in with your key")
+        self.assertNotIn(self.key, page.url)
+        self.assertFalse([url for _, url, _ in self.sent if self.key in url], "the key never travels in an address")
+        self.shot()
+
+    def test_the_rules_module_counts_and_dates_as_tiktok_and_rfc_3339_do(self):
+        self.page.goto(self.base + "/")
+        results = self.page.evaluate("""async () => {
+            const r = await import('/composer/rules.js');
+            const form = {postType: 'photo', media: [{status: 'valid'}], caption: '', title: '', privacy: 'public',
+                          disclose: true, brandOrganic: false, brandContent: false, when: 'now'};
+            return {
+                emoji: r.utf16Length('👍🏽 ok'),
+                summer: r.rfc3339Local('2026-07-01T10:00:00'),
+                winter: r.rfc3339Local('2026-12-01T10:00:00'),
+                both: r.disclosureLabel({disclose: true, brandOrganic: true, brandContent: true}),
+                blockers: r.publishBlockers(form, {canPost: true, nickname: 'N', maxVideoDurationSec: 60}),
+            };
+        }""")
+        self.assertEqual(results["emoji"], 7)
+        self.assertEqual(results["summer"], "2026-07-01T10:00:00+02:00")
+        self.assertEqual(results["winter"], "2026-12-01T10:00:00+01:00")
+        self.assertEqual(results["both"], "Your photo/video will be labeled as 'Paid partnership'")
+        self.assertEqual(results["blockers"], ["Add 2 to 35 photos (now 1).", DISCLOSURE_TEXT])
+        self.shot_taken = True
+
     # ------------------------------------------------------------------ accessibility and layout
 
     def test_phone_width_layout_and_every_control_labelled(self):
