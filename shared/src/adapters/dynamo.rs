@@ -438,6 +438,7 @@ impl PostRepo for DynamoStore {
     async fn create_post(&self, post: &Post, idempotency: Option<&IdempotencyRecord>) -> StoreResult<()> {
         let record = record_key::post(&post.id);
         let item = post_item(post)?;
+        let post_created_at = post.created_at;
         match idempotency {
             None => self.put_new(item, &record).await,
             Some(idempotency) => {
@@ -448,7 +449,8 @@ impl PostRepo for DynamoStore {
                 };
                 let claim = ConditionalPut {
                     item: idempotency_item(idempotency)?,
-                    condition: CreateCondition::AbsentOrExpired { now: Utc::now() },
+                    // The caller's clock, as the record's expiry is (see the SQLite adapter).
+                    condition: CreateCondition::AbsentOrExpired { now: post_created_at },
                     record: record_key::idempotency(&idempotency.workspace_id, &idempotency.key),
                 };
                 self.create_together(vec![post, claim]).await

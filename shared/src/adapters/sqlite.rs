@@ -340,7 +340,9 @@ impl PostRepo for SqliteStore {
                 Ok::<_, StoreError>((key, record.clone(), doc))
             })
             .transpose()?;
-        let now = epoch_millis(Utc::now());
+        // Expiry is judged at the post's creation time, the caller's clock (as the record's own expiry is), not this
+        // machine's: with a test clock the two drift apart and every replay would find the key expired.
+        let now = epoch_millis(post.created_at);
         self.run(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite_failure)?;
