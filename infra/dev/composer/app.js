@@ -308,7 +308,9 @@ function renderCreator() {
     $(`${name}-row`).title = disabled ? `${creator.nickname} turned off ${label} in TikTok` : "";
     if (disabled && (name === "comment" || state.form.postType === "video")) off.push(label);
   }
-  $("interactions-note").textContent = off.length ? `${creator.nickname} turned off ${off.join(" and ")} in TikTok.` : "";
+  $("interactions-note").textContent = off.length
+    ? `${creator.nickname} turned off ${off.join(" and ")} in TikTok.`
+    : "";
   refresh();
 }
 
@@ -506,13 +508,16 @@ function renderMedia() {
       { class: `item ${item.status}`, "data-status": item.status },
       preview,
       el("div", { class: "item-body" },
-        el("p", { class: "name" }, item.fileName, !video && index === 0 ? el("span", { class: "badge cover-badge" }, "Cover") : ""),
+        el("p", { class: "name" }, item.fileName,
+          !video && index === 0 ? el("span", { class: "badge cover-badge" }, "Cover") : ""),
         item.status === "uploading"
           ? el("p", { class: "progress" },
             el("progress", { max: item.total || 1, value: item.loaded, "aria-label": `Uploading ${item.fileName}` }),
             el("span", { class: "pct" }, "0%"))
           : null,
-        item.status === "validating" ? el("p", { class: "hint" }, "Uploaded. Checking it against TikTok's specs…") : null,
+        item.status === "validating"
+          ? el("p", { class: "hint" }, "Uploaded. Checking it against TikTok's specs…")
+          : null,
         verdictView(item),
         !video ? photoControls(index) : null),
     );
@@ -521,7 +526,8 @@ function renderMedia() {
   });
   const list = el("ul", { class: video ? "media-list" : "media-list photos" }, nodes);
   const head = video || !form.media.length ? null
-    : el("p", { class: "hint" }, `${form.media.length} of ${PHOTOS_MAX} photos. The first one is the cover: use “Make cover” or the arrows to reorder.`);
+    : el("p", { class: "hint" }, `${form.media.length} of ${PHOTOS_MAX} photos. The first one is the cover: ` +
+      "use “Make cover” or the arrows to reorder.");
   $("media").replaceChildren(...[head, list].filter(Boolean));
   form.media.forEach(renderProgress);
   renderCoverPicker();
@@ -705,7 +711,9 @@ async function submit(intent) {
       });
     const text =
       post.status === "draft" ? "Draft saved." :
-        state.form.when === "later" ? `Scheduled for ${when(post.scheduledAt)}.` : "Sent: publishing now. Follow it below.";
+        state.form.when === "later"
+          ? `Scheduled for ${when(post.scheduledAt)}.`
+          : "Sent: publishing now. Follow it below.";
     resetComposer();
     $("result").replaceChildren(el("p", { class: "ok" }, text));
     await loadPosts();
@@ -807,14 +815,14 @@ function postView(post) {
   const actions = [];
   if (post.status === "draft" || post.status === "scheduled") {
     actions.push(el("button", { type: "button", onclick: () => editPost(post) }, "Edit"));
-    actions.push(el("button", { type: "button", onclick: () => act(() => state.api.request("DELETE", `/v1/posts/${post.id}`)) }, "Cancel post"));
+    actions.push(action("Cancel post", "DELETE", `/v1/posts/${post.id}`));
   }
   // Offered only where the API has the route (another issue adds them).
   if (post.status === "failed" && state.routes.has("/v1/posts/{id}/retry")) {
-    actions.push(el("button", { type: "button", onclick: () => act(() => state.api.request("POST", `/v1/posts/${post.id}/retry`)) }, "Retry"));
+    actions.push(action("Retry", "POST", `/v1/posts/${post.id}/retry`));
   }
   if (post.status === "needs_review" && state.routes.has("/v1/posts/{id}/resolve")) {
-    actions.push(el("button", { type: "button", onclick: () => act(() => state.api.request("POST", `/v1/posts/${post.id}/resolve`)) }, "Resolve"));
+    actions.push(action("Resolve", "POST", `/v1/posts/${post.id}/resolve`));
   }
   return el("li", { class: `post ${post.status}`, "data-post": post.id, "data-status": post.status },
     el("div", { class: "post-head" },
@@ -824,20 +832,32 @@ function postView(post) {
     el("p", { class: "caption" }, post.content || el("em", {}, "(no caption)")),
     el("p", { class: "hint" }, STATUS_TEXT[post.status] || post.status),
     steps,
-    post.scheduledAt ? el("p", { class: "hint" }, `${post.status === "scheduled" ? "Publishes" : "Due"} ${when(post.scheduledAt)}`) : null,
-    post.postUrl ? el("p", {}, el("a", { href: post.postUrl, target: "_blank", rel: "noopener", class: "post-link" }, "View on TikTok")) : null,
+    post.scheduledAt
+      ? el("p", { class: "hint" }, `${post.status === "scheduled" ? "Publishes" : "Due"} ${when(post.scheduledAt)}`)
+      : null,
+    post.postUrl
+      ? el("p", {},
+        el("a", { href: post.postUrl, target: "_blank", rel: "noopener", class: "post-link" }, "View on TikTok"))
+      : null,
     post.failure ? el("div", { class: "alert failure" },
       el("p", {}, el("strong", {}, "Why: "), post.failure.message),
       el("p", { class: "hint" }, `Code ${post.failure.code}`,
         post.failure.tiktokFailReason ? ` · TikTok: ${post.failure.tiktokFailReason}` : "",
         post.failure.logId ? ` · TikTok log id ${post.failure.logId}` : "")) : null,
-    post.warnings.length ? el("ul", { class: "warnings" }, post.warnings.map((w) => el("li", {}, "⚠ ", w.message))) : null,
+    post.warnings.length
+      ? el("ul", { class: "warnings" }, post.warnings.map((w) => el("li", {}, "⚠ ", w.message)))
+      : null,
     actions.length ? el("div", { class: "actions" }, actions) : null);
 }
 
-async function act(call) {
+// A button that calls the API and then shows the posts as they now are (or the API's refusal).
+function action(label, method, path) {
+  return el("button", { type: "button", onclick: () => act(method, path) }, label);
+}
+
+async function act(method, path) {
   try {
-    await call();
+    await state.api.request(method, path);
   } catch (error) {
     $("post-list").prepend(el("li", {}, errorBox(error)));
     return;

@@ -46,7 +46,11 @@ export function declarationParts({ disclose, brandContent }) {
       { text: "." },
     ];
   }
-  return [{ text: "By posting, you agree to TikTok's " }, { text: "Music Usage Confirmation", href: MUSIC_URL }, { text: "." }];
+  return [
+    { text: "By posting, you agree to TikTok's " },
+    { text: "Music Usage Confirmation", href: MUSIC_URL },
+    { text: "." },
+  ];
 }
 
 // Every reason the post cannot be published yet, in the user's words; empty when it can. `form` is the composer's
