@@ -2,8 +2,8 @@
 # Runs every test of the project from a fresh Debian machine: installs what it needs (ffmpeg and faketime from
 # Debian; moto, cfn-lint, schemathesis and SAM CLI into virtualenvs under .venv/), starts moto server on a free
 # loopback port, then formatting, lints, every Rust test (the AWS adapters against moto), the date-dependent suites
-# once more two years ahead, the template checks and schemathesis against the local runner. Stops what it
-# started, whatever happens.
+# once more two years ahead, the template checks, schemathesis against the local runner and the composer page in a
+# real browser. Stops what it started, whatever happens.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -62,5 +62,8 @@ step "operator scripts (infra/scripts/postato_ops.py) against moto"
 
 step "schemathesis against the local runner's /v1/openapi.json"
 infra/scripts/schemathesis.sh
+
+step "composer in a real browser (Debian's Chromium + Playwright, against the local runner)"
+infra/scripts/browser-tests.sh
 
 step "all tests passed"

@@ -239,6 +239,9 @@ pub struct CreatorInfoView {
     pub can_post: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cannot_post_reason: Option<CannotPost>,
+    /// False until this TikTok app passes TikTok's audit: TikTok then accepts only `private` posts, from private
+    /// accounts, whatever `privacyOptions` lists (a composer says so next to its privacy choice).
+    pub app_audited: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -249,7 +252,7 @@ pub struct CannotPost {
 }
 
 impl CreatorInfoView {
-    pub fn new(info: &CreatorInfo) -> Self {
+    pub fn new(info: &CreatorInfo, app_audited: bool) -> Self {
         Self {
             nickname: info.creator_nickname.clone(),
             username: info.creator_username.clone().filter(|u| !u.is_empty()),
@@ -261,12 +264,13 @@ impl CreatorInfoView {
             max_video_duration_sec: info.max_video_post_duration_sec,
             can_post: true,
             cannot_post_reason: None,
+            app_audited,
         }
     }
 
     /// TikTok answered that the creator cannot post now (with HTTP 200 and no data): nothing may be offered, and the
     /// account's stored names stand in for the creator's.
-    pub fn cannot_post(account: &Account, code: &str) -> Self {
+    pub fn cannot_post(account: &Account, code: &str, app_audited: bool) -> Self {
         let message = match code {
             "spam_risk_too_many_posts" => {
                 "This creator reached TikTok's daily limit of posts made through apps; try again tomorrow."
@@ -293,6 +297,7 @@ impl CreatorInfoView {
                 code: code.to_owned(),
                 message: message.to_owned(),
             }),
+            app_audited,
         }
     }
 }

@@ -491,7 +491,7 @@ async fn when_asking_for_creator_info_should_answer_fresh_in_the_products_terms(
             "nickname": "Private Pat", "username": "pat", "avatarUrl": "https://sandbox.invalid/avatar.jpg",
             "privacyOptions": ["followersOnly", "friends", "private"],
             "commentDisabled": true, "duetDisabled": true, "stitchDisabled": true,
-            "maxVideoDurationSec": 300, "canPost": true
+            "maxVideoDurationSec": 300, "canPost": true, "appAudited": false
         })
     );
 

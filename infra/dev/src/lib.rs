@@ -2,6 +2,7 @@
 //! functions, wired to a SQLite file, a media folder and an in-process event bus (or to AWS with `--backend aws`).
 #![forbid(unsafe_code)]
 
+mod composer;
 pub mod config;
 mod local_routes;
 mod secrets;

@@ -30,6 +30,7 @@ use tiktok_sandbox::SandboxHandle;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 use crate::{
+    composer,
     config::{Backend, DevConfig},
     local_routes::{self, UploadHook},
     secrets::LocalSecrets,
@@ -130,7 +131,8 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
             ..IntakeSettings::default()
         },
     });
-    let mut app = intake_api::router(state);
+    // The composer page, served here only: the intake Lambda serves the API alone.
+    let mut app = intake_api::router(state).merge(composer::router(api_key.clone()));
     if let Some(local_blobs) = &adapters.local_blobs {
         let validator = Arc::new(ValidatorDeps {
             media: adapters.stores.media.clone(),

@@ -134,9 +134,10 @@ pub async fn creator_info(
     Path(id): Path<String>,
 ) -> Result<Json<CreatorInfoView>, ApiError> {
     let account = load_account(&state, &caller.workspace_id, &id).await?;
+    let audited = state.settings.app_audited;
     match fresh_creator_info(&state, &account).await? {
-        Ok(info) => Ok(Json(CreatorInfoView::new(&info))),
-        Err(code) => Ok(Json(CreatorInfoView::cannot_post(&account, &code))),
+        Ok(info) => Ok(Json(CreatorInfoView::new(&info, audited))),
+        Err(code) => Ok(Json(CreatorInfoView::cannot_post(&account, &code, audited))),
     }
 }
 
