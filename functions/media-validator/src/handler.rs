@@ -164,14 +164,22 @@ async fn handle_record(deps: &ValidatorDeps, record: S3EventRecord) -> Result<()
         return Ok(());
     };
     let key = decode_s3_key(raw_key);
-    let outcome = validate(deps, &key, record.s3.object.e_tag.as_deref()).await?;
+    // A size of 0 is treated as unknown: the parallel reads find an empty object just as well, and a missing
+    // field must not make a real file look empty.
+    let size = record
+        .s3
+        .object
+        .size
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|&s| s > 0);
+    let outcome = validate(deps, &key, record.s3.object.e_tag.as_deref(), size).await?;
     info!(key = %key, outcome = ?outcome, "object handled");
     Ok(())
 }
 
 /// Validates the object at `key` now, whatever its version: what the local runner calls after an upload.
 pub async fn validate_object(deps: &ValidatorDeps, key: &str) -> Result<Outcome, ValidatorError> {
-    validate(deps, key, None).await
+    validate(deps, key, None, None).await
 }
 
 /// S3 event keys are URL-encoded, with `+` for spaces.
@@ -182,7 +190,14 @@ pub fn decode_s3_key(raw: &str) -> String {
         .into_owned()
 }
 
-async fn validate(deps: &ValidatorDeps, key: &str, event_etag: Option<&str>) -> Result<Outcome, ValidatorError> {
+/// `event_size` comes with an S3 event; without one the store is asked (a metadata request, no bytes), so that a
+/// small object is read once whichever way it arrives.
+async fn validate(
+    deps: &ValidatorDeps,
+    key: &str,
+    event_etag: Option<&str>,
+    event_size: Option<u64>,
+) -> Result<Outcome, ValidatorError> {
     let Some((workspace_id, media_id)) = Media::id_from_object_key(key) else {
         warn!(key, "object key names no media; ignored");
         return Ok(Outcome::Ignored(Ignored::UnknownKey(key.to_owned())));
@@ -207,9 +222,26 @@ async fn validate(deps: &ValidatorDeps, key: &str, event_etag: Option<&str>) -> 
     }
     let media = mark_validating(deps, media).await?;
 
+    let size = match event_size {
+        Some(size) => Some(size),
+        None => match deps.blobs.head(key).await {
+            Ok(head) => Some(head.size),
+            Err(BlobError::NotFound(_)) => {
+                warn!(key, media_id = %media_id, "the object was deleted before it could be read; ignored");
+                return Ok(Outcome::Ignored(Ignored::ObjectGone(key.to_owned())));
+            }
+            Err(source) => {
+                return Err(ValidatorError::Read {
+                    key: key.to_owned(),
+                    source,
+                })
+            }
+        },
+    };
     let object = BlobObject {
         store: deps.blobs.as_ref(),
         key,
+        size,
     };
     let run = match run_probe(&object, deps.budget, event_etag).await {
         Ok(run) => run,

@@ -430,3 +430,28 @@ async fn a_full_size_png_is_validated_and_rendered_well_within_two_seconds() {
     );
     assert!(elapsed < std::time::Duration::from_secs(2), "took {elapsed:?}");
 }
+
+/// Issue 13 §3: a file no larger than the probe's two windows costs one read of exactly its size, whether its size
+/// comes with the S3 event or, from `validate_object`, from a `head`.
+#[tokio::test]
+async fn a_small_file_is_read_once_whole() {
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Image).await;
+    let bytes = jpeg(720, 1280);
+    let size = bytes.len() as u64;
+    let etag = h.blobs.insert(&media.object_key, bytes);
+
+    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, size))
+        .await
+        .expect("handled");
+    let reads = h.blobs.read_log();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].range, ByteRange::Span(0..size));
+
+    let other = h.pending_media(MediaKind::Image).await;
+    h.blobs.insert(&other.object_key, jpeg(720, 1280));
+    validate_object(&h.deps, &other.object_key).await.expect("validated");
+    let reads = h.blobs.read_log();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert_eq!(reads[1].range, ByteRange::Span(0..size));
+}
