@@ -12,7 +12,7 @@ use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use shared::{
-    domain::{Media, MediaKind, MediaStatus, MediaVerdict},
+    domain::{Finding, Media, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus},
     events::{Event, EventType},
     ids::{EventId, MediaId},
     ports::{BlobError, BlobStore, EventError, EventSink, MediaRepo, StoreError},
@@ -22,6 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     probe::{Budget, Container},
+    remux::store::{remux_object, RemuxObjectError},
     rendition,
     source::{normalise_etag, run_probe, BlobObject, ProbeRun},
     verdict::{codes, judge, Judgement},
@@ -29,6 +30,11 @@ use crate::{
 
 /// Compare-and-set attempts before giving up on a media record that keeps changing (the Lambda then retries).
 const MAX_WRITE_ATTEMPTS: u32 = 5;
+
+/// The largest transport stream the validator Lambda remuxes itself: at the ≈ 40 MB/s of one S3 GET stream in
+/// and one multipart upload out, 1 GB takes ≈ 25–50 s of the function's 60 s. Larger ones need the remux to run
+/// where 4 GB fits (see the README, "Remux"), which is not wired yet; until then they are sent as TS, as before.
+pub const LAMBDA_REMUX_MAX_BYTES: u64 = 1_000_000_000;
 
 /// What the validator needs from the world.
 #[derive(Clone)]
@@ -38,6 +44,9 @@ pub struct ValidatorDeps {
     pub events: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,
     pub budget: Budget,
+    /// The largest MPEG-TS remuxed to MP4 inside this invocation (the Lambda's 60 s bound it; the local runner
+    /// has no such limit). Larger ones keep the `container_needs_remux` warning and are sent as they are.
+    pub remux_max_bytes: u64,
 }
 
 /// What happened to one object.
@@ -73,7 +82,7 @@ pub enum ValidatorError {
         #[source]
         source: BlobError,
     },
-    #[error("storing the JPEG rendition of {media} failed")]
+    #[error("making or storing the rendition of {media} failed")]
     StoreRendition {
         media: MediaId,
         #[source]
@@ -269,15 +278,24 @@ async fn validate(
         "probed"
     );
     let mut judgement = judge(&run.outcome, run.size, Some(media.kind));
-    let rendition_key = make_rendition(deps, &media, &run, &mut judgement).await?;
+    let mut info = Vec::new();
+    let (rendition_key, rendition) = match make_rendition(deps, &media, &run, &mut judgement).await? {
+        Some(key) => (Some(key), None),
+        None => match remux_rendition(deps, &media, &run, &mut judgement, &mut info).await? {
+            Some((key, rendition)) => (Some(key), Some(rendition)),
+            None => (None, None),
+        },
+    };
     let verdict = MediaVerdict {
         accepted: judgement.accepted,
         detected_kind: judgement.kind.as_str().to_owned(),
         violations: judgement.violations,
         warnings: judgement.warnings,
+        info,
         facts: judgement.facts,
         fingerprint: run.outcome.as_ref().ok().and_then(|r| r.fingerprint).map(hex::encode),
         rendition_key,
+        rendition,
         etag: Some(run.etag.clone()),
         validated_at: deps.clock.now(),
     };
@@ -339,6 +357,71 @@ async fn make_rendition(
             );
             Ok(None)
         }
+    }
+}
+
+/// For an accepted MPEG-TS with H.264 (and AAC, or no audio), stores the MP4 remux the publisher will send: TikTok
+/// takes MP4 and not TS. A stream that cannot be copied (lost packets, a splice) cannot be published, so that is a
+/// violation; a store failure is transient and fails the record.
+async fn remux_rendition(
+    deps: &ValidatorDeps,
+    media: &Media,
+    run: &ProbeRun,
+    judgement: &mut Judgement,
+    info: &mut Vec<Finding>,
+) -> Result<Option<(String, Rendition)>, ValidatorError> {
+    let Ok(report) = &run.outcome else { return Ok(None) };
+    let copyable = report.video.as_ref().is_some_and(|v| v.codec == "h264")
+        && report.audio.as_ref().is_none_or(|a| a.codec == "aac");
+    if !judgement.accepted
+        || judgement.container != Some(Container::MpegTs)
+        || media.kind != MediaKind::Video
+        || !copyable
+        || run.size > deps.remux_max_bytes
+    {
+        return Ok(None);
+    }
+    let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
+    let etag = (!run.etag.is_empty()).then_some(run.etag.as_str());
+    match remux_object(deps.blobs.as_ref(), &media.object_key, etag, run.size, &key).await {
+        Ok((summary, written)) => {
+            info!(
+                media_id = %media.id,
+                frames = summary.video_frames,
+                audio_frames = summary.audio_frames,
+                bytes = written.size,
+                "remuxed to MP4"
+            );
+            judgement.warnings.retain(|w| w.code != codes::CONTAINER_NEEDS_REMUX);
+            info.push(Finding::new(
+                codes::SENT_AS_MP4,
+                "TikTok's posting API takes MP4, not MPEG-TS: the same video and audio, not re-encoded, were copied \
+                 into an MP4, which is what gets published.",
+            ));
+            let rendition = Rendition {
+                container: "mp4".into(),
+                size_bytes: written.size,
+                status: RenditionStatus::Ready,
+                etag: Some(normalise_etag(&written.etag).to_owned()),
+            };
+            Ok(Some((key, rendition)))
+        }
+        Err(RemuxObjectError::Remux(reason)) => {
+            warn!(media_id = %media.id, reason = %reason, "remux failed");
+            judgement.violation(
+                codes::REMUX_FAILED,
+                format!(
+                    "This MPEG-TS could not be copied into an MP4 for TikTok ({reason}). Re-encode it: ffmpeg -i \
+                     INPUT -c:v libx264 -preset medium -crf 18 -pix_fmt yuv420p -c:a aac -b:a 128k -movflags \
+                     +faststart OUTPUT.mp4"
+                ),
+            );
+            Ok(None)
+        }
+        Err(RemuxObjectError::Blob(source)) => Err(ValidatorError::StoreRendition {
+            media: media.id.clone(),
+            source,
+        }),
     }
 }
 

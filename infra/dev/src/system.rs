@@ -138,6 +138,8 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
             events: adapters.events.clone(),
             clock: clock.clone(),
             budget: Budget::default(),
+            // No time limit here: every transport stream is remuxed.
+            remux_max_bytes: u64::MAX,
         });
         app = app.merge(local_routes::router(
             local_blobs.clone(),

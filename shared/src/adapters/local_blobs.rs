@@ -454,7 +454,9 @@ impl BlobStore for LocalBlobStore {
             return Err(BlobError::NotFound(key.to_owned()));
         }
         let etag = etag_of(&metadata);
-        if if_match.is_some_and(|expected| expected != etag) {
+        // ETags compare without their quotes, as S3's If-Match does: callers hold them either way (events carry
+        // them bare, reads quoted).
+        if if_match.is_some_and(|expected| expected.trim_matches('"') != etag.trim_matches('"')) {
             return Err(BlobError::Changed(key.to_owned()));
         }
         let total_size = metadata.len();

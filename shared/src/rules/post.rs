@@ -965,6 +965,8 @@ mod tests {
             facts: Default::default(),
             fingerprint: None,
             rendition_key: None,
+            rendition: None,
+            info: Vec::new(),
             etag: None,
             validated_at: now(),
         });

@@ -351,6 +351,8 @@ impl Harness {
             events: events.clone(),
             clock: Arc::new(clock.clone()),
             budget: Budget::default(),
+            // No time limit here: every transport stream is remuxed.
+            remux_max_bytes: u64::MAX,
         };
         Self {
             repo,
