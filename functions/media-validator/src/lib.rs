@@ -20,6 +20,8 @@ pub mod facts;
 #[cfg(feature = "service")]
 pub mod handler;
 #[cfg(feature = "service")]
+pub mod import;
+#[cfg(feature = "service")]
 pub mod rendition;
 #[cfg(feature = "service")]
 pub mod source;
