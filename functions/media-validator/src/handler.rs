@@ -21,6 +21,7 @@ use shared::{
 use tracing::{error, info, warn};
 
 use crate::{
+    import::{import_url, ImportError, ImportPolicy},
     probe::{Budget, Container},
     remux::store::{remux_object, RemuxObjectError},
     rendition,
@@ -85,6 +86,12 @@ pub enum ValidatorError {
     },
     #[error("making or storing the rendition of {media} failed")]
     StoreRendition {
+        media: MediaId,
+        #[source]
+        source: BlobError,
+    },
+    #[error("storing the file imported for {media} failed")]
+    Import {
         media: MediaId,
         #[source]
         source: BlobError,
@@ -190,6 +197,98 @@ async fn handle_record(deps: &ValidatorDeps, record: S3EventRecord) -> Result<()
 /// Validates the object at `key` now, whatever its version: what the local runner calls after an upload.
 pub async fn validate_object(deps: &ValidatorDeps, key: &str) -> Result<Outcome, ValidatorError> {
     validate(deps, key, None, None).await
+}
+
+/// Imports a media's file from the caller's URL (issue 13 §2), then validates it as any upload. A URL that cannot
+/// be imported (refused address or scheme, too large, too slow, unreachable) ends the media `invalid` with the
+/// failure's code, announced as `media.rejected`; a store failure is transient (`Err`, retried).
+pub async fn import_media(
+    deps: &ValidatorDeps,
+    policy: &ImportPolicy,
+    media_id: &MediaId,
+    url: &str,
+) -> Result<Outcome, ValidatorError> {
+    let store_error = |source| ValidatorError::Store {
+        media: media_id.clone(),
+        source,
+    };
+    let Some(media) = deps.media.get_media(media_id).await.map_err(store_error)? else {
+        return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
+    };
+    match import_url(policy, url, media.kind, deps.blobs.as_ref(), &media.object_key).await {
+        Ok(head) => {
+            info!(media_id = %media_id, bytes = head.size, "imported from a URL");
+            validate_object(deps, &media.object_key).await
+        }
+        Err(ImportError::Store(source)) => Err(ValidatorError::Import {
+            media: media_id.clone(),
+            source,
+        }),
+        Err(ImportError::Failure(failure)) => {
+            warn!(media_id = %media_id, code = failure.code(), reason = %failure, "import refused or failed");
+            let verdict = MediaVerdict {
+                accepted: false,
+                detected_kind: "unknown".into(),
+                violations: vec![Finding::new(
+                    failure.code(),
+                    format!(
+                        "The file could not be imported from its URL: {failure}. Use a public https URL of a file \
+                         within the guide's limits, or upload the file instead."
+                    ),
+                )],
+                warnings: Vec::new(),
+                info: Vec::new(),
+                facts: Default::default(),
+                fingerprint: None,
+                rendition_key: None,
+                rendition: None,
+                etag: None,
+                validated_at: deps.clock.now(),
+            };
+            write_import_failure(deps, media_id, verdict).await
+        }
+    }
+}
+
+/// The failure verdict with a compare-and-set; a record that already has a verdict (a later upload won) is left.
+async fn write_import_failure(
+    deps: &ValidatorDeps,
+    media_id: &MediaId,
+    verdict: MediaVerdict,
+) -> Result<Outcome, ValidatorError> {
+    let store_error = |source| ValidatorError::Store {
+        media: media_id.clone(),
+        source,
+    };
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let Some(current) = deps.media.get_media(media_id).await.map_err(store_error)? else {
+            return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
+        };
+        if current.verdict.is_some() {
+            return Ok(Outcome::Superseded {
+                media_id: media_id.clone(),
+            });
+        }
+        let mut next = current.clone();
+        next.status = MediaStatus::Invalid;
+        next.verdict = Some(verdict.clone());
+        next.version += 1;
+        next.updated_at = deps.clock.now();
+        match deps.media.update_media(&next, current.version).await {
+            Ok(()) => {
+                announce(deps, &next, &verdict).await?;
+                return Ok(Outcome::Validated {
+                    media_id: media_id.clone(),
+                    status: MediaStatus::Invalid,
+                });
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(source) => return Err(store_error(source)),
+        }
+    }
+    Err(ValidatorError::Contention {
+        media: media_id.clone(),
+    })
 }
 
 /// S3 event keys are URL-encoded, with `+` for spaces.

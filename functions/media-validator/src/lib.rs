@@ -29,4 +29,4 @@ pub mod source;
 pub mod verdict;
 
 #[cfg(feature = "service")]
-pub use handler::{handle_s3_event, validate_object, Ignored, Outcome, ValidatorDeps, ValidatorError};
+pub use handler::{handle_s3_event, import_media, validate_object, Ignored, Outcome, ValidatorDeps, ValidatorError};

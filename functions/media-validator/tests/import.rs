@@ -239,3 +239,43 @@ async fn without_the_flag_loopback_and_plain_http_are_refused() {
     let metadata = import_url(&strict, "https://169.254.169.254/", MediaKind::Image, &store, "k").await;
     assert_eq!(failure(metadata).code(), "source_forbidden_address");
 }
+
+/// A failed import ends the media `invalid` with the failure's code, announced as `media.rejected`.
+#[tokio::test]
+async fn a_failed_import_ends_the_media_invalid_with_its_code() {
+    let port = server(Vec::new(), Vec::new()).await;
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Image).await;
+    let url = format!("http://127.0.0.1:{port}/missing");
+    let outcome = media_validator::import_media(&h.deps, &loopback(), &media.id, &url)
+        .await
+        .expect("handled");
+    assert_eq!(
+        outcome,
+        Outcome::Validated {
+            media_id: media.id.clone(),
+            status: MediaStatus::Invalid
+        }
+    );
+    let stored = h.repo.get(&media.id).expect("media");
+    assert_eq!(stored.status, MediaStatus::Invalid);
+    let verdict = stored.verdict.expect("verdict");
+    assert_eq!(verdict.violations[0].code, "source_unreachable");
+    let events = h.events.published();
+    assert_eq!(events.last().map(|e| e.event_type.as_str()), Some("media.rejected"));
+
+    // And a good URL through the same entry point: imported, then validated.
+    let image_port = server(Vec::new(), jpeg(1080, 1920)).await;
+    let good = h.pending_media(MediaKind::Image).await;
+    let url = format!("http://localhost:{image_port}/image");
+    let outcome = media_validator::import_media(&h.deps, &loopback(), &good.id, &url)
+        .await
+        .expect("handled");
+    assert_eq!(
+        outcome,
+        Outcome::Validated {
+            media_id: good.id.clone(),
+            status: MediaStatus::Valid
+        }
+    );
+}
