@@ -32,11 +32,10 @@ use crate::{
 /// Compare-and-set attempts before giving up on a media record that keeps changing (the Lambda then retries).
 const MAX_WRITE_ATTEMPTS: u32 = 5;
 
-/// The largest transport stream the validator Lambda remuxes itself. Reads and part uploads alternate (not yet
-/// overlapped), so at an assumed 30 MB/s per S3 stream 500 MB costs ≈ 35 s of the function's 60 s. Larger ones
-/// need the remux to run where 4 GB fits (see the README, "Remux"), which is not wired yet; until then they keep
-/// the remux warning, as before.
-pub const LAMBDA_REMUX_MAX_BYTES: u64 = 500_000_000;
+/// The largest transport stream the validator Lambda remuxes itself. Reads overlap the part uploads, so at an
+/// assumed 30 MB/s per S3 stream 1 GB costs ≈ 35 s of the function's 60 s. Larger ones need the remux to run where
+/// 4 GB fits (see the README, "Remux"), which is not wired yet; until then they keep the remux warning, as before.
+pub const LAMBDA_REMUX_MAX_BYTES: u64 = 1_000_000_000;
 
 /// What the validator needs from the world.
 #[derive(Clone)]

@@ -1,6 +1,7 @@
 //! The remuxer over the `BlobStore` port: the transport stream read front to back in ranged reads pinned to its
-//! ETag, the MP4 written as a multipart upload. Memory: one read, part 1 (kept until the `mdat` size is known),
-//! the part being filled, and the sample tables, whatever the file size.
+//! ETag, the MP4 written as a multipart upload, the next read overlapping the upload of the parts the last one
+//! completed. Memory: two reads, part 1 (kept until the `mdat` size is known), the parts being sent or filled, and
+//! the sample tables, whatever the file size.
 
 use bytes::Bytes;
 use shared::ports::{BlobError, BlobStore, ByteRange, ObjectHead, PartWriter};
@@ -64,25 +65,48 @@ async fn write(
     let mut out = remuxer.header();
     let mut first: Option<Vec<u8>> = None;
     let mut next = 1u32;
-    let mut offset = 0;
-    while offset < size {
+    let read = |offset: u64| async move {
         let end = (offset + READ_BYTES).min(size);
         let read = store.read_range(source, ByteRange::Span(offset..end), etag).await?;
         if read.offset != offset || read.bytes.is_empty() {
-            return Err(BlobError::Changed(source.to_owned()).into());
+            return Err(BlobError::Changed(source.to_owned()));
         }
-        offset += read.bytes.len() as u64;
-        remuxer.push(&read.bytes, &mut out)?;
+        Ok(read.bytes)
+    };
+    let mut offset = 0;
+    let mut current = if size > 0 { Some(read(0).await?) } else { None };
+    while let Some(bytes) = current.take() {
+        offset += bytes.len() as u64;
+        remuxer.push(&bytes, &mut out)?;
+        drop(bytes);
+        let mut full_parts = Vec::new();
         while out.len() >= part {
             let rest = out.split_off(part);
             let full = std::mem::replace(&mut out, rest);
             if next == 1 {
                 first = Some(full);
             } else {
-                writer.write_part(next, Bytes::from(full)).await?;
+                full_parts.push((next, full));
             }
             next += 1;
         }
+        // The next read runs while the finished parts go up: the remux costs max(read, upload), not their sum.
+        let upload = async {
+            for (number, full) in full_parts {
+                writer.write_part(number, Bytes::from(full)).await?;
+            }
+            Ok::<_, BlobError>(())
+        };
+        let following = async {
+            if offset < size {
+                read(offset).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (uploaded, following) = futures::join!(upload, following);
+        uploaded?;
+        current = following?;
     }
     let summary = remuxer.finish(&mut out)?;
     let patch = summary.mdat_size;
