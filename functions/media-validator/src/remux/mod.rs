@@ -35,6 +35,9 @@ const MAX_PES_BYTES: usize = 32 * 1024 * 1024;
 const LAYOUT_BYTES: usize = 3 * 192 + 4;
 /// A decode-time step larger than this is a discontinuity (a splice, a looped recording), not a frame.
 const MAX_STEP: i64 = 10 * 90_000;
+/// Samples per track: 10 minutes (the guide's limit) at 60 fps is 36,000 pictures and at 96 kHz 56,250 AAC frames,
+/// so this leaves room for slack while bounding the tables a hostile stream of tiny packets could grow (≈ 2 MB).
+const MAX_SAMPLES: u32 = 200_000;
 /// Parameter sets larger than this are not real.
 const MAX_PARAMETER_SET: usize = 4096;
 
@@ -400,6 +403,9 @@ impl Remuxer {
             video.table.durations.push(step as u32);
         }
 
+        if video.table.sample_count() >= MAX_SAMPLES {
+            return Err(malformed(at, "more pictures than a 10-minute video can have"));
+        }
         let sample_start = out.len();
         let mut idr = false;
         for nal in AnnexBNals::new(pes.payload) {
@@ -490,6 +496,9 @@ impl Remuxer {
             return Err(malformed(at, "the first audio PES has no timestamp"));
         }
         while !frames.is_empty() {
+            if audio.table.sample_count() >= MAX_SAMPLES {
+                return Err(malformed(at, "more audio frames than 10 minutes can have"));
+            }
             let header = parse_adts(frames).ok_or_else(|| malformed(at, "ADTS header"))?;
             let h = &frames[..7];
             let config = (h[2] >> 6, (h[2] >> 2) & 0x0F, ((h[2] & 0x01) << 2) | (h[3] >> 6));
