@@ -364,3 +364,146 @@ async fn a_transport_stream_is_published_as_its_mp4_remux() -> anyhow::Result<()
     system.shutdown().await;
     Ok(())
 }
+
+impl Client {
+    /// `POST /v1/media` with `sourceUrl`, then waits for the verdict; returns the media as shown.
+    async fn import(&self, url: &str, kind: &str) -> anyhow::Result<Value> {
+        let (status, media) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/media",
+                Some(json!({"kind": kind, "sourceUrl": url})),
+            )
+            .await?;
+        anyhow::ensure!(status == StatusCode::CREATED, "{media}");
+        anyhow::ensure!(media["status"] == "importing", "{media}");
+        let id = media["id"].as_str().context("id")?.to_owned();
+        let started = std::time::Instant::now();
+        loop {
+            let (_, shown) = self
+                .call(reqwest::Method::GET, &format!("/v1/media/{id}"), None)
+                .await?;
+            match shown["status"].as_str() {
+                Some("valid" | "invalid") => return Ok(shown),
+                _ if started.elapsed() > Duration::from_secs(20) => anyhow::bail!("no verdict for {id}: {shown}"),
+                _ => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+    }
+}
+
+/// Issue 13 §2 through the runner: a video and an image imported from a loopback server (allowed by
+/// POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP) end `valid` whatever the server says their type is; the metadata address
+/// and a 404 end `invalid` with their codes; and a runner without the flag refuses plain http to loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> anyhow::Result<()> {
+    if !ffmpeg_or_skip() {
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1080x1920:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        &video,
+    )?;
+    let image = data.path().join("photo.jpg");
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc2=size=1080x1920", "-frames:v", "1"],
+        &image,
+    )?;
+    let (video_bytes, image_bytes) = (std::fs::read(&video)?, std::fs::read(&image)?);
+    // The header lies on purpose: the probe decides the type.
+    let files = axum::Router::new()
+        .route(
+            "/clip",
+            axum::routing::get(move || {
+                let body = video_bytes.clone();
+                async move { ([("content-type", "text/html")], body) }
+            }),
+        )
+        .route(
+            "/photo",
+            axum::routing::get(move || {
+                let body = image_bytes.clone();
+                async move { ([("content-type", "text/plain")], body) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move { axum::serve(listener, files).await });
+
+    let runner = |dir: &str, allow: bool| {
+        DevConfig::from_env(EnvVars::from_pairs([
+            ("POSTATO_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ("POSTATO_SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
+            ("POSTATO_DATA_DIR", data.path().join(dir).display().to_string()),
+            (
+                "POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP",
+                if allow { "1" } else { "0" }.to_owned(),
+            ),
+        ]))
+    };
+    let system = postato_dev::start(runner("runner", true)?).await?;
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: system.base_url.clone(),
+        key: system.api_key.clone(),
+    };
+    let shown = client.import(&format!("http://localhost:{port}/clip"), "video").await?;
+    assert_eq!(shown["status"], "valid", "{shown}");
+    assert_eq!(shown["verdict"]["facts"]["container"], "mp4", "{shown}");
+    let shown = client
+        .import(&format!("http://localhost:{port}/photo"), "image")
+        .await?;
+    assert_eq!(shown["status"], "valid", "{shown}");
+    assert_eq!(shown["verdict"]["facts"]["format"], "jpeg", "{shown}");
+    let shown = client
+        .import("http://169.254.169.254/latest/meta-data/", "image")
+        .await?;
+    assert_eq!(shown["status"], "invalid", "{shown}");
+    assert_eq!(
+        shown["verdict"]["violations"][0]["code"], "source_forbidden_address",
+        "{shown}"
+    );
+    let shown = client
+        .import(&format!("http://localhost:{port}/missing"), "image")
+        .await?;
+    assert_eq!(
+        shown["verdict"]["violations"][0]["code"], "source_unreachable",
+        "{shown}"
+    );
+    system.shutdown().await;
+
+    let strict = postato_dev::start(runner("strict", false)?).await?;
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: strict.base_url.clone(),
+        key: strict.api_key.clone(),
+    };
+    let shown = client
+        .import(&format!("http://localhost:{port}/photo"), "image")
+        .await?;
+    assert_eq!(
+        shown["verdict"]["violations"][0]["code"], "source_scheme_refused",
+        "{shown}"
+    );
+    strict.shutdown().await;
+    Ok(())
+}

@@ -53,7 +53,7 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
         match media.status {
             MediaStatus::Valid => found.push(media),
             MediaStatus::Invalid => return Ok(Preflight::Fail(failure::media_rejected(&media))),
-            MediaStatus::PendingUpload | MediaStatus::Validating => {
+            MediaStatus::PendingUpload | MediaStatus::Importing | MediaStatus::Validating => {
                 let scheduled = post.scheduled_at.unwrap_or(now);
                 if now > scheduled + deps.settings.media_wait {
                     return Ok(Preflight::Fail(Failure::new(

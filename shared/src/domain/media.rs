@@ -35,6 +35,8 @@ impl MediaKind {
 pub enum MediaStatus {
     /// Created; the bytes have not arrived yet.
     PendingUpload,
+    /// Created with a `sourceUrl`: the file is being fetched from it, then validated like an upload.
+    Importing,
     /// The bytes arrived and are being probed.
     Validating,
     /// Accepted by the validator; may carry warnings.
