@@ -24,7 +24,7 @@ use media_validator::{
 use serde_json::Value;
 use support::corpus::{full_tests, on_path};
 
-/// name, seconds, fps, extra x264 options, video input options, audio input options, output options.
+/// One generated stream: ffmpeg's lavfi test picture and a sine, with per-case encoder, input and muxer options.
 struct Case {
     name: &'static str,
     seconds: &'static str,

@@ -138,7 +138,6 @@ struct Video {
     first_dts: Option<i64>,
     last_dts: Option<i64>,
     min_pts: Option<i64>,
-    first_pts: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -451,7 +450,6 @@ impl Remuxer {
             video.table.sync.push(n);
         }
         video.first_dts.get_or_insert(dts);
-        video.first_pts.get_or_insert(pts);
         video.min_pts = Some(video.min_pts.map_or(pts, |m| m.min(pts)));
         video.last_dts = Some(dts);
         Ok(())
