@@ -259,11 +259,38 @@ pub trait BlobStore: Send + Sync {
     /// Reads a range, pinned to `if_match` (an ETag) when given so that a file replaced mid-probe is noticed.
     async fn read_range(&self, key: &str, range: ByteRange, if_match: Option<&str>) -> Result<RangeRead, BlobError>;
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), BlobError>;
+    /// Starts writing an object in parts of exactly `part_size` bytes (the highest-numbered part may be shorter),
+    /// so that a large object (a remuxed video, up to 4 GB) is never held whole. Parts may be written in any order:
+    /// a writer that learns its header last (an MP4's `mdat` size) keeps part 1 and sends it at the end. S3 maps it
+    /// to a multipart upload (`part_size` ≥ 5 MiB), files to positioned writes. Stores without it (test doubles
+    /// that never see a remux) refuse.
+    async fn start_parts(
+        &self,
+        key: &str,
+        _content_type: &str,
+        _part_size: u64,
+    ) -> Result<Box<dyn PartWriter>, BlobError> {
+        Err(BlobError::Unavailable(
+            format!("this blob store cannot write {key} in parts").into(),
+        ))
+    }
     /// Marks an upload as turned into media, so that the clean-up of abandoned uploads spares it. Only S3 has
     /// such a clean-up (the bucket's lifecycle rule on uploads still tagged pending); elsewhere it does nothing.
     async fn mark_kept(&self, _key: &str) -> Result<(), BlobError> {
         Ok(())
     }
+}
+
+/// One object being written part by part ([`BlobStore::start_parts`]). Nothing is visible under the key until
+/// `complete`; a writer dropped without it leaves nothing behind once `abort` ran (S3 also expires abandoned
+/// multipart uploads by the bucket's lifecycle rule).
+#[async_trait]
+pub trait PartWriter: Send {
+    /// Writes part `number` (1-based).
+    async fn write_part(&mut self, number: u32, bytes: Bytes) -> Result<(), BlobError>;
+    /// Publishes the object made of the parts written, in part order.
+    async fn complete(self: Box<Self>) -> Result<ObjectHead, BlobError>;
+    async fn abort(self: Box<Self>);
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -156,6 +156,8 @@ async fn child(size: u64) -> anyhow::Result<()> {
             },
             fingerprint: Some(format!("bench-{media_id}")),
             rendition_key: None,
+            rendition: None,
+            info: Vec::new(),
             etag: Some(etag),
             validated_at: now,
         }),

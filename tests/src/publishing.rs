@@ -285,6 +285,8 @@ impl Publishing {
                 facts,
                 fingerprint: Some(fingerprint),
                 rendition_key: None,
+                rendition: None,
+                info: Vec::new(),
                 etag: Some(etag),
                 validated_at: now,
             }),

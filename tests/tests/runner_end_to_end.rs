@@ -216,3 +216,294 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
     system.shutdown().await;
     Ok(())
 }
+
+/// ffprobe's packet counts per stream type of a file (`-count_packets`).
+fn packet_counts(path: &Path) -> anyhow::Result<Vec<(String, String, u64)>> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_packets", "-of", "json", "-show_streams"])
+        .arg(path)
+        .output()?;
+    anyhow::ensure!(out.status.success(), "ffprobe {}", path.display());
+    let json: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(json["streams"]
+        .as_array()
+        .context("streams")?
+        .iter()
+        .map(|s| {
+            (
+                s["codec_type"].as_str().unwrap_or_default().to_owned(),
+                s["codec_name"].as_str().unwrap_or_default().to_owned(),
+                s["nb_read_packets"].as_str().and_then(|n| n.parse().ok()).unwrap_or(0),
+            )
+        })
+        .collect())
+}
+
+fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if let Some(found) = find_file(&path, name) {
+                return Some(found);
+            }
+        } else if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+/// Issue 13 acceptance: an MPEG-TS with H.264/AAC is uploaded, validated (an MP4 rendition is made), scheduled
+/// and completed in the sandbox, and what the sandbox received is that MP4 (same SHA-256), whose frames and
+/// samples match the source's (ffprobe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transport_stream_is_published_as_its_mp4_remux() -> anyhow::Result<()> {
+    use sha2::Digest;
+    if !ffmpeg_or_skip() {
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.ts");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1080x1920:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "3",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+        ],
+        &video,
+    )?;
+    let config = DevConfig::from_env(EnvVars::from_pairs([
+        ("POSTATO_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+        ("POSTATO_SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
+        ("POSTATO_DATA_DIR", data.path().join("runner").display().to_string()),
+    ]))?;
+    let system = postato_dev::start(config).await?;
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: system.base_url.clone(),
+        key: system.api_key.clone(),
+    };
+    let account = system.account_id.clone().context("the dev account")?;
+
+    let (video_id, _) = client.upload(&video, "video", "video/mp2t").await?;
+    let (_, shown) = client
+        .call(reqwest::Method::GET, &format!("/v1/media/{video_id}"), None)
+        .await?;
+    let verdict = &shown["verdict"];
+    assert_eq!(verdict["rendition"]["container"], "mp4", "{shown}");
+    assert_eq!(verdict["rendition"]["status"], "ready", "{shown}");
+    assert_eq!(verdict["info"][0]["code"], "sent_as_mp4", "{shown}");
+    assert!(
+        !verdict["warnings"].to_string().contains("container_needs_remux"),
+        "{shown}"
+    );
+
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    let (status, post) = client
+        .call(
+            reqwest::Method::POST,
+            "/v1/posts",
+            Some(json!({
+                "platform": "tiktok", "accountId": account, "postType": "video", "content": "From a TS",
+                "media": [{"id": video_id}], "scheduledAt": at.to_rfc3339(),
+                "options": {"privacy": "private", "allowDuet": false, "allowStitch": false}
+            })),
+        )
+        .await?;
+    anyhow::ensure!(status == StatusCode::CREATED, "{post}");
+    let id = post["id"].as_str().context("id")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let (_, shown) = client
+            .call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None)
+            .await?;
+        if matches!(shown["status"].as_str(), Some("completed" | "failed" | "needs_review")) {
+            break shown;
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "{id} still {}", shown["status"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+
+    let sandbox = system
+        .sandbox
+        .as_ref()
+        .map(|s| s.control())
+        .context("the runner sandbox")?;
+    let publishes = sandbox.publishes();
+    let [publish] = publishes.as_slice() else {
+        anyhow::bail!("expected one publish, got {publishes:?}")
+    };
+    let rendition = find_file(data.path(), &format!("{video_id}.mp4")).context("the MP4 rendition on disk")?;
+    let mp4 = std::fs::read(&rendition)?;
+    assert_eq!(publish.received_bytes, mp4.len() as u64);
+    assert_eq!(
+        publish.sha256.as_deref(),
+        Some(hex::encode(sha2::Sha256::digest(&mp4)).as_str())
+    );
+    let (source, remuxed) = (packet_counts(&video)?, packet_counts(&rendition)?);
+    assert_eq!(
+        source, remuxed,
+        "streams, codecs and packet counts of the TS and of the MP4 TikTok received"
+    );
+    system.shutdown().await;
+    Ok(())
+}
+
+impl Client {
+    /// `POST /v1/media` with `sourceUrl`, then waits for the verdict; returns the media as shown.
+    async fn import(&self, url: &str, kind: &str) -> anyhow::Result<Value> {
+        let (status, media) = self
+            .call(
+                reqwest::Method::POST,
+                "/v1/media",
+                Some(json!({"kind": kind, "sourceUrl": url})),
+            )
+            .await?;
+        anyhow::ensure!(status == StatusCode::CREATED, "{media}");
+        anyhow::ensure!(media["status"] == "importing", "{media}");
+        let id = media["id"].as_str().context("id")?.to_owned();
+        let started = std::time::Instant::now();
+        loop {
+            let (_, shown) = self
+                .call(reqwest::Method::GET, &format!("/v1/media/{id}"), None)
+                .await?;
+            match shown["status"].as_str() {
+                Some("valid" | "invalid") => return Ok(shown),
+                _ if started.elapsed() > Duration::from_secs(20) => anyhow::bail!("no verdict for {id}: {shown}"),
+                _ => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+    }
+}
+
+/// Issue 13 §2 through the runner: a video and an image imported from a loopback server (allowed by
+/// POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP) end `valid` whatever the server says their type is; the metadata address
+/// and a 404 end `invalid` with their codes; and a runner without the flag refuses plain http to loopback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> anyhow::Result<()> {
+    if !ffmpeg_or_skip() {
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.mp4");
+    ffmpeg(
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1080x1920:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "2",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+        &video,
+    )?;
+    let image = data.path().join("photo.jpg");
+    ffmpeg(
+        &["-f", "lavfi", "-i", "testsrc2=size=1080x1920", "-frames:v", "1"],
+        &image,
+    )?;
+    let (video_bytes, image_bytes) = (std::fs::read(&video)?, std::fs::read(&image)?);
+    // The header lies on purpose: the probe decides the type.
+    let files = axum::Router::new()
+        .route(
+            "/clip",
+            axum::routing::get(move || {
+                let body = video_bytes.clone();
+                async move { ([("content-type", "text/html")], body) }
+            }),
+        )
+        .route(
+            "/photo",
+            axum::routing::get(move || {
+                let body = image_bytes.clone();
+                async move { ([("content-type", "text/plain")], body) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move { axum::serve(listener, files).await });
+
+    let runner = |dir: &str, allow: bool| {
+        DevConfig::from_env(EnvVars::from_pairs([
+            ("POSTATO_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+            ("POSTATO_SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
+            ("POSTATO_DATA_DIR", data.path().join(dir).display().to_string()),
+            (
+                "POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP",
+                if allow { "1" } else { "0" }.to_owned(),
+            ),
+        ]))
+    };
+    let system = postato_dev::start(runner("runner", true)?).await?;
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: system.base_url.clone(),
+        key: system.api_key.clone(),
+    };
+    let shown = client.import(&format!("http://localhost:{port}/clip"), "video").await?;
+    assert_eq!(shown["status"], "valid", "{shown}");
+    assert_eq!(shown["verdict"]["facts"]["container"], "mp4", "{shown}");
+    let shown = client
+        .import(&format!("http://localhost:{port}/photo"), "image")
+        .await?;
+    assert_eq!(shown["status"], "valid", "{shown}");
+    assert_eq!(shown["verdict"]["facts"]["format"], "jpeg", "{shown}");
+    let shown = client
+        .import("http://169.254.169.254/latest/meta-data/", "image")
+        .await?;
+    assert_eq!(shown["status"], "invalid", "{shown}");
+    assert_eq!(
+        shown["verdict"]["violations"][0]["code"], "source_forbidden_address",
+        "{shown}"
+    );
+    let shown = client
+        .import(&format!("http://localhost:{port}/missing"), "image")
+        .await?;
+    assert_eq!(
+        shown["verdict"]["violations"][0]["code"], "source_unreachable",
+        "{shown}"
+    );
+    system.shutdown().await;
+
+    let strict = postato_dev::start(runner("strict", false)?).await?;
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: strict.base_url.clone(),
+        key: strict.api_key.clone(),
+    };
+    let shown = client
+        .import(&format!("http://localhost:{port}/photo"), "image")
+        .await?;
+    assert_eq!(
+        shown["verdict"]["violations"][0]["code"], "source_scheme_refused",
+        "{shown}"
+    );
+    strict.shutdown().await;
+    Ok(())
+}

@@ -17,6 +17,19 @@ pub struct IntakeSettings {
     /// `CONNECT_SUCCESS_URL`: where the OAuth callback sends the browser afterwards, with `?accountId=` (or `?error=`
     /// and `errorDescription=`). Unset, the callback answers JSON.
     pub connect_success_url: Option<String>,
+    /// Starts fetching a media's `sourceUrl` in the background (issue 13 §2). The local runner sets it; in AWS it is
+    /// not wired yet, and `sourceUrl` is refused.
+    pub importer: Option<ImportHook>,
+}
+
+/// Called with a media created `importing` and its URL; must return at once (the import runs in the background).
+#[derive(Clone)]
+pub struct ImportHook(pub std::sync::Arc<dyn Fn(shared::ids::MediaId, String) + Send + Sync>);
+
+impl std::fmt::Debug for ImportHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImportHook")
+    }
 }
 
 impl Default for IntakeSettings {
@@ -25,6 +38,7 @@ impl Default for IntakeSettings {
             app_audited: false,
             upload_url_ttl: Duration::minutes(15),
             connect_success_url: None,
+            importer: None,
         }
     }
 }
@@ -42,6 +56,7 @@ impl IntakeSettings {
             app_audited: env.flag("TIKTOK_APP_AUDITED", false)?,
             upload_url_ttl: Duration::minutes(minutes),
             connect_success_url: env.optional_url("CONNECT_SUCCESS_URL")?,
+            importer: None,
         })
     }
 }

@@ -101,13 +101,22 @@ pub struct PatchPostRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateMediaRequest {
     kind: MediaKind,
-    /// video/mp4, video/quicktime, video/mpeg, video/mp2t; image/jpeg, image/png, image/webp.
-    content_type: String,
-    /// Exact size; the upload URL accepts only this length. ≤ 4 GB (video), ≤ 20 MB (image).
+    /// video/mp4, video/quicktime, video/mpeg, video/mp2t; image/jpeg, image/png, image/webp. Required for an
+    /// upload; optional with `sourceUrl` (the file's content decides its type).
+    content_type: Option<String>,
+    /// Exact size; the upload URL accepts only this length. ≤ 4 GB (video), ≤ 20 MB (image). Required for an
+    /// upload; ignored with `sourceUrl` (the limits apply while fetching).
     #[schema(minimum = 1)]
-    size_bytes: u64,
+    size_bytes: Option<u64>,
     #[schema(max_length = 255)]
     file_name: Option<String>,
+    /// Instead of uploading: a public `https` URL the service fetches the file from (no upload URL is returned;
+    /// the media is `importing`, then validated like an upload). Private, loopback, link-local and metadata
+    /// addresses are refused, at most 3 redirects are followed; failures end the media `invalid` with
+    /// `source_unreachable`, `source_too_large`, `source_forbidden_address`, `source_scheme_refused`,
+    /// `source_too_many_redirects` or `source_timeout`.
+    #[schema(max_length = 2048)]
+    source_url: Option<String>,
 }
 
 /// What TikTok adds when it sends the browser back (the callback reads the raw query so that any value is answered in

@@ -5,7 +5,7 @@ use serde::Serialize;
 use shared::{
     domain::{
         Account, AccountStatus, Failure, Finding, Media, MediaFacts, MediaKind, MediaStatus, Post, PostOptions,
-        PostStatus, PostType, Privacy,
+        PostStatus, PostType, Privacy, RenditionStatus,
     },
     ids::{AccountId, MediaId, PostId},
     ports::UploadTarget,
@@ -119,8 +119,25 @@ pub struct VerdictView {
     pub detected_kind: String,
     pub violations: Vec<Finding>,
     pub warnings: Vec<Finding>,
+    /// What was done about the file, not a problem: `sent_as_mp4` when a transport stream was remuxed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub info: Vec<Finding>,
     pub facts: MediaFacts,
+    /// The copy made for TikTok and published instead of the upload: the MP4 remux of an MPEG-TS (TikTok takes MP4,
+    /// MOV and WebM only). Absent for files sent as uploaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rendition: Option<RenditionView>,
     pub validated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RenditionView {
+    /// `mp4`.
+    pub container: String,
+    pub size_bytes: u64,
+    /// `ready`: stored, and what the publisher sends.
+    pub status: RenditionStatus,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,7 +172,13 @@ impl MediaView {
                 detected_kind: v.detected_kind.clone(),
                 violations: v.violations.clone(),
                 warnings: v.warnings.clone(),
+                info: v.info.clone(),
                 facts: v.facts.clone(),
+                rendition: v.rendition.as_ref().map(|r| RenditionView {
+                    container: r.container.clone(),
+                    size_bytes: r.size_bytes,
+                    status: r.status,
+                }),
                 validated_at: v.validated_at,
             }),
             upload: upload.map(UploadView::from),

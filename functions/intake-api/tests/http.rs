@@ -778,6 +778,50 @@ async fn when_media_is_announced_should_return_an_upload_target_and_refuse_overs
     }
 }
 
+/// Issue 13 §2: `sourceUrl` instead of an upload. Without an importer (AWS, for now) it is refused before anything is
+/// stored; with one, the media starts `importing`, no upload URL is returned, and the importer gets the URL.
+#[tokio::test]
+async fn when_media_names_a_source_url_should_start_importing_or_refuse_where_unavailable() {
+    let app = TestApp::new().await;
+    let body = json!({"kind": "video", "sourceUrl": "https://cdn.example.com/clip.mp4"});
+    let reply = app
+        .call(Method::POST, "/v1/media", Some(&app.a.key), Some(body.clone()))
+        .await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    assert_eq!(reply.fields(), ["sourceUrl"]);
+
+    let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = started.clone();
+    let settings = intake_api::IntakeSettings {
+        importer: Some(intake_api::config::ImportHook(std::sync::Arc::new(move |id, url| {
+            seen.lock().unwrap().push((id, url));
+        }))),
+        ..intake_api::IntakeSettings::default()
+    };
+    let app = TestApp::with_settings(settings).await;
+    let reply = app.call(Method::POST, "/v1/media", Some(&app.a.key), Some(body)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reply.body["status"], "importing");
+    assert!(reply.body.get("upload").is_none(), "{}", reply.body);
+    let started = started.lock().unwrap().clone();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started[0].0.as_str(), reply.body["id"].as_str().unwrap());
+    assert_eq!(started[0].1, "https://cdn.example.com/clip.mp4");
+
+    for bad in [json!("ftp://example.com/x.mp4"), json!("not a url"), json!(42)] {
+        let reply = app
+            .call(
+                Method::POST,
+                "/v1/media",
+                Some(&app.a.key),
+                Some(json!({"kind": "image", "sourceUrl": bad})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(reply.fields(), ["sourceUrl"], "{bad}");
+    }
+}
+
 // ---------------------------------------------------------------- the OpenAPI document
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use shared::{
-    domain::{Media, MediaKind, MediaStatus, MediaVerdict},
+    domain::{Finding, Media, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus},
     events::{Event, EventType},
     ids::{EventId, MediaId},
     ports::{BlobError, BlobStore, EventError, EventSink, MediaRepo, StoreError},
@@ -21,7 +21,9 @@ use shared::{
 use tracing::{error, info, warn};
 
 use crate::{
+    import::{import_url, ImportError, ImportPolicy},
     probe::{Budget, Container},
+    remux::store::{remux_object, RemuxObjectError},
     rendition,
     source::{normalise_etag, run_probe, BlobObject, ProbeRun},
     verdict::{codes, judge, Judgement},
@@ -29,6 +31,11 @@ use crate::{
 
 /// Compare-and-set attempts before giving up on a media record that keeps changing (the Lambda then retries).
 const MAX_WRITE_ATTEMPTS: u32 = 5;
+
+/// The largest transport stream the validator Lambda remuxes itself. Reads overlap the part uploads, so at an
+/// assumed 30 MB/s per S3 stream 1 GB costs ≈ 35 s of the function's 60 s. Larger ones need the remux to run where
+/// 4 GB fits (see the README, "Remux"), which is not wired yet; until then they keep the remux warning, as before.
+pub const LAMBDA_REMUX_MAX_BYTES: u64 = 1_000_000_000;
 
 /// What the validator needs from the world.
 #[derive(Clone)]
@@ -38,6 +45,9 @@ pub struct ValidatorDeps {
     pub events: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,
     pub budget: Budget,
+    /// The largest MPEG-TS remuxed to MP4 inside this invocation (the Lambda's 60 s bound it; the local runner
+    /// has no such limit). Larger ones keep the `container_needs_remux` warning and are sent as they are.
+    pub remux_max_bytes: u64,
 }
 
 /// What happened to one object.
@@ -73,8 +83,14 @@ pub enum ValidatorError {
         #[source]
         source: BlobError,
     },
-    #[error("storing the JPEG rendition of {media} failed")]
+    #[error("making or storing the rendition of {media} failed")]
     StoreRendition {
+        media: MediaId,
+        #[source]
+        source: BlobError,
+    },
+    #[error("storing the file imported for {media} failed")]
+    Import {
         media: MediaId,
         #[source]
         source: BlobError,
@@ -164,14 +180,114 @@ async fn handle_record(deps: &ValidatorDeps, record: S3EventRecord) -> Result<()
         return Ok(());
     };
     let key = decode_s3_key(raw_key);
-    let outcome = validate(deps, &key, record.s3.object.e_tag.as_deref()).await?;
+    // A size of 0 is treated as unknown: the parallel reads find an empty object just as well, and a missing
+    // field must not make a real file look empty.
+    let size = record
+        .s3
+        .object
+        .size
+        .and_then(|s| u64::try_from(s).ok())
+        .filter(|&s| s > 0);
+    let outcome = validate(deps, &key, record.s3.object.e_tag.as_deref(), size).await?;
     info!(key = %key, outcome = ?outcome, "object handled");
     Ok(())
 }
 
 /// Validates the object at `key` now, whatever its version: what the local runner calls after an upload.
 pub async fn validate_object(deps: &ValidatorDeps, key: &str) -> Result<Outcome, ValidatorError> {
-    validate(deps, key, None).await
+    validate(deps, key, None, None).await
+}
+
+/// Imports a media's file from the caller's URL (issue 13 §2), then validates it as any upload. A URL that cannot
+/// be imported (refused address or scheme, too large, too slow, unreachable) ends the media `invalid` with the
+/// failure's code, announced as `media.rejected`; a store failure is transient (`Err`, retried).
+pub async fn import_media(
+    deps: &ValidatorDeps,
+    policy: &ImportPolicy,
+    media_id: &MediaId,
+    url: &str,
+) -> Result<Outcome, ValidatorError> {
+    let store_error = |source| ValidatorError::Store {
+        media: media_id.clone(),
+        source,
+    };
+    let Some(media) = deps.media.get_media(media_id).await.map_err(store_error)? else {
+        return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
+    };
+    match import_url(policy, url, media.kind, deps.blobs.as_ref(), &media.object_key).await {
+        Ok(head) => {
+            info!(media_id = %media_id, bytes = head.size, "imported from a URL");
+            validate_object(deps, &media.object_key).await
+        }
+        Err(ImportError::Store(source)) => Err(ValidatorError::Import {
+            media: media_id.clone(),
+            source,
+        }),
+        Err(ImportError::Failure(failure)) => {
+            warn!(media_id = %media_id, code = failure.code(), reason = %failure, "import refused or failed");
+            let verdict = MediaVerdict {
+                accepted: false,
+                detected_kind: "unknown".into(),
+                violations: vec![Finding::new(
+                    failure.code(),
+                    format!(
+                        "The file could not be imported from its URL: {failure}. Use a public https URL of a file \
+                         within the guide's limits, or upload the file instead."
+                    ),
+                )],
+                warnings: Vec::new(),
+                info: Vec::new(),
+                facts: Default::default(),
+                fingerprint: None,
+                rendition_key: None,
+                rendition: None,
+                etag: None,
+                validated_at: deps.clock.now(),
+            };
+            write_import_failure(deps, media_id, verdict).await
+        }
+    }
+}
+
+/// The failure verdict with a compare-and-set; a record that already has a verdict (a later upload won) is left.
+async fn write_import_failure(
+    deps: &ValidatorDeps,
+    media_id: &MediaId,
+    verdict: MediaVerdict,
+) -> Result<Outcome, ValidatorError> {
+    let store_error = |source| ValidatorError::Store {
+        media: media_id.clone(),
+        source,
+    };
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let Some(current) = deps.media.get_media(media_id).await.map_err(store_error)? else {
+            return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
+        };
+        if current.verdict.is_some() {
+            return Ok(Outcome::Superseded {
+                media_id: media_id.clone(),
+            });
+        }
+        let mut next = current.clone();
+        next.status = MediaStatus::Invalid;
+        next.verdict = Some(verdict.clone());
+        next.version += 1;
+        next.updated_at = deps.clock.now();
+        match deps.media.update_media(&next, current.version).await {
+            Ok(()) => {
+                announce(deps, &next, &verdict).await?;
+                return Ok(Outcome::Validated {
+                    media_id: media_id.clone(),
+                    status: MediaStatus::Invalid,
+                });
+            }
+            Err(StoreError::Conflict(_)) => continue,
+            Err(source) => return Err(store_error(source)),
+        }
+    }
+    Err(ValidatorError::Contention {
+        media: media_id.clone(),
+    })
 }
 
 /// S3 event keys are URL-encoded, with `+` for spaces.
@@ -182,7 +298,14 @@ pub fn decode_s3_key(raw: &str) -> String {
         .into_owned()
 }
 
-async fn validate(deps: &ValidatorDeps, key: &str, event_etag: Option<&str>) -> Result<Outcome, ValidatorError> {
+/// `event_size` comes with an S3 event; without one the store is asked (a metadata request, no bytes), so that a
+/// small object is read once whichever way it arrives.
+async fn validate(
+    deps: &ValidatorDeps,
+    key: &str,
+    event_etag: Option<&str>,
+    event_size: Option<u64>,
+) -> Result<Outcome, ValidatorError> {
     let Some((workspace_id, media_id)) = Media::id_from_object_key(key) else {
         warn!(key, "object key names no media; ignored");
         return Ok(Outcome::Ignored(Ignored::UnknownKey(key.to_owned())));
@@ -207,9 +330,26 @@ async fn validate(deps: &ValidatorDeps, key: &str, event_etag: Option<&str>) -> 
     }
     let media = mark_validating(deps, media).await?;
 
+    let size = match event_size {
+        Some(size) => Some(size),
+        None => match deps.blobs.head(key).await {
+            Ok(head) => Some(head.size),
+            Err(BlobError::NotFound(_)) => {
+                warn!(key, media_id = %media_id, "the object was deleted before it could be read; ignored");
+                return Ok(Outcome::Ignored(Ignored::ObjectGone(key.to_owned())));
+            }
+            Err(source) => {
+                return Err(ValidatorError::Read {
+                    key: key.to_owned(),
+                    source,
+                })
+            }
+        },
+    };
     let object = BlobObject {
         store: deps.blobs.as_ref(),
         key,
+        size,
     };
     let run = match run_probe(&object, deps.budget, event_etag).await {
         Ok(run) => run,
@@ -237,15 +377,24 @@ async fn validate(deps: &ValidatorDeps, key: &str, event_etag: Option<&str>) -> 
         "probed"
     );
     let mut judgement = judge(&run.outcome, run.size, Some(media.kind));
-    let rendition_key = make_rendition(deps, &media, &run, &mut judgement).await?;
+    let mut info = Vec::new();
+    let (rendition_key, rendition) = match make_rendition(deps, &media, &run, &mut judgement).await? {
+        Some(key) => (Some(key), None),
+        None => match remux_rendition(deps, &media, &run, &mut judgement, &mut info).await? {
+            Some((key, rendition)) => (Some(key), Some(rendition)),
+            None => (None, None),
+        },
+    };
     let verdict = MediaVerdict {
         accepted: judgement.accepted,
         detected_kind: judgement.kind.as_str().to_owned(),
         violations: judgement.violations,
         warnings: judgement.warnings,
+        info,
         facts: judgement.facts,
         fingerprint: run.outcome.as_ref().ok().and_then(|r| r.fingerprint).map(hex::encode),
         rendition_key,
+        rendition,
         etag: Some(run.etag.clone()),
         validated_at: deps.clock.now(),
     };
@@ -307,6 +456,71 @@ async fn make_rendition(
             );
             Ok(None)
         }
+    }
+}
+
+/// For an accepted MPEG-TS with H.264 (and AAC, or no audio), stores the MP4 remux the publisher will send: TikTok
+/// takes MP4 and not TS. A stream that cannot be copied (lost packets, a splice) cannot be published, so that is a
+/// violation; a store failure is transient and fails the record.
+async fn remux_rendition(
+    deps: &ValidatorDeps,
+    media: &Media,
+    run: &ProbeRun,
+    judgement: &mut Judgement,
+    info: &mut Vec<Finding>,
+) -> Result<Option<(String, Rendition)>, ValidatorError> {
+    let Ok(report) = &run.outcome else { return Ok(None) };
+    let copyable = report.video.as_ref().is_some_and(|v| v.codec == "h264")
+        && report.audio.as_ref().is_none_or(|a| a.codec == "aac");
+    if !judgement.accepted
+        || judgement.container != Some(Container::MpegTs)
+        || media.kind != MediaKind::Video
+        || !copyable
+        || run.size > deps.remux_max_bytes
+    {
+        return Ok(None);
+    }
+    let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
+    let etag = (!run.etag.is_empty()).then_some(run.etag.as_str());
+    match remux_object(deps.blobs.as_ref(), &media.object_key, etag, run.size, &key).await {
+        Ok((summary, written)) => {
+            info!(
+                media_id = %media.id,
+                frames = summary.video_frames,
+                audio_frames = summary.audio_frames,
+                bytes = written.size,
+                "remuxed to MP4"
+            );
+            judgement.warnings.retain(|w| w.code != codes::CONTAINER_NEEDS_REMUX);
+            info.push(Finding::new(
+                codes::SENT_AS_MP4,
+                "TikTok's posting API takes MP4, not MPEG-TS: the same video and audio, not re-encoded, were copied \
+                 into an MP4, which is what gets published.",
+            ));
+            let rendition = Rendition {
+                container: "mp4".into(),
+                size_bytes: written.size,
+                status: RenditionStatus::Ready,
+                etag: Some(normalise_etag(&written.etag).to_owned()),
+            };
+            Ok(Some((key, rendition)))
+        }
+        Err(RemuxObjectError::Remux(reason)) => {
+            warn!(media_id = %media.id, reason = %reason, "remux failed");
+            judgement.violation(
+                codes::REMUX_FAILED,
+                format!(
+                    "This MPEG-TS could not be copied into an MP4 for TikTok ({reason}). Re-encode it: ffmpeg -i \
+                     INPUT -c:v libx264 -preset medium -crf 18 -pix_fmt yuv420p -c:a aac -b:a 128k -movflags \
+                     +faststart OUTPUT.mp4"
+                ),
+            );
+            Ok(None)
+        }
+        Err(RemuxObjectError::Blob(source)) => Err(ValidatorError::StoreRendition {
+            media: media.id.clone(),
+            source,
+        }),
     }
 }
 

@@ -2,6 +2,7 @@
 //! video and image rules.
 //!
 //! - [`probe`]: the sans-IO probe, fed byte ranges, answering with facts or with the next range it needs.
+//! - [`remux`]: MPEG-TS with H.264/AAC → MP4 without re-encoding, sans-IO as well (fed the source in order).
 //! - `verdict`: the guide's rules over those facts, each violation with a stable code and what to do.
 //! - `source`: the one driver that feeds the probe from a range source (S3 through the BlobStore port, or a file).
 //! - `handler`: the S3-triggered Lambda's logic over the ports; `rendition`: the JPEG copy of a PNG.
@@ -10,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod probe;
+pub mod remux;
 
 #[cfg(feature = "service")]
 pub mod config;
@@ -18,6 +20,8 @@ pub mod facts;
 #[cfg(feature = "service")]
 pub mod handler;
 #[cfg(feature = "service")]
+pub mod import;
+#[cfg(feature = "service")]
 pub mod rendition;
 #[cfg(feature = "service")]
 pub mod source;
@@ -25,4 +29,4 @@ pub mod source;
 pub mod verdict;
 
 #[cfg(feature = "service")]
-pub use handler::{handle_s3_event, validate_object, Ignored, Outcome, ValidatorDeps, ValidatorError};
+pub use handler::{handle_s3_event, import_media, validate_object, Ignored, Outcome, ValidatorDeps, ValidatorError};

@@ -21,6 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         events: aws.events,
         clock: Arc::new(SystemClock),
         budget: Budget::default(),
+        remux_max_bytes: media_validator::handler::LAMBDA_REMUX_MAX_BYTES,
     };
     let deps = &deps;
     // No secret here: the validator needs none, so it neither reads one nor may.

@@ -19,18 +19,29 @@ use crate::probe::{Budget, Probe, ProbeReport, ReadRequest, ReadStats, Step, Unr
 pub trait RangeSource: Send + Sync {
     /// Reads `range`, pinned to `if_match` (an ETag) when given.
     async fn read(&self, range: ByteRange, if_match: Option<&str>) -> Result<RangeRead, BlobError>;
+
+    /// The object's size when known before any read: a small object is then read once, whole.
+    fn known_size(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// One object in the blob store.
 pub struct BlobObject<'a> {
     pub store: &'a dyn BlobStore,
     pub key: &'a str,
+    /// From the S3 event or a `head`; `None` when unknown.
+    pub size: Option<u64>,
 }
 
 #[async_trait]
 impl RangeSource for BlobObject<'_> {
     async fn read(&self, range: ByteRange, if_match: Option<&str>) -> Result<RangeRead, BlobError> {
         self.store.read_range(self.key, range, if_match).await
+    }
+
+    fn known_size(&self) -> Option<u64> {
+        self.size
     }
 }
 
@@ -80,6 +91,10 @@ impl RangeSource for FileSource {
             etag: String::new(),
         })
     }
+
+    fn known_size(&self) -> Option<u64> {
+        Some(self.size)
+    }
 }
 
 /// The result of probing one object.
@@ -111,30 +126,37 @@ fn to_byte_range(request: ReadRequest) -> ByteRange {
     }
 }
 
-/// Probes one object: the head and suffix reads in parallel, then one read per range the probe asks for, every
-/// read after the first pair pinned to the ETag the first read returned (or to `pin` from the start, when the
-/// caller knows the version, as an S3 event does). A file that cannot be read is an outcome, not an error; only
-/// the source's own failures are errors (`Changed` when the object was replaced mid-probe).
+/// Probes one object: one read of the whole object when its known size fits the probe's windows, otherwise the
+/// head and suffix reads in parallel; then one read per range the probe asks for, every read after the first ones
+/// pinned to the ETag the first read returned (or to `pin` from the start, when the caller knows the version, as
+/// an S3 event does). A file that cannot be read is an outcome, not an error; only the source's own failures are
+/// errors (`Changed` when the object was replaced mid-probe).
 pub async fn run_probe(source: &dyn RangeSource, budget: Budget, pin: Option<&str>) -> Result<ProbeRun, BlobError> {
     let mut probe = Probe::new(budget);
-    let [head, suffix] = probe.initial_reads();
-    let (head, suffix) = futures::join!(
-        source.read(to_byte_range(head), pin),
-        source.read(to_byte_range(suffix), pin)
-    );
-    let reads = match (head, suffix) {
-        // Only an empty object cannot satisfy a range that starts at byte 0.
-        (Err(BlobError::RangeNotSatisfiable(_)), _) => {
-            let etag = pin.map(normalise_etag).unwrap_or_default().to_owned();
-            let empty = RangeRead {
-                offset: 0,
-                bytes: Bytes::new(),
-                total_size: 0,
-                etag,
-            };
-            vec![empty]
+    let empty = || RangeRead {
+        offset: 0,
+        bytes: Bytes::new(),
+        total_size: 0,
+        etag: pin.map(normalise_etag).unwrap_or_default().to_owned(),
+    };
+    let reads = match probe.initial_reads_for(source.known_size()).as_slice() {
+        [] => vec![empty()],
+        [whole] => match source.read(to_byte_range(whole.clone()), pin).await {
+            // The object was emptied since its size was taken: an empty object, as below.
+            Err(BlobError::RangeNotSatisfiable(_)) => vec![empty()],
+            read => vec![read?],
+        },
+        [head, suffix, ..] => {
+            let (head, suffix) = futures::join!(
+                source.read(to_byte_range(head.clone()), pin),
+                source.read(to_byte_range(suffix.clone()), pin)
+            );
+            match (head, suffix) {
+                // Only an empty object cannot satisfy a range that starts at byte 0.
+                (Err(BlobError::RangeNotSatisfiable(_)), _) => vec![empty()],
+                (head, suffix) => vec![head?, suffix?],
+            }
         }
-        (head, suffix) => vec![head?, suffix?],
     };
     let etag = normalise_etag(&reads[0].etag).to_owned();
     if reads.iter().any(|r| normalise_etag(&r.etag) != etag) {

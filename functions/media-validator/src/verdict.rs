@@ -25,12 +25,16 @@ pub mod codes {
     pub const AUDIO_CODEC: &str = "audio_codec_unsupported";
     pub const NO_VIDEO_TRACK: &str = "video_track_missing";
     pub const RENDITION_FAILED: &str = "png_conversion_failed";
+    /// An accepted MPEG-TS whose streams could not be copied into an MP4 (lost packets, a splice).
+    pub const REMUX_FAILED: &str = "remux_failed";
     // Warnings.
     pub const NO_AUDIO_TRACK: &str = "no_audio_track";
     pub const BELOW_RECOMMENDED_RESOLUTION: &str = "below_recommended_resolution";
     pub const WILL_BE_CROPPED: &str = "will_be_cropped";
     pub const CONTAINER_NEEDS_REMUX: &str = "container_needs_remux";
     pub const SENT_AS_JPEG: &str = "sent_as_jpeg";
+    // Info (what was done; not a problem).
+    pub const SENT_AS_MP4: &str = "sent_as_mp4";
 }
 
 /// The guide's limits (sizes are MediaKind's: 4 GB, 20 MB).

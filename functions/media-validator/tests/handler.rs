@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use image::ImageFormat;
 use media_validator::{handle_s3_event, validate_object, verdict::codes, Ignored, Outcome, ValidatorError};
 use shared::{
-    domain::{Media, MediaKind, MediaStatus},
+    domain::{Media, MediaKind, MediaStatus, RenditionStatus},
     events::EventType,
     ports::ByteRange,
 };
@@ -429,4 +429,68 @@ async fn a_full_size_png_is_validated_and_rendered_well_within_two_seconds() {
         }
     );
     assert!(elapsed < std::time::Duration::from_secs(2), "took {elapsed:?}");
+}
+
+/// Issue 13 §3: a file no larger than the probe's two windows costs one read of exactly its size, whether its size
+/// comes with the S3 event or, from `validate_object`, from a `head`.
+#[tokio::test]
+async fn a_small_file_is_read_once_whole() {
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Image).await;
+    let bytes = jpeg(720, 1280);
+    let size = bytes.len() as u64;
+    let etag = h.blobs.insert(&media.object_key, bytes);
+
+    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, size))
+        .await
+        .expect("handled");
+    let reads = h.blobs.read_log();
+    assert_eq!(reads.len(), 1, "{reads:?}");
+    assert_eq!(reads[0].range, ByteRange::Span(0..size));
+
+    let other = h.pending_media(MediaKind::Image).await;
+    h.blobs.insert(&other.object_key, jpeg(720, 1280));
+    validate_object(&h.deps, &other.object_key).await.expect("validated");
+    let reads = h.blobs.read_log();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert_eq!(reads[1].range, ByteRange::Span(0..size));
+}
+
+/// Issue 13 §1: an accepted MPEG-TS with H.264 and AAC gets an MP4 rendition (written in parts), the publisher's
+/// key points at it, and the remux warning becomes an info. Uses the corpus TS (ffmpeg-made).
+#[tokio::test]
+async fn an_accepted_transport_stream_gets_an_mp4_rendition() {
+    let Ok(dir) = support::corpus::corpus_dir() else {
+        println!("skipped: no media corpus");
+        return;
+    };
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Video).await;
+    let ts = std::fs::read(dir.join("mpegts-h264-aac.ts")).expect("corpus TS");
+    let etag = h.blobs.insert(&media.object_key, ts.clone());
+
+    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, ts.len() as u64))
+        .await
+        .expect("handled");
+
+    let stored = h.repo.get(&media.id).expect("media");
+    let verdict = stored.verdict.clone().expect("verdict");
+    assert!(verdict.accepted, "{verdict:?}");
+    let codes_of = |f: &[shared::domain::Finding]| f.iter().map(|f| f.code.clone()).collect::<Vec<_>>();
+    assert!(!codes_of(&verdict.warnings).contains(&codes::CONTAINER_NEEDS_REMUX.to_owned()));
+    assert_eq!(codes_of(&verdict.info), [codes::SENT_AS_MP4]);
+    let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
+    assert_eq!(stored.publishable_key(), key);
+    let mp4 = h.blobs.object(&key).expect("the rendition is stored");
+    let rendition = verdict.rendition.expect("rendition");
+    assert_eq!(rendition.container, "mp4");
+    assert_eq!(rendition.size_bytes, mp4.len() as u64);
+    assert_eq!(rendition.status, RenditionStatus::Ready);
+    match media_validator::probe::probe_bytes(&mp4, media_validator::probe::Budget::default()).0 {
+        media_validator::probe::Step::Done(report) => {
+            assert_eq!(report.container, media_validator::probe::Container::Mp4);
+            assert_eq!(report.video.map(|v| v.codec), Some("h264".to_owned()));
+        }
+        other => panic!("the rendition does not probe: {other:?}"),
+    }
 }

@@ -53,7 +53,7 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
         match media.status {
             MediaStatus::Valid => found.push(media),
             MediaStatus::Invalid => return Ok(Preflight::Fail(failure::media_rejected(&media))),
-            MediaStatus::PendingUpload | MediaStatus::Validating => {
+            MediaStatus::PendingUpload | MediaStatus::Importing | MediaStatus::Validating => {
                 let scheduled = post.scheduled_at.unwrap_or(now);
                 if now > scheduled + deps.settings.media_wait {
                     return Ok(Preflight::Fail(Failure::new(
@@ -126,8 +126,8 @@ fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result
             let video = media
                 .first()
                 .ok_or_else(|| Failure::new("media_missing", "the post has no video"))?;
-            let facts = video.verdict.as_ref().map(|v| &v.facts);
-            match facts.and_then(|f| f.container.as_deref()) {
+            // A remuxed transport stream is sent as its MP4 rendition.
+            match video.publishable_container() {
                 Some("mp4" | "mov") => {}
                 other => {
                     return Err(Failure::new(
@@ -143,7 +143,7 @@ fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result
             if let Some(url) = public_url(video) {
                 return Ok(Source::VideoPull { url });
             }
-            let size = facts.map(|f| f.size_bytes).unwrap_or(video.declared_size);
+            let size = video.publishable_size();
             ChunkPlan::for_size(size)
                 .map(|plan| Source::VideoUpload { plan })
                 .map_err(|e| Failure::new("file_too_large", format!("the video cannot be uploaded to TikTok: {e}")))

@@ -286,11 +286,11 @@ async fn upload(deps: &PublisherDeps, mut post: Post, deadline: DateTime<Utc>) -
         let failure = shared::domain::Failure::new("media_missing", "the video vanished during the upload");
         return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await;
     };
-    let content_type = match video.verdict.as_ref().and_then(|v| v.facts.container.as_deref()) {
+    let content_type = match video.publishable_container() {
         Some("mov") => VideoContentType::QuickTime,
         _ => VideoContentType::Mp4,
     };
-    let etag = video.verdict.as_ref().and_then(|v| v.etag.clone());
+    let etag = video.publishable_etag().map(str::to_owned);
     let key = video.publishable_key().to_owned();
     let attempt = post.publish.attempt;
     let mut next = chunks_done;

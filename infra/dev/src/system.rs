@@ -7,8 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use anyhow::Context;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use futures::FutureExt;
-use intake_api::{AppState, Deps, IntakeSettings};
-use media_validator::{handle_s3_event, probe::Budget, ValidatorDeps};
+use intake_api::{config::ImportHook, AppState, Deps, IntakeSettings};
+use media_validator::{handle_s3_event, import::ImportPolicy, import_media, probe::Budget, ValidatorDeps};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use publisher::{PublisherDeps, PublisherSettings};
 use shared::{
@@ -21,7 +21,7 @@ use shared::{
     },
     domain::{Account, ApiKey, Workspace},
     events::Event,
-    ids::{AccountId, WorkspaceId},
+    ids::{AccountId, MediaId, WorkspaceId},
     ports::{BlobStore, EventError, EventSink, Stores},
     tiktok::{SecretString, TikTokClient, TokenCipher, TOKEN_KEY_VARIABLE},
     Clock, SystemClock,
@@ -119,6 +119,24 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
             ..PublisherSettings::default()
         },
     ));
+    // The validator runs in-process when the media live in local files (uploads and URL imports end there).
+    let validator = adapters.local_blobs.as_ref().map(|_| {
+        Arc::new(ValidatorDeps {
+            media: adapters.stores.media.clone(),
+            blobs: adapters.blobs.clone(),
+            events: adapters.events.clone(),
+            clock: clock.clone(),
+            budget: Budget::default(),
+            // No time limit here: every transport stream is remuxed.
+            remux_max_bytes: u64::MAX,
+        })
+    });
+    // `POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP=1` lets URL imports use plain http to loopback: for tests against local
+    // servers only; never set in AWS.
+    let import_policy = ImportPolicy {
+        allow_loopback_http: config.env.flag("POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP", false)?,
+        ..ImportPolicy::default()
+    };
     let state = AppState::new(Deps {
         stores: adapters.stores.clone(),
         blobs: adapters.blobs.clone(),
@@ -128,19 +146,15 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         settings: IntakeSettings {
             app_audited: config.app_audited,
             connect_success_url: config.env.optional_url("CONNECT_SUCCESS_URL")?,
+            importer: validator
+                .clone()
+                .map(|validator| import_in_background(validator, import_policy)),
             ..IntakeSettings::default()
         },
     });
     // The composer page, served here only: the intake Lambda serves the API alone.
     let mut app = intake_api::router(state).merge(composer::router(api_key.clone()));
-    if let Some(local_blobs) = &adapters.local_blobs {
-        let validator = Arc::new(ValidatorDeps {
-            media: adapters.stores.media.clone(),
-            blobs: adapters.blobs.clone(),
-            events: adapters.events.clone(),
-            clock: clock.clone(),
-            budget: Budget::default(),
-        });
+    if let (Some(local_blobs), Some(validator)) = (&adapters.local_blobs, validator) {
         app = app.merge(local_routes::router(
             local_blobs.clone(),
             clock.clone(),
@@ -305,6 +319,19 @@ async fn create_aws_resources(aws: &AwsAdapters, resources: &AwsResources) -> an
             .context("cannot create the bus")?;
     }
     Ok(())
+}
+
+/// Fetches a media's `sourceUrl` into its upload key and validates it, in the background: the API answers at once
+/// with the media `importing`.
+fn import_in_background(validator: Arc<ValidatorDeps>, policy: ImportPolicy) -> ImportHook {
+    ImportHook(Arc::new(move |media_id: MediaId, url: String| {
+        let (validator, policy) = (validator.clone(), policy.clone());
+        tokio::spawn(async move {
+            if let Err(error) = import_media(&validator, &policy, &media_id, &url).await {
+                tracing::error!(media_id = %media_id, error = %error, "importing from a URL failed");
+            }
+        });
+    }))
 }
 
 /// Runs the validator on every stored upload with the event S3 would send, as its ObjectCreated notification makes

@@ -19,7 +19,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::upload_window::upload_window;
-use crate::ports::{BlobError, BlobStore, BoxError, ByteRange, ObjectHead, RangeRead, UploadTarget};
+use crate::ports::{BlobError, BlobStore, BoxError, ByteRange, ObjectHead, PartWriter, RangeRead, UploadTarget};
 
 /// Characters escaped in one path segment of a URL (RFC 3986 `pchar` keeps the rest).
 const PATH_SEGMENT: &AsciiSet = &CONTROLS
@@ -283,12 +283,18 @@ impl LocalBlobStore {
     }
 
     async fn commit(&self, path: &Path, temporary: &Path, content_type: &str) -> Result<(), UploadWriteError> {
-        tokio::fs::write(sibling(path, ".content-type"), content_type)
+        commit_file(path, temporary, content_type)
             .await
-            .map_err(io_failure)?;
-        tokio::fs::rename(temporary, path).await.map_err(io_failure)?;
-        Ok(())
+            .map_err(UploadWriteError::Store)
     }
+}
+
+async fn commit_file(path: &Path, temporary: &Path, content_type: &str) -> Result<(), BlobError> {
+    tokio::fs::write(sibling(path, ".content-type"), content_type)
+        .await
+        .map_err(io_failure)?;
+    tokio::fs::rename(temporary, path).await.map_err(io_failure)?;
+    Ok(())
 }
 
 async fn write_file<S, E>(path: &Path, expected_length: Option<u64>, body: S) -> Result<(), UploadWriteError>
@@ -323,8 +329,76 @@ async fn discard(temporary: &Path) {
     }
 }
 
+/// A file written part by part at `(number − 1) × part_size`, renamed into place on completion like any write.
+struct LocalParts {
+    key: String,
+    content_type: String,
+    part_size: u64,
+    path: PathBuf,
+    temporary: PathBuf,
+    file: tokio::fs::File,
+}
+
+#[async_trait]
+impl PartWriter for LocalParts {
+    async fn write_part(&mut self, number: u32, bytes: Bytes) -> Result<(), BlobError> {
+        let index = u64::from(
+            number
+                .checked_sub(1)
+                .ok_or_else(|| BlobError::Unavailable(format!("part numbers start at 1 ({})", self.key).into()))?,
+        );
+        let at = index
+            .checked_mul(self.part_size)
+            .ok_or_else(|| BlobError::Unavailable("part offset overflows".into()))?;
+        self.file.seek(SeekFrom::Start(at)).await.map_err(io_failure)?;
+        self.file.write_all(&bytes).await.map_err(io_failure)
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<ObjectHead, BlobError> {
+        self.file.sync_all().await.map_err(io_failure)?;
+        if let Err(e) = commit_file(&self.path, &self.temporary, &self.content_type).await {
+            discard(&self.temporary).await;
+            return Err(e);
+        }
+        let metadata = tokio::fs::metadata(&self.path).await.map_err(io_failure)?;
+        Ok(ObjectHead {
+            size: metadata.len(),
+            etag: etag_of(&metadata),
+        })
+    }
+
+    async fn abort(self: Box<Self>) {
+        discard(&self.temporary).await;
+    }
+}
+
 #[async_trait]
 impl BlobStore for LocalBlobStore {
+    async fn start_parts(
+        &self,
+        key: &str,
+        content_type: &str,
+        part_size: u64,
+    ) -> Result<Box<dyn PartWriter>, BlobError> {
+        if part_size == 0 {
+            return Err(BlobError::Unavailable("a part size of 0".into()));
+        }
+        let path = self.object_path(key).map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io_failure)?;
+        }
+        let temporary = sibling(&path, &format!(".{}.tmp", ulid::Ulid::new()));
+        let file = tokio::fs::File::create(&temporary).await.map_err(io_failure)?;
+        Ok(Box::new(LocalParts {
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+            part_size,
+            path,
+            temporary,
+            file,
+        }))
+    }
+
     async fn presign_upload(
         &self,
         key: &str,
@@ -380,7 +454,9 @@ impl BlobStore for LocalBlobStore {
             return Err(BlobError::NotFound(key.to_owned()));
         }
         let etag = etag_of(&metadata);
-        if if_match.is_some_and(|expected| expected != etag) {
+        // ETags compare without their quotes, as S3's If-Match does: callers hold them either way (events carry
+        // them bare, reads quoted).
+        if if_match.is_some_and(|expected| expected.trim_matches('"') != etag.trim_matches('"')) {
             return Err(BlobError::Changed(key.to_owned()));
         }
         let total_size = metadata.len();

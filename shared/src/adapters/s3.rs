@@ -9,14 +9,14 @@ use aws_sdk_s3::{
     operation::{get_object::GetObjectError, head_object::HeadObjectError},
     presigning::PresigningConfig,
     primitives::ByteStream,
-    types::{Tag, Tagging},
+    types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging},
     Client,
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::upload_window::upload_window;
-use crate::ports::{BlobError, BlobStore, ByteRange, ObjectHead, RangeRead, UploadTarget};
+use crate::ports::{BlobError, BlobStore, ByteRange, ObjectHead, PartWriter, RangeRead, UploadTarget};
 
 /// Builds the S3 client from the shared AWS config. The Rust SDK ignores `AWS_S3_FORCE_PATH_STYLE`, and a local
 /// endpoint (moto, MinIO) cannot serve `bucket.host` names, so path-style addressing follows the endpoint override.
@@ -135,8 +135,130 @@ fn etag_of(etag: Option<&str>) -> Result<String, BlobError> {
         .ok_or_else(|| BlobError::Unavailable(Box::new(UnexpectedResponse("ETag"))))
 }
 
+/// A multipart upload: parts go up as they come (any order), the completion lists them in order.
+struct S3Parts {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    parts: Vec<CompletedPart>,
+}
+
+#[async_trait]
+impl PartWriter for S3Parts {
+    async fn write_part(&mut self, number: u32, bytes: Bytes) -> Result<(), BlobError> {
+        let number = i32::try_from(number)
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| BlobError::Unavailable(format!("S3 part number {number} out of 1..=10000").into()))?;
+        let uploaded = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .part_number(number)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        self.parts.retain(|p| p.part_number() != Some(number));
+        self.parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .set_e_tag(uploaded.e_tag().map(str::to_owned))
+                .build(),
+        );
+        Ok(())
+    }
+
+    async fn complete(mut self: Box<Self>) -> Result<ObjectHead, BlobError> {
+        self.parts.sort_by_key(|p| p.part_number());
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(std::mem::take(&mut self.parts)))
+            .build();
+        let done = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .multipart_upload(parts)
+            .send()
+            .await;
+        if let Err(e) = done {
+            self.abort_upload().await;
+            return Err(unavailable(e));
+        }
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(ObjectHead {
+            size: head.content_length().and_then(|l| u64::try_from(l).ok()).unwrap_or(0),
+            etag: etag_of(head.e_tag())?,
+        })
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.abort_upload().await;
+    }
+}
+
+impl S3Parts {
+    async fn abort_upload(&self) {
+        let aborted = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(&self.upload_id)
+            .send()
+            .await;
+        if let Err(e) = aborted {
+            // The bucket's lifecycle rule removes incomplete multipart uploads; this only frees them sooner.
+            tracing::warn!(key = %self.key, error = %e, "aborting a multipart upload failed");
+        }
+    }
+}
+
 #[async_trait]
 impl BlobStore for S3BlobStore {
+    async fn start_parts(
+        &self,
+        key: &str,
+        content_type: &str,
+        part_size: u64,
+    ) -> Result<Box<dyn PartWriter>, BlobError> {
+        if part_size < 5 * 1024 * 1024 {
+            return Err(BlobError::Unavailable("S3 parts are at least 5 MiB".into()));
+        }
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| BlobError::Unavailable(Box::new(UnexpectedResponse("upload id"))))?
+            .to_owned();
+        Ok(Box::new(S3Parts {
+            client: self.client.clone(),
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            upload_id,
+            parts: Vec::new(),
+        }))
+    }
+
     async fn presign_upload(
         &self,
         key: &str,

@@ -35,6 +35,8 @@ impl MediaKind {
 pub enum MediaStatus {
     /// Created; the bytes have not arrived yet.
     PendingUpload,
+    /// Created with a `sourceUrl`: the file is being fetched from it, then validated like an upload.
+    Importing,
     /// The bytes arrived and are being probed.
     Validating,
     /// Accepted by the validator; may carry warnings.
@@ -105,6 +107,26 @@ pub struct MediaFacts {
     pub orientation: Option<u8>,
 }
 
+/// A copy of the upload made for TikTok, which takes neither PNG nor MPEG-TS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Rendition {
+    /// `mp4` (a remuxed transport stream) or `jpeg`.
+    pub container: String,
+    pub size_bytes: u64,
+    pub status: RenditionStatus,
+    /// The rendition object's version, which the publisher pins its reads to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RenditionStatus {
+    /// Stored; the publisher sends it.
+    Ready,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaVerdict {
@@ -113,13 +135,20 @@ pub struct MediaVerdict {
     pub detected_kind: String,
     pub violations: Vec<Finding>,
     pub warnings: Vec<Finding>,
+    /// What was done about the file that the caller may want to know (the MP4 remux of a transport stream).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub info: Vec<Finding>,
     pub facts: MediaFacts,
     /// SHA-256 used by the publisher's duplicate rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
-    /// Object key of the JPEG rendition of a PNG; the publisher sends it instead of the PNG.
+    /// Object key of the rendition the publisher sends instead of the upload: the JPEG copy of a PNG, or the MP4
+    /// remux of an MPEG transport stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendition_key: Option<String>,
+    /// What the rendition is, for the caller (set for the MP4 remux of a transport stream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendition: Option<Rendition>,
     /// The object version the verdict is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
@@ -158,6 +187,11 @@ impl Media {
         format!("{}{workspace}/{media}.jpg", Self::RENDITION_PREFIX)
     }
 
+    /// Where the MP4 remux of a transport stream goes.
+    pub fn mp4_rendition_key_for(workspace: &WorkspaceId, media: &MediaId) -> String {
+        format!("{}{workspace}/{media}.mp4", Self::RENDITION_PREFIX)
+    }
+
     /// The media id named by an upload's object key, if the key is one of ours.
     pub fn id_from_object_key(key: &str) -> Option<(WorkspaceId, MediaId)> {
         let rest = key.strip_prefix(Self::UPLOAD_PREFIX)?;
@@ -179,12 +213,42 @@ impl Media {
             .unwrap_or_default()
     }
 
-    /// The object the publisher sends to TikTok: the JPEG rendition of a PNG, else the upload itself.
+    /// The object the publisher sends to TikTok: the rendition (JPEG of a PNG, MP4 of a transport stream), else the
+    /// upload itself.
     pub fn publishable_key(&self) -> &str {
         self.verdict
             .as_ref()
             .and_then(|v| v.rendition_key.as_deref())
             .unwrap_or(&self.object_key)
+    }
+
+    /// The container, size and version of what [`Media::publishable_key`] names, when the verdict knows them: the
+    /// MP4 rendition's for a remuxed transport stream, else the upload's.
+    pub fn publishable_container(&self) -> Option<&str> {
+        let verdict = self.verdict.as_ref()?;
+        match &verdict.rendition {
+            Some(rendition) => Some(rendition.container.as_str()),
+            None => verdict.facts.container.as_deref(),
+        }
+    }
+
+    pub fn publishable_size(&self) -> u64 {
+        match self.verdict.as_ref() {
+            Some(MediaVerdict {
+                rendition: Some(rendition),
+                ..
+            }) => rendition.size_bytes,
+            Some(verdict) => verdict.facts.size_bytes,
+            None => self.declared_size,
+        }
+    }
+
+    pub fn publishable_etag(&self) -> Option<&str> {
+        let verdict = self.verdict.as_ref()?;
+        match &verdict.rendition {
+            Some(rendition) => rendition.etag.as_deref(),
+            None => verdict.etag.as_deref(),
+        }
     }
 }
 

@@ -6,7 +6,7 @@ pub mod post;
 pub mod workspace;
 
 pub use account::{Account, AccountStatus, RateLimited, RateWindows, SealedTokens};
-pub use media::{Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict};
+pub use media::{Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus};
 pub use post::{Failure, Post, PostOptions, PostStatus, PostType, Privacy, PublishProgress, Transfer};
 pub use workspace::{ApiKey, Workspace};
 

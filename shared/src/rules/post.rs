@@ -316,10 +316,12 @@ fn rule_violations(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>,
                         format!("{id} was rejected by validation: {reasons}"),
                     );
                 }
-                MediaStatus::PendingUpload | MediaStatus::Validating => warnings.push(Finding::new(
-                    "media_not_validated_yet",
-                    format!("{id} is not validated yet; the post waits for it and fails if it is rejected"),
-                )),
+                MediaStatus::PendingUpload | MediaStatus::Importing | MediaStatus::Validating => {
+                    warnings.push(Finding::new(
+                        "media_not_validated_yet",
+                        format!("{id} is not validated yet; the post waits for it and fails if it is rejected"),
+                    ))
+                }
                 MediaStatus::Valid => {
                     if let (PostType::Video, Some(cover_ms), Some(duration_ms)) = (
                         post_type,
@@ -965,6 +967,8 @@ mod tests {
             facts: Default::default(),
             fingerprint: None,
             rendition_key: None,
+            rendition: None,
+            info: Vec::new(),
             etag: None,
             validated_at: now(),
         });

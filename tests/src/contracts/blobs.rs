@@ -185,5 +185,38 @@ pub async fn blob_store_contract(store: &dyn BlobStore, uploader: &dyn Uploader)
             .as_ref(),
         b"second"
     );
+    parts_contract(store, &prefix).await?;
+    Ok(())
+}
+
+/// Objects written in parts ([`BlobStore::start_parts`]): parts out of order (part 1 last, as the remuxer sends
+/// it), 5 MiB parts (S3's minimum for all but the last), nothing visible before `complete`, nothing after `abort`.
+async fn parts_contract(store: &dyn BlobStore, prefix: &str) -> anyhow::Result<()> {
+    const PART: u64 = 5 * 1024 * 1024;
+    let key = format!("{prefix}/remuxed.mp4");
+    let first = sample(PART as usize);
+    let last: Bytes = Bytes::from(vec![7u8; 1000]);
+    let mut writer = store.start_parts(&key, "video/mp4", PART).await?;
+    writer.write_part(2, last.clone()).await?;
+    assert!(
+        matches!(store.head(&key).await, Err(BlobError::NotFound(_))),
+        "a part-written object is invisible before completion"
+    );
+    writer.write_part(1, first.clone()).await?;
+    let head = writer.complete().await?;
+    assert_eq!(head.size, PART + 1000);
+    assert_eq!(store.head(&key).await?.size, PART + 1000);
+    let read_back = read(store, &key, ByteRange::Span(PART - 10..PART + 1000), None).await?;
+    assert_eq!(&read_back.bytes[..10], &first[first.len() - 10..]);
+    assert_eq!(&read_back.bytes[10..], &last[..]);
+
+    let abandoned = format!("{prefix}/abandoned.mp4");
+    let mut writer = store.start_parts(&abandoned, "video/mp4", PART).await?;
+    writer.write_part(1, last).await?;
+    writer.abort().await;
+    assert!(
+        matches!(store.head(&abandoned).await, Err(BlobError::NotFound(_))),
+        "an aborted part-written object leaves nothing"
+    );
     Ok(())
 }

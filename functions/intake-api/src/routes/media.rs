@@ -28,7 +28,8 @@ const FILE_NAME_MAX: usize = 255;
     post, path = "/v1/media", tag = "media",
     request_body = CreateMediaRequest,
     responses(
-        (status = 201, description = "Created; PUT the bytes to `upload.url` with `upload.headers`", body = MediaView),
+        (status = 201, description = "Created; PUT the bytes to `upload.url` with `upload.headers` (with `sourceUrl`: \
+            no upload, the media is `importing`)", body = MediaView),
         (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 413, body = ErrorBody),
@@ -43,6 +44,9 @@ pub async fn create_media(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<MediaView>), ApiError> {
     let request = read_media_request(&body).map_err(ApiError::Validation)?;
+    if let Some(url) = request.source_url.clone() {
+        return import_media(state, caller, request, url).await;
+    }
     let now = state.clock.now();
     let id = MediaId::new();
     let media = Media {
@@ -106,6 +110,65 @@ struct MediaRequest {
     content_type: String,
     size_bytes: u64,
     file_name: String,
+    source_url: Option<String>,
+}
+
+/// `POST /v1/media` with `sourceUrl`: the media starts `importing` and the import runs in the background (never
+/// inside the request). Where no importer is configured (AWS, for now) the field is refused before anything is
+/// stored.
+async fn import_media(
+    state: AppState,
+    caller: Caller,
+    request: MediaRequest,
+    url: String,
+) -> Result<(StatusCode, Json<MediaView>), ApiError> {
+    let Some(importer) = state.settings.importer.clone() else {
+        return Err(ApiError::Validation(vec![Violation::new(
+            "sourceUrl",
+            "unavailable",
+            "importing from a URL is not available in this deployment yet: upload the file instead",
+        )]));
+    };
+    let now = state.clock.now();
+    let id = MediaId::new();
+    let media = Media {
+        object_key: Media::object_key_for(&caller.workspace_id, &id),
+        id,
+        workspace_id: caller.workspace_id,
+        kind: request.kind,
+        content_type: request.content_type,
+        declared_size: request.size_bytes,
+        file_name: request.file_name,
+        status: MediaStatus::Importing,
+        verdict: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    };
+    state.stores.media.create_media(&media).await?;
+    (importer.0)(media.id.clone(), url);
+    Ok((StatusCode::CREATED, Json(MediaView::new(&media, None))))
+}
+
+/// The scheme and shape only: which addresses may be fetched is decided when connecting.
+fn read_source_url(value: Option<&Value>, violations: &mut Vec<Violation>) -> Option<String> {
+    let value = value.filter(|v| !v.is_null())?;
+    let parsed = value
+        .as_str()
+        .filter(|s| s.len() <= 2048)
+        .and_then(|s| url::Url::parse(s).ok())
+        .filter(|u| matches!(u.scheme(), "https" | "http") && u.host().is_some());
+    match parsed {
+        Some(url) => Some(url.to_string()),
+        None => {
+            violations.push(Violation::new(
+                "sourceUrl",
+                "invalid_value",
+                "sourceUrl must be an https URL of at most 2048 characters",
+            ));
+            None
+        }
+    }
 }
 
 fn read_media_request(body: &Value) -> Result<MediaRequest, Vec<Violation>> {
@@ -118,7 +181,7 @@ fn read_media_request(body: &Value) -> Result<MediaRequest, Vec<Violation>> {
         )]);
     };
     for name in fields.keys() {
-        if !["kind", "contentType", "sizeBytes", "fileName"].contains(&name.as_str()) {
+        if !["kind", "contentType", "sizeBytes", "fileName", "sourceUrl"].contains(&name.as_str()) {
             violations.push(Violation::new(
                 name.as_str(),
                 "unknown_field",
@@ -138,16 +201,21 @@ fn read_media_request(body: &Value) -> Result<MediaRequest, Vec<Violation>> {
             None
         }
     };
+    let source_url = read_source_url(fields.get("sourceUrl"), &mut violations);
+    let importing = fields.get("sourceUrl").is_some_and(|v| !v.is_null());
     let content_type = fields
         .get("contentType")
         .and_then(Value::as_str)
-        .map(|t| t.trim().to_ascii_lowercase());
+        .map(|t| t.trim().to_ascii_lowercase())
+        // An import's type is decided by its content; the declared one is only a label.
+        .or_else(|| importing.then(|| "application/octet-stream".to_owned()));
     match (kind, content_type.as_deref()) {
         (_, None) => violations.push(Violation::new(
             "contentType",
             "required",
             "contentType is required, e.g. video/mp4",
         )),
+        (Some(_), Some("application/octet-stream")) if importing => {}
         (Some(kind), Some(content_type)) => {
             let allowed = match kind {
                 MediaKind::Video => VIDEO_TYPES,
@@ -168,6 +236,8 @@ fn read_media_request(body: &Value) -> Result<MediaRequest, Vec<Violation>> {
         (None, Some(_)) => {}
     }
     let size_bytes = match fields.get("sizeBytes").map(|v| (v, v.as_u64())) {
+        // Unknown until fetched; the limits apply while streaming.
+        None if importing => Some(0),
         None => {
             violations.push(Violation::new(
                 "sizeBytes",
@@ -219,6 +289,7 @@ fn read_media_request(body: &Value) -> Result<MediaRequest, Vec<Violation>> {
             content_type,
             size_bytes,
             file_name,
+            source_url,
         }),
         _ => Err(violations),
     }

@@ -280,6 +280,8 @@ pub fn media_record(workspace: &WorkspaceId, kind: MediaKind, status: MediaStatu
             },
             fingerprint: Some(format!("fp-{id}")),
             rendition_key: None,
+            rendition: None,
+            info: Vec::new(),
             etag: Some("etag".into()),
             validated_at: start(),
         }),

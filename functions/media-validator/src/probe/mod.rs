@@ -12,12 +12,12 @@
 //! facts or names the next range it needs. Nothing here recurses on the input's structure, allocates from a count
 //! read from the file, or indexes without a bounds check; the windows are capped by the [`Budget`].
 
-mod audio;
-mod bytes;
-mod h264;
+pub(crate) mod audio;
+pub(crate) mod bytes;
+pub(crate) mod h264;
 mod image;
 mod isobmff;
-mod mpeg;
+pub(crate) mod mpeg;
 mod report;
 mod sniff;
 mod window;
@@ -130,6 +130,18 @@ impl Probe {
     /// The first two reads, to issue in parallel: they need no knowledge of the object's size.
     pub fn initial_reads(&self) -> [ReadRequest; 2] {
         [ReadRequest::Span(0..HEAD_WINDOW), ReadRequest::Suffix(TAIL_WINDOW)]
+    }
+
+    /// The first reads when the caller may know the object's size (an S3 event carries it, a file has it). A file
+    /// no larger than the two windows is read once, whole: the two windows would overlap and read its middle
+    /// twice. An empty object needs no read at all (feed it an empty buffer), since no range of it exists.
+    /// Larger or unknown sizes get the parallel head and suffix pair.
+    pub fn initial_reads_for(&self, size: Option<u64>) -> Vec<ReadRequest> {
+        match size {
+            Some(0) => Vec::new(),
+            Some(size) if size <= HEAD_WINDOW + TAIL_WINDOW => vec![ReadRequest::Span(0..size)],
+            _ => self.initial_reads().to_vec(),
+        }
     }
 
     pub fn stats(&self) -> ReadStats {
@@ -266,8 +278,8 @@ pub(crate) fn fingerprint(size: u64, parts: &[&[u8]]) -> [u8; 32] {
 pub fn probe_bytes(data: &[u8], budget: Budget) -> (Step, ReadStats) {
     let mut probe = Probe::new(budget);
     let size = data.len() as u64;
-    let mut step = None;
-    for request in probe.initial_reads() {
+    let mut step = (size == 0).then(|| probe.feed(0, &[], 0));
+    for request in probe.initial_reads_for(Some(size)) {
         let range = match request {
             ReadRequest::Span(range) => range.start.min(size)..range.end.min(size),
             ReadRequest::Suffix(n) => size.saturating_sub(n)..size,

@@ -20,13 +20,13 @@ const SNIFF_PAYLOAD_BYTES: usize = 16 * 1024;
 const LAST_PES_BYTES: usize = 64 * 1024;
 /// Head PTS kept to estimate a frame rate when the stream declares none.
 const PTS_SAMPLES: usize = 64;
-const PTS_WRAP: u64 = 1 << 33;
+pub(crate) const PTS_WRAP: u64 = 1 << 33;
 const PTS_HZ: u64 = 90_000;
 /// Anything longer is a discontinuity (concatenated or looped streams), not a duration.
 const MAX_PLAUSIBLE_SPAN: u64 = 24 * 3600 * PTS_HZ;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     Video,
     Audio,
 }
@@ -146,14 +146,34 @@ fn later(a: u64, b: u64) -> u64 {
 /// The PES header that follows `00 00 01 stream_id length`: MPEG-2 style (TS, DVD) or MPEG-1 style (system
 /// streams). Returns the PTS, if any, and the payload.
 fn parse_pes_header(pes: &[u8]) -> Option<(Option<u64>, &[u8])> {
+    parse_pes(pes).map(|pes| (pes.pts, pes.payload))
+}
+
+/// One PES packet's header fields that the probe and the remuxer use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pes<'a> {
+    pub(crate) stream_id: u8,
+    pub(crate) pts: Option<u64>,
+    /// Present only when it differs from the PTS (B-frame streams).
+    pub(crate) dts: Option<u64>,
+    pub(crate) payload: &'a [u8],
+}
+
+pub(crate) fn parse_pes(pes: &[u8]) -> Option<Pes<'_>> {
     if pes.get(..3)? != [0, 0, 1] {
         return None;
     }
-    let id = *pes.get(3)?;
+    let stream_id = *pes.get(3)?;
     let body = pes.get(6..)?;
+    let plain = |payload| Pes {
+        stream_id,
+        pts: None,
+        dts: None,
+        payload,
+    };
     // Streams without the optional header: padding, private 2, PSM, directory...
-    if matches!(id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF) {
-        return Some((None, body));
+    if matches!(stream_id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF) {
+        return Some(plain(body));
     }
     if body.first()? & 0xC0 == 0x80 {
         let flags = body.get(1)? >> 6;
@@ -163,7 +183,12 @@ fn parse_pes_header(pes: &[u8]) -> Option<(Option<u64>, &[u8])> {
         } else {
             None
         };
-        return Some((pts, body.get(3 + header_len..)?));
+        let dts = if flags == 0x3 { read_pts(body.get(8..13)?) } else { None };
+        return Some(Pes {
+            pts,
+            dts,
+            ..plain(body.get(3 + header_len..)?)
+        });
     }
     // MPEG-1: up to 16 stuffing bytes, an optional STD buffer field, then the timestamps.
     let mut at = 0;
@@ -174,13 +199,21 @@ fn parse_pes_header(pes: &[u8]) -> Option<(Option<u64>, &[u8])> {
         at += 2;
     }
     let marker = body.get(at)? & 0xF0;
-    let (pts, header_len) = match marker {
-        0x20 => (read_pts(body.get(at..at + 5)?), 5),
-        0x30 => (read_pts(body.get(at..at + 5)?), 10),
-        _ if *body.get(at)? == 0x0F => (None, 1),
+    let (pts, dts, header_len) = match marker {
+        0x20 => (read_pts(body.get(at..at + 5)?), None, 5),
+        0x30 => (
+            read_pts(body.get(at..at + 5)?),
+            read_pts(body.get(at + 5..at + 10)?),
+            10,
+        ),
+        _ if *body.get(at)? == 0x0F => (None, None, 1),
         _ => return None,
     };
-    Some((pts, body.get(at + header_len..)?))
+    Some(Pes {
+        pts,
+        dts,
+        ..plain(body.get(at + header_len..)?)
+    })
 }
 
 /// A 33-bit timestamp spread over 5 bytes with marker bits.
@@ -199,7 +232,7 @@ fn read_pts(b: &[u8]) -> Option<u64> {
 // MPEG-TS
 
 /// Codec and kind for a PMT entry: stream type, then descriptors for the private type 0x06.
-fn ts_stream_type(stream_type: u8, descriptors: &[u8]) -> Option<(Kind, Option<&'static str>)> {
+pub(crate) fn ts_stream_type(stream_type: u8, descriptors: &[u8]) -> Option<(Kind, Option<&'static str>)> {
     Some(match stream_type {
         0x01 => (Kind::Video, Some("mpeg1video")),
         0x02 => (Kind::Video, Some("mpeg2video")),
@@ -312,7 +345,7 @@ fn section(payload: &[u8], table_id: u8) -> Option<&[u8]> {
     section.get(..3 + length)
 }
 
-fn parse_pat(payload: &[u8]) -> Option<u16> {
+pub(crate) fn parse_pat(payload: &[u8]) -> Option<u16> {
     let s = section(payload, 0x00)?;
     let programs = s.get(8..s.len().checked_sub(4)?)?;
     programs
@@ -323,6 +356,16 @@ fn parse_pat(payload: &[u8]) -> Option<u16> {
 }
 
 fn parse_pmt(payload: &[u8], demux: &mut Demux) -> bool {
+    pmt_entries(payload, |stream_type, pid, descriptors| {
+        if let Some((kind, declared)) = ts_stream_type(stream_type, descriptors) {
+            demux.add_stream(u32::from(pid), kind, declared);
+        }
+    })
+}
+
+/// Calls `entry(stream_type, pid, descriptors)` for each elementary stream of a PMT section starting in this
+/// payload; false when the payload holds no PMT.
+pub(crate) fn pmt_entries(payload: &[u8], mut entry: impl FnMut(u8, u16, &[u8])) -> bool {
     let Some(s) = section(payload, 0x02) else { return false };
     let Some(info_len) = be_u16(s, 10).map(|l| usize::from(l & 0x0FFF)) else {
         return false;
@@ -334,12 +377,15 @@ fn parse_pmt(payload: &[u8], demux: &mut Demux) -> bool {
         let pid = be_u16(s, at + 1).unwrap_or(0) & 0x1FFF;
         let es_info_len = usize::from(be_u16(s, at + 3).unwrap_or(0) & 0x0FFF);
         let descriptors = s.get(at + 5..(at + 5 + es_info_len).min(end)).unwrap_or_default();
-        if let Some((kind, declared)) = ts_stream_type(stream_type, descriptors) {
-            demux.add_stream(u32::from(pid), kind, declared);
-        }
+        entry(stream_type, pid, descriptors);
         at += 5 + es_info_len;
     }
     true
+}
+
+/// Packet size and the offset of the first sync byte (188 for TS, 192 with M2TS's timecode prefix).
+pub(crate) fn ts_packet_layout(head: &[u8]) -> (usize, usize) {
+    packet_layout(head)
 }
 
 pub(super) fn probe_transport_stream(w: &Windows) -> Result<ProbeReport, Halt> {

@@ -23,8 +23,8 @@ use shared::{
     events::Event,
     ids::{MediaId, WorkspaceId},
     ports::{
-        BlobError, BlobStore, ByteRange, EventError, EventSink, MediaRepo, ObjectHead, RangeRead, StoreError,
-        StoreResult, UploadTarget,
+        BlobError, BlobStore, ByteRange, EventError, EventSink, MediaRepo, ObjectHead, PartWriter, RangeRead,
+        StoreError, StoreResult, UploadTarget,
     },
     ManualClock,
 };
@@ -103,7 +103,7 @@ pub struct ReadLog {
 /// `Changed`). `rendezvous` makes the first two reads wait for each other, which only succeeds if they were issued
 /// concurrently.
 pub struct MemoryBlobStore {
-    objects: Mutex<HashMap<String, (Bytes, String)>>,
+    objects: Arc<Mutex<HashMap<String, (Bytes, String)>>>,
     pub reads: Mutex<Vec<ReadLog>>,
     pub puts: Mutex<Vec<(String, Bytes, String)>>,
     /// Keys marked as turned into media (S3: re-tagged so the lifecycle rule spares them).
@@ -118,7 +118,7 @@ pub struct MemoryBlobStore {
 impl MemoryBlobStore {
     pub fn new() -> Self {
         Self {
-            objects: Mutex::default(),
+            objects: Arc::default(),
             reads: Mutex::default(),
             puts: Mutex::default(),
             kept: Mutex::default(),
@@ -161,6 +161,41 @@ impl MemoryBlobStore {
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::{Digest, Sha256};
     Sha256::digest(bytes).into()
+}
+
+/// Parts kept until completion, checked as S3 checks them: every part but the last exactly `part_size` bytes.
+struct MemoryParts {
+    objects: Arc<Mutex<HashMap<String, (Bytes, String)>>>,
+    key: String,
+    part_size: u64,
+    parts: std::collections::BTreeMap<u32, Bytes>,
+}
+
+#[async_trait]
+impl PartWriter for MemoryParts {
+    async fn write_part(&mut self, number: u32, bytes: Bytes) -> Result<(), BlobError> {
+        self.parts.insert(number, bytes);
+        Ok(())
+    }
+
+    async fn complete(self: Box<Self>) -> Result<ObjectHead, BlobError> {
+        let last = self.parts.keys().last().copied().unwrap_or(0);
+        let numbered = self.parts.keys().copied().eq(1..=last);
+        let sized = self
+            .parts
+            .iter()
+            .all(|(n, p)| *n == last || p.len() as u64 == self.part_size);
+        if !numbered || !sized {
+            return Err(BlobError::Unavailable("parts missing or of the wrong size".into()));
+        }
+        let whole: Vec<u8> = self.parts.values().flat_map(|p| p.iter().copied()).collect();
+        let etag = format!("\"{}\"", hex::encode(&sha256(&whole)[..16]));
+        let size = whole.len() as u64;
+        lock(&self.objects).insert(self.key.clone(), (Bytes::from(whole), etag.clone()));
+        Ok(ObjectHead { size, etag })
+    }
+
+    async fn abort(self: Box<Self>) {}
 }
 
 #[async_trait]
@@ -237,6 +272,20 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
+    async fn start_parts(
+        &self,
+        key: &str,
+        _content_type: &str,
+        part_size: u64,
+    ) -> Result<Box<dyn PartWriter>, BlobError> {
+        Ok(Box::new(MemoryParts {
+            objects: self.objects.clone(),
+            key: key.to_owned(),
+            part_size,
+            parts: std::collections::BTreeMap::new(),
+        }))
+    }
+
     async fn mark_kept(&self, key: &str) -> Result<(), BlobError> {
         if take_failure(&self.fail_keeps) {
             return Err(BlobError::Unavailable(unavailable("mark_kept")));
@@ -303,6 +352,8 @@ impl Harness {
             events: events.clone(),
             clock: Arc::new(clock.clone()),
             budget: Budget::default(),
+            // No time limit here: every transport stream is remuxed.
+            remux_max_bytes: u64::MAX,
         };
         Self {
             repo,
