@@ -362,10 +362,16 @@ mod tests {
         };
         let late_in_same_millisecond = entry(at(10) + Duration::microseconds(500));
         let entries = vec![entry(at(9)), late_in_same_millisecond, entry(at(1)), entry(at(5))];
-        let finished = finish_due_entries(entries, until, 2);
+        let finished = finish_due_entries(entries.clone(), until, None, 2);
         assert_eq!(
             finished.iter().map(|e| e.due_at).collect::<Vec<_>>(),
             vec![at(1), at(5)]
+        );
+        let next_page = finish_due_entries(entries, until, finished.last(), 2);
+        assert_eq!(
+            next_page.iter().map(|e| e.due_at).collect::<Vec<_>>(),
+            vec![at(9)],
+            "after the last entry of a page, only what sorts after it"
         );
     }
 
