@@ -100,8 +100,14 @@ pub trait PostRepo: Send + Sync {
     ) -> StoreResult<Page<Post>>;
     /// The post TikTok knows by this `publish_id` (its webhooks name nothing else), once the publisher saved the id.
     async fn find_post_by_publish_id(&self, publish_id: &str) -> StoreResult<Option<Post>>;
-    /// Posts due at or before `until`, earliest first, across every shard of the due index.
-    async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>>;
+    /// Posts due at or before `until`, earliest first, across every shard of the due index; with `after`, only those
+    /// that sort after that entry (the last of the previous page), so a caller can page through any number.
+    async fn due_posts(
+        &self,
+        until: DateTime<Utc>,
+        after: Option<&DueEntry>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueEntry>>;
     /// Whether a post of this account already sent media with this fingerprint since `since` (the duplicate rule).
     async fn fingerprint_published(
         &self,

@@ -603,3 +603,46 @@ async fn when_the_bus_refuses_events_should_deliver_them_later_in_order_and_lose
     p.stop().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn when_every_post_is_delivered_twice_should_spend_no_init_slot_on_a_lost_claim() -> anyhow::Result<()> {
+    let mut p = Publishing::start(Options::default()).await?;
+    // Two dispatchers with their own workers: every post is handed out, and so claimed, twice.
+    p.start_second_publisher();
+    let account = p.connect(AccountSpec::public()).await?;
+    let at = Utc::now() + Duration::seconds(2);
+    let mut posts = Vec::new();
+    // TikTok allows six inits a minute per token: exactly the six posts due at one instant.
+    for _ in 0..6 {
+        let video = p.video(4096, 10_000).await?;
+        posts.push(
+            p.schedule(&account, PostType::Video, vec![video], at, private_video_options())
+                .await?,
+        );
+    }
+    for post in &posts {
+        let done = p
+            .wait_for(
+                post,
+                &[PostStatus::Completed, PostStatus::Failed, PostStatus::NeedsReview],
+                SETTLE,
+            )
+            .await?;
+        assert_eq!(done.status, PostStatus::Completed, "{:?}", done.failure);
+    }
+    assert_eq!(inits(&p), 6, "one init per post");
+    let latest = p
+        .sandbox
+        .requests_to(Endpoint::VideoInit)
+        .iter()
+        .map(|init| init.at - at)
+        .max()
+        .unwrap_or_default();
+    // Had the losing delivery of each post taken a slot, the last posts would wait a minute for the window.
+    assert!(
+        latest < Duration::seconds(5),
+        "the last init came {latest} after scheduledAt"
+    );
+    p.stop().await;
+    Ok(())
+}

@@ -705,7 +705,7 @@ async fn when_canceling_a_scheduled_post_should_cancel_it_once() {
     let due = app
         .stores
         .posts
-        .due_posts(support::start() + chrono::Duration::days(2), 10)
+        .due_posts(support::start() + chrono::Duration::days(2), None, 10)
         .await
         .unwrap();
     assert!(due.is_empty(), "a canceled post leaves the due index");

@@ -30,8 +30,6 @@ pub struct PublisherSettings {
     pub max_poll_interval: Duration,
     /// A 5xx on one chunk is retried this often before the upload yields to a later resume.
     pub chunk_retries: u32,
-    /// The dispatcher hands out at most this many posts per tick.
-    pub dispatch_limit: usize,
 }
 
 impl Default for PublisherSettings {
@@ -47,7 +45,6 @@ impl Default for PublisherSettings {
             first_poll_after: Duration::seconds(10),
             max_poll_interval: Duration::minutes(5),
             chunk_retries: 5,
-            dispatch_limit: 5000,
         }
     }
 }

@@ -149,7 +149,7 @@ pub async fn handle_event(
         }
         Some("Scheduled Event") => {
             let report = dispatch(deps).await?;
-            Ok(serde_json::json!({ "handedOut": report.handed_out }))
+            Ok(serde_json::json!({ "handedOut": report.handed_out, "notDelivered": report.not_delivered }))
         }
         other => Err(PublisherError::BadEvent(format!("unexpected detail-type {other:?}"))),
     }

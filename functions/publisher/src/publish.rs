@@ -1,5 +1,5 @@
-//! Publishing one post, at most once: pre-flight, wait for `scheduledAt`, take an init slot, claim the post and mark
-//! the init as started in one compare-and-set, call init, save the publish id the moment it returns, then move the
+//! Publishing one post, at most once: pre-flight, wait for `scheduledAt`, claim the post and mark the init as started
+//! in one compare-and-set, take an init slot (or hand the post back), call init, save the publish id the moment it returns, then move the
 //! media. Any init whose outcome is unknown ends in `needs_review`, never in a second init.
 
 use chrono::{DateTime, Duration, Utc};
@@ -53,9 +53,6 @@ pub(crate) async fn publish_scheduled(
         };
         sleep_until(deps, due).await;
         let at = deps.clock.now();
-        if let Err(free_at) = take_slot(deps, &post.account_id, RateLimited::Init, at).await? {
-            return wait(deps, &post, free_at, "TikTok allows 6 inits a minute per account").await;
-        }
         let attempt = post.publish.attempt + 1;
         let lease = deps.settings.lease;
         let claimed = write(deps, &post, |p| {
@@ -69,6 +66,12 @@ pub(crate) async fn publish_scheduled(
         .await?;
         match claimed {
             Some(claimed) => {
+                // The slot is taken only by the worker that won the claim: a duplicate delivery or a post edited
+                // since it was read loses the claim above and so never spends one of the account's 6 inits a minute.
+                if let Err(free_at) = take_slot(deps, &claimed.account_id, RateLimited::Init, at).await? {
+                    tracing::info!(post_id = %claimed.id, %free_at, "no init slot; released until the window frees");
+                    return release(deps, &claimed, free_at).await;
+                }
                 tracing::info!(post_id = %claimed.id, attempt, lateness_ms = (at - due).num_milliseconds(), "claimed; calling init");
                 return init(deps, claimed, *ready, deadline).await;
             }

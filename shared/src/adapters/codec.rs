@@ -172,11 +172,29 @@ pub(crate) fn decode_instant(record_key: &str, value: &str) -> StoreResult<DateT
 
 /// Turns index rows into the port's answer: the index compares at millisecond precision, so drop what is due after
 /// `until` within its millisecond, then order earliest first and keep `limit`.
-pub(crate) fn finish_due_entries(mut entries: Vec<DueEntry>, until: DateTime<Utc>, limit: usize) -> Vec<DueEntry> {
-    entries.retain(|entry| entry.due_at <= until);
-    entries.sort_by(|a, b| a.due_at.cmp(&b.due_at).then_with(|| a.post_id.cmp(&b.post_id)));
+pub(crate) fn finish_due_entries(
+    mut entries: Vec<DueEntry>,
+    until: DateTime<Utc>,
+    after: Option<&DueEntry>,
+    limit: usize,
+) -> Vec<DueEntry> {
+    let after = after.map(due_sort_key);
+    entries.retain(|entry| entry.due_at <= until && after.as_ref().is_none_or(|after| &due_sort_key(entry) > after));
+    // The index's own order (millisecond, then post id), so that a page ends where the next one starts.
+    entries.sort_by_cached_key(due_sort_key);
     entries.truncate(limit);
     entries
+}
+
+/// An entry's key in the due index.
+pub(crate) fn due_sort_key(entry: &DueEntry) -> String {
+    time_ordered_key(entry.due_at, entry.post_id.as_str())
+}
+
+/// The due index's lowest key after `after`, or below every key (they start with a year's digits) for the first
+/// page. Not empty: DynamoDB refuses an empty string in a key condition.
+pub(crate) fn due_page_start(after: Option<&DueEntry>) -> String {
+    after.map(due_sort_key).unwrap_or_else(|| "!".to_owned())
 }
 
 /// A listing cursor is the listing sort key of the last post handed out, opaque to callers. Both adapters page with
@@ -344,10 +362,16 @@ mod tests {
         };
         let late_in_same_millisecond = entry(at(10) + Duration::microseconds(500));
         let entries = vec![entry(at(9)), late_in_same_millisecond, entry(at(1)), entry(at(5))];
-        let finished = finish_due_entries(entries, until, 2);
+        let finished = finish_due_entries(entries.clone(), until, None, 2);
         assert_eq!(
             finished.iter().map(|e| e.due_at).collect::<Vec<_>>(),
             vec![at(1), at(5)]
+        );
+        let next_page = finish_due_entries(entries, until, finished.last(), 2);
+        assert_eq!(
+            next_page.iter().map(|e| e.due_at).collect::<Vec<_>>(),
+            vec![at(9)],
+            "after the last entry of a page, only what sorts after it"
         );
     }
 

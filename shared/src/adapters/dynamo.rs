@@ -38,7 +38,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures::future::try_join_all;
 
 use super::codec::{
-    account_listing_key, decode_doc, decode_listing_cursor, due_entry, encode_doc, ensure_next_version,
+    account_listing_key, decode_doc, decode_listing_cursor, due_entry, due_page_start, encode_doc, ensure_next_version,
     fingerprint_post, finish_due_entries, finish_listing, listing_fetch_size, post_index_keys, record_key,
     time_ordered_key, time_ordered_upper_bound, StoredIdempotency, StoredOAuthState, DUE_SHARDS,
 };
@@ -377,19 +377,21 @@ impl DynamoStore {
         Ok(found)
     }
 
-    async fn due_in_shard(&self, shard: u8, bound: &str, limit: usize) -> StoreResult<Vec<DueEntry>> {
+    async fn due_in_shard(&self, shard: u8, start: &str, bound: &str, limit: usize) -> StoreResult<Vec<DueEntry>> {
         let query = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(DUE_INDEX)
-            .key_condition_expression("#due_pk = :shard AND #due_sk < :bound")
+            // No key equals `bound` (it ends in `$` where keys have `#`), so BETWEEN's inclusive top changes nothing.
+            .key_condition_expression("#due_pk = :shard AND #due_sk BETWEEN :start AND :bound")
             .projection_expression("#due_sk, #due_at, #ws_pk")
             .expression_attribute_names("#ws_pk", WS_PK)
             .expression_attribute_names("#due_pk", DUE_PK)
             .expression_attribute_names("#due_sk", DUE_SK)
             .expression_attribute_names("#due_at", DUE_AT)
             .expression_attribute_values(":shard", s(due_partition(shard)))
+            .expression_attribute_values(":start", s(start))
             .expression_attribute_values(":bound", s(bound))
             .limit(page_size(limit));
         let record = due_partition(shard);
@@ -541,11 +543,24 @@ impl PostRepo for DynamoStore {
         self.get_record(pk.to_owned(), "POST").await
     }
 
-    async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>> {
+    async fn due_posts(
+        &self,
+        until: DateTime<Utc>,
+        after: Option<&DueEntry>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueEntry>> {
         let bound = time_ordered_upper_bound(until);
+        // BETWEEN is inclusive: the `after` entry itself comes back and `finish_due_entries` drops it (so one more).
+        let start = due_page_start(after);
+        let fetch = limit.saturating_add(usize::from(after.is_some()));
         // Each shard is ordered on its own: the earliest `limit` overall are among the earliest `limit` of each.
-        let shards = try_join_all((0..DUE_SHARDS).map(|shard| self.due_in_shard(shard, &bound, limit))).await?;
-        Ok(finish_due_entries(shards.into_iter().flatten().collect(), until, limit))
+        let shards = try_join_all((0..DUE_SHARDS).map(|shard| self.due_in_shard(shard, &start, &bound, fetch))).await?;
+        Ok(finish_due_entries(
+            shards.into_iter().flatten().collect(),
+            until,
+            after,
+            limit,
+        ))
     }
 
     async fn fingerprint_published(

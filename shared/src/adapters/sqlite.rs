@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{named_params, params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
 use super::codec::{
-    account_listing_key, decode_doc, decode_listing_cursor, due_entry, encode_doc, ensure_next_version,
+    account_listing_key, decode_doc, decode_listing_cursor, due_entry, due_page_start, encode_doc, ensure_next_version,
     fingerprint_post, finish_due_entries, finish_listing, listing_fetch_size, post_index_keys, record_key,
     time_ordered_key, time_ordered_upper_bound, StoredIdempotency, StoredOAuthState,
 };
@@ -508,19 +508,26 @@ impl PostRepo for SqliteStore {
         .await
     }
 
-    async fn due_posts(&self, until: DateTime<Utc>, limit: usize) -> StoreResult<Vec<DueEntry>> {
+    async fn due_posts(
+        &self,
+        until: DateTime<Utc>,
+        after: Option<&DueEntry>,
+        limit: usize,
+    ) -> StoreResult<Vec<DueEntry>> {
         let bound = time_ordered_upper_bound(until);
+        let start = due_page_start(after);
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
         let entries = self
             .run(move |connection| {
                 let mut statement = connection
                     .prepare_cached(
-                        "SELECT due_key, due_at, workspace_id FROM posts WHERE due_key IS NOT NULL AND due_key < ?1
-                         ORDER BY due_key LIMIT ?2",
+                        "SELECT due_key, due_at, workspace_id FROM posts
+                         WHERE due_key IS NOT NULL AND due_key > ?1 AND due_key < ?2
+                         ORDER BY due_key LIMIT ?3",
                     )
                     .map_err(sqlite_failure)?;
                 let rows = statement
-                    .query_map(params![bound, fetch], |row| {
+                    .query_map(params![start, bound, fetch], |row| {
                         Ok((
                             row.get::<_, String>(0)?,
                             row.get::<_, String>(1)?,
@@ -535,7 +542,7 @@ impl PostRepo for SqliteStore {
                 .collect::<StoreResult<Vec<_>>>()
             })
             .await?;
-        Ok(finish_due_entries(entries, until, limit))
+        Ok(finish_due_entries(entries, until, after, limit))
     }
 
     async fn fingerprint_published(

@@ -360,7 +360,7 @@ pub async fn post_listing_contract(stores: &Stores) -> anyhow::Result<()> {
 async fn due_ids(stores: &Stores, until: DateTime<Utc>, limit: usize) -> anyhow::Result<Vec<(PostId, DateTime<Utc>)>> {
     Ok(stores
         .posts
-        .due_posts(until, limit)
+        .due_posts(until, None, limit)
         .await?
         .into_iter()
         .map(|entry| (entry.post_id, entry.due_at))
@@ -402,7 +402,7 @@ pub async fn due_index_contract(stores: &Stores) -> anyhow::Result<()> {
         "scheduled at their time, publishing at lease end, published at next poll; drafts and canceled never"
     );
     assert!(
-        repo.due_posts(at(100), 100)
+        repo.due_posts(at(100), None, 100)
             .await?
             .iter()
             .all(|entry| entry.workspace_id == workspace),
@@ -474,6 +474,21 @@ pub async fn due_index_contract(stores: &Stores) -> anyhow::Result<()> {
     );
     assert_eq!(window, everything[..15].to_vec(), "the limit keeps the earliest");
     assert_eq!(everything[3..].to_vec(), many, "all forty, in time order");
+
+    // Paged by 7 from the last entry of each page: every entry once, in the same order, however the shards split.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = repo.due_posts(at(5_000), after.as_ref(), 7).await?;
+        assert!(page.len() <= 7, "a page holds at most its limit");
+        let Some(last) = page.last().cloned() else { break };
+        paged.extend(page.into_iter().map(|entry| (entry.post_id, entry.due_at)));
+        after = Some(last);
+    }
+    assert_eq!(
+        paged, everything,
+        "pages join into the whole, nothing twice, nothing skipped"
+    );
     Ok(())
 }
 
