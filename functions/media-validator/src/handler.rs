@@ -268,21 +268,8 @@ async fn write_import_failure(
                 media_id: media_id.clone(),
             });
         }
-        let mut next = current.clone();
-        next.status = MediaStatus::Invalid;
-        next.verdict = Some(verdict.clone());
-        next.version += 1;
-        next.updated_at = deps.clock.now();
-        match deps.media.update_media(&next, current.version).await {
-            Ok(()) => {
-                announce(deps, &next, &verdict).await?;
-                return Ok(Outcome::Validated {
-                    media_id: media_id.clone(),
-                    status: MediaStatus::Invalid,
-                });
-            }
-            Err(StoreError::Conflict(_)) => continue,
-            Err(source) => return Err(store_error(source)),
+        if let Some(outcome) = save_verdict(deps, &current, &verdict).await? {
+            return Ok(outcome);
         }
     }
     Err(ValidatorError::Contention {
@@ -582,31 +569,46 @@ async fn write_verdict(
                 }
             }
         }
-        let status = if verdict.accepted {
-            MediaStatus::Valid
-        } else {
-            MediaStatus::Invalid
-        };
-        let mut next = current.clone();
-        next.status = status;
-        next.verdict = Some(verdict.clone());
-        next.version += 1;
-        next.updated_at = deps.clock.now();
-        match deps.media.update_media(&next, current.version).await {
-            Ok(()) => {
-                announce(deps, &next, &verdict).await?;
-                return Ok(Outcome::Validated {
-                    media_id: media_id.clone(),
-                    status,
-                });
-            }
-            Err(StoreError::Conflict(_)) => continue,
-            Err(source) => return Err(store_error(source)),
+        if let Some(outcome) = save_verdict(deps, &current, &verdict).await? {
+            return Ok(outcome);
         }
     }
     Err(ValidatorError::Contention {
         media: media_id.clone(),
     })
+}
+
+/// Writes the verdict (and the status it implies) over `current` with a compare-and-set, then announces it. `None`
+/// when another writer changed the record first: the caller reads it again.
+async fn save_verdict(
+    deps: &ValidatorDeps,
+    current: &Media,
+    verdict: &MediaVerdict,
+) -> Result<Option<Outcome>, ValidatorError> {
+    let status = if verdict.accepted {
+        MediaStatus::Valid
+    } else {
+        MediaStatus::Invalid
+    };
+    let mut next = current.clone();
+    next.status = status;
+    next.verdict = Some(verdict.clone());
+    next.version += 1;
+    next.updated_at = deps.clock.now();
+    match deps.media.update_media(&next, current.version).await {
+        Ok(()) => {
+            announce(deps, &next, verdict).await?;
+            Ok(Some(Outcome::Validated {
+                media_id: current.id.clone(),
+                status,
+            }))
+        }
+        Err(StoreError::Conflict(_)) => Ok(None),
+        Err(source) => Err(ValidatorError::Store {
+            media: current.id.clone(),
+            source,
+        }),
+    }
 }
 
 /// Publishes `media.validated` or `media.rejected`. The event id is derived from the media and the version, so

@@ -5,6 +5,7 @@ use axum::{
     http::StatusCode,
     Json,
 };
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::{
     domain::{Media, MediaKind, MediaStatus},
@@ -48,21 +49,7 @@ pub async fn create_media(
         return import_media(state, caller, request, url).await;
     }
     let now = state.clock.now();
-    let id = MediaId::new();
-    let media = Media {
-        object_key: Media::object_key_for(&caller.workspace_id, &id),
-        id,
-        workspace_id: caller.workspace_id,
-        kind: request.kind,
-        content_type: request.content_type,
-        declared_size: request.size_bytes,
-        file_name: request.file_name,
-        status: MediaStatus::PendingUpload,
-        verdict: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+    let media = new_media(caller, request, MediaStatus::PendingUpload, now);
     let upload = state
         .blobs
         .presign_upload(
@@ -105,6 +92,25 @@ async fn load_media(state: &AppState, workspace: &WorkspaceId, raw_id: &str) -> 
     }
 }
 
+/// A media record as announced by `request`, version 1, in `status`.
+fn new_media(caller: Caller, request: MediaRequest, status: MediaStatus, now: DateTime<Utc>) -> Media {
+    let id = MediaId::new();
+    Media {
+        object_key: Media::object_key_for(&caller.workspace_id, &id),
+        id,
+        workspace_id: caller.workspace_id,
+        kind: request.kind,
+        content_type: request.content_type,
+        declared_size: request.size_bytes,
+        file_name: request.file_name,
+        status,
+        verdict: None,
+        created_at: now,
+        updated_at: now,
+        version: 1,
+    }
+}
+
 struct MediaRequest {
     kind: MediaKind,
     content_type: String,
@@ -129,22 +135,7 @@ async fn import_media(
             "importing from a URL is not available in this deployment yet: upload the file instead",
         )]));
     };
-    let now = state.clock.now();
-    let id = MediaId::new();
-    let media = Media {
-        object_key: Media::object_key_for(&caller.workspace_id, &id),
-        id,
-        workspace_id: caller.workspace_id,
-        kind: request.kind,
-        content_type: request.content_type,
-        declared_size: request.size_bytes,
-        file_name: request.file_name,
-        status: MediaStatus::Importing,
-        verdict: None,
-        created_at: now,
-        updated_at: now,
-        version: 1,
-    };
+    let media = new_media(caller, request, MediaStatus::Importing, state.clock.now());
     state.stores.media.create_media(&media).await?;
     (importer.0)(media.id.clone(), url);
     Ok((StatusCode::CREATED, Json(MediaView::new(&media, None))))
