@@ -3,14 +3,21 @@
 
 mod support;
 
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+use async_trait::async_trait;
 use axum::{
     body::Body,
     http::{header, Method, Request, StatusCode},
 };
-use serde_json::json;
+use serde_json::{json, Value};
 use shared::{
-    domain::{Post, PostStatus},
-    ids::PostId,
+    domain::{Media, Post, PostStatus},
+    ids::{MediaId, PostId},
+    ports::{MediaRepo, StoreResult},
     tiktok::{webhook, SecretString},
     Clock,
 };
@@ -103,4 +110,91 @@ async fn attack_webhook_for_another_client_key_is_refused_and_changes_nothing() 
 
     assert_eq!(app.stores.posts.get_post(&post.id).await.unwrap().unwrap(), post);
     assert_eq!(app.events.events().len(), before, "no event");
+}
+
+/// Counts every media record the API asks its store for.
+struct CountingMedia {
+    inner: Arc<dyn MediaRepo>,
+    reads: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl MediaRepo for CountingMedia {
+    async fn create_media(&self, media: &Media) -> StoreResult<()> {
+        self.inner.create_media(media).await
+    }
+
+    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_media(id).await
+    }
+
+    async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>> {
+        self.reads.fetch_add(ids.len(), Ordering::SeqCst);
+        self.inner.get_media_many(ids).await
+    }
+
+    async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()> {
+        self.inner.update_media(media, expected_version).await
+    }
+}
+
+async fn app_counting_media_reads() -> (TestApp, Arc<AtomicUsize>) {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counter = reads.clone();
+    let app = TestApp::with_stores(|stores| {
+        stores.media = Arc::new(CountingMedia {
+            inner: stores.media.clone(),
+            reads: counter,
+        })
+    })
+    .await;
+    (app, reads)
+}
+
+#[tokio::test]
+async fn attack_photo_post_naming_24500_unknown_media_is_refused_before_any_store_read() {
+    let (app, reads) = app_counting_media_reads().await;
+    let media: Vec<Value> = (0..24_500).map(|_| json!({ "id": MediaId::new() })).collect();
+    let mut body = app.photo_post(2);
+    body["media"] = Value::Array(media);
+
+    let reply = app.post_as(&app.a, body).await;
+
+    assert_error_shape(&reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(reply.body["error"]["details"][0]["field"], "media", "{}", reply.body);
+    assert_eq!(reply.body["error"]["details"][0]["code"], "wrong_count");
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        0,
+        "refused for its shape, before any store read"
+    );
+}
+
+#[tokio::test]
+async fn attack_post_without_type_naming_36_media_is_refused_before_any_store_read() {
+    let (app, reads) = app_counting_media_reads().await;
+    let media: Vec<Value> = (0..36).map(|_| json!({ "id": MediaId::new() })).collect();
+    let patch = json!({ "media": media });
+    let created = app.post_as(&app.a, app.photo_post(2)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let before = reads.load(Ordering::SeqCst);
+
+    let path = format!("/v1/posts/{}", created.body["id"].as_str().unwrap());
+    let reply = app.call(Method::PATCH, &path, Some(&app.a.key), Some(patch)).await;
+
+    assert_error_shape(&reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        before,
+        "no media read for a refused patch"
+    );
+}
+
+#[tokio::test]
+async fn a_valid_photo_post_reads_its_media_in_one_batch() {
+    let (app, reads) = app_counting_media_reads().await;
+    let reply = app.post_as(&app.a, app.photo_post(3)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reads.load(Ordering::SeqCst), 3);
 }

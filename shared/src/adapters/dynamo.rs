@@ -28,9 +28,9 @@ use aws_sdk_dynamodb::{
     error::{ProvideErrorMetadata, SdkError},
     operation::{query::builders::QueryFluentBuilder, transact_write_items::TransactWriteItemsError},
     types::{
-        AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-        ProjectionType, Put, ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
-        TransactWriteItem,
+        AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
+        TimeToLiveStatus, TransactWriteItem,
     },
     Client,
 };
@@ -78,6 +78,11 @@ const PUBLISH_ID_PK: &str = "publish_id_pk";
 const FILTERED_PAGE_SIZE: usize = 200;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's limit on keys per BatchGetItem call.
+const BATCH_GET_MAX_KEYS: usize = 100;
+/// Calls per batch, the first included, before keys DynamoDB keeps leaving unprocessed make the read fail.
+const BATCH_GET_ATTEMPTS: u32 = 8;
 
 /// Every storage port on one DynamoDB table. Cheap to clone (the SDK client is a handle).
 #[derive(Clone, Debug)]
@@ -629,6 +634,61 @@ impl MediaRepo for DynamoStore {
 
     async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
         self.get_record(record_key::media(id), "MEDIA").await
+    }
+
+    async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>> {
+        let mut ids: Vec<&MediaId> = ids.iter().collect();
+        // BatchGetItem refuses a request naming one key twice.
+        ids.sort();
+        ids.dedup();
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_MAX_KEYS) {
+            let keys = chunk
+                .iter()
+                .map(|id| HashMap::from([(PK.to_owned(), s(record_key::media(id))), (SK.to_owned(), s("MEDIA"))]))
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                if attempt == BATCH_GET_ATTEMPTS {
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem still left keys unprocessed after every retry".into(),
+                    ));
+                }
+                if attempt > 0 {
+                    // Unprocessed keys mean throttling: back off before asking again, as the SDK would for a 400.
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    found.push(decode_item(item)?);
+                }
+                pending = output
+                    .unprocessed_keys()
+                    .and_then(|unprocessed| unprocessed.get(&self.table))
+                    .filter(|rest| !rest.keys().is_empty())
+                    .cloned();
+            }
+        }
+        Ok(found)
     }
 
     async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()> {

@@ -8,7 +8,6 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use futures::future::try_join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -18,7 +17,10 @@ use shared::{
     ids::{MediaId, PostId, WorkspaceId},
     ports::{IdempotencyRecord, PostFilter, StoreError},
     rules::{
-        post::{apply_patch, build_post, check_draft, read_new_post, read_patch, PostDraft, RuleContext},
+        post::{
+            apply_patch, build_post, check_draft, media_count_violation, read_new_post, read_patch, report, PostDraft,
+            RuleContext, PHOTO_MAX_IMAGES,
+        },
         Violation,
     },
 };
@@ -305,6 +307,14 @@ async fn checked(
     violations: &mut Vec<Violation>,
     build: impl FnOnce(PostDraft, Vec<shared::domain::Finding>, chrono::DateTime<chrono::Utc>) -> Option<Post>,
 ) -> Result<Post, ApiError> {
+    // More media than any post takes is refused for its shape alone, before a single record is read (each named id
+    // would cost a read); a smaller wrong count is reported with everything else.
+    if draft.media.len() > PHOTO_MAX_IMAGES {
+        if let Some(count) = media_count_violation(&draft) {
+            report(violations, count);
+            return Err(ApiError::Validation(std::mem::take(violations)));
+        }
+    }
     let (account, media) = load_references(state, workspace, &draft).await?;
     let now = state.clock.now();
     let ctx = RuleContext {
@@ -331,16 +341,13 @@ async fn load_references(
             None => Ok(None),
         }
     };
-    let mut ids: Vec<&MediaId> = draft.media.iter().flatten().collect();
-    ids.sort();
-    ids.dedup();
-    let media = try_join_all(ids.into_iter().map(|id| state.stores.media.get_media(id)));
+    let ids: Vec<MediaId> = draft.media.iter().flatten().cloned().collect();
+    let media = state.stores.media.get_media_many(&ids);
     let (account, media) = tokio::try_join!(account, media)?;
     // Another workspace's records are invisible: they read as not found.
     let account = account.filter(|a| &a.workspace_id == workspace);
     let media = media
         .into_iter()
-        .flatten()
         .filter(|m| &m.workspace_id == workspace)
         .map(|m| (m.id.clone(), m))
         .collect();
