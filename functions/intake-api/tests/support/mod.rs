@@ -21,7 +21,7 @@ use shared::{
     },
     ids::{AccountId, MediaId, WorkspaceId},
     ports::Stores,
-    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
     ManualClock,
 };
 use tiktok_sandbox::{SandboxConfig, SandboxHandle};
@@ -389,6 +389,7 @@ fn tiktok_config(base_url: &str, client_key: &str) -> TikTokConfig {
             request: Duration::from_secs(3),
             upload_chunk: Duration::from_secs(10),
         },
+        upload_hosts: UploadHosts::host_of(base_url).expect("a base URL with a host"),
     }
 }
 
