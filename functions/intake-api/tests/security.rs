@@ -198,3 +198,43 @@ async fn a_valid_photo_post_reads_its_media_in_one_batch() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     assert_eq!(reads.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn attack_invalid_utf8_in_a_path_is_a_400_in_the_error_shape() {
+    let app = TestApp::new().await;
+    for path in [
+        "/v1/posts/%FF%FE",
+        "/v1/media/med_%C0%AF",
+        "/v1/accounts/%80",
+        "/v1/accounts/%FF/creator-info",
+    ] {
+        let reply = app.call(Method::GET, path, Some(&app.a.key), None).await;
+        assert_error_shape(&reply, StatusCode::BAD_REQUEST, "malformed_request");
+    }
+    let reply = app.call(Method::DELETE, "/v1/posts/%FF", Some(&app.a.key), None).await;
+    assert_error_shape(&reply, StatusCode::BAD_REQUEST, "malformed_request");
+}
+
+#[tokio::test]
+async fn attack_duplicate_query_parameters_are_a_400_in_the_error_shape() {
+    let app = TestApp::new().await;
+    for query in [
+        "limit=1&limit=100",
+        "status=draft&status=published",
+        "cursor=a&cursor=b",
+    ] {
+        let reply = app
+            .call(Method::GET, &format!("/v1/posts?{query}"), Some(&app.a.key), None)
+            .await;
+        assert_error_shape(&reply, StatusCode::BAD_REQUEST, "malformed_request");
+    }
+}
+
+#[tokio::test]
+async fn attack_unknown_routes_and_methods_answer_in_the_error_shape() {
+    let app = TestApp::new().await;
+    let reply = app.call(Method::GET, "/v1/%FF/../../etc/passwd", None, None).await;
+    assert_error_shape(&reply, StatusCode::NOT_FOUND, "not_found");
+    let reply = app.call(Method::PUT, "/v1/posts", Some(&app.a.key), None).await;
+    assert_error_shape(&reply, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}

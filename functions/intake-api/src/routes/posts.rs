@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -28,7 +28,7 @@ use utoipa::IntoParams;
 
 use crate::{
     error::{ApiError, ErrorBody},
-    extract::{Caller, JsonBody},
+    extract::{Caller, JsonBody, PathParam, QueryParams},
     schemas::{CreatePostRequest, PatchPostRequest},
     views::{PostList, PostView},
     AppState,
@@ -123,6 +123,7 @@ pub async fn create_post(
     get, path = "/v1/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "Post id (post_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, body = PostView),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such post in this workspace", body = ErrorBody),
@@ -132,7 +133,7 @@ pub async fn create_post(
 pub async fn get_post(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<PostView>, ApiError> {
     let post = load_post(&state, &caller.workspace_id, &id).await?;
     Ok(Json(PostView::from(&post)))
@@ -157,6 +158,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "Newest first", body = PostList),
+        (status = 400, description = "Unreadable query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 422, description = "Bad filter, limit or cursor", body = ErrorBody),
     ),
@@ -165,7 +167,7 @@ pub struct ListQuery {
 pub async fn list_posts(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<PostList>, ApiError> {
     let mut violations = Vec::new();
     let mut filter = PostFilter::default();
@@ -240,7 +242,7 @@ pub async fn list_posts(
 pub async fn patch_post(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<PostView>, ApiError> {
     let existing = load_post(&state, &caller.workspace_id, &id).await?;
@@ -269,6 +271,7 @@ pub async fn patch_post(
     delete, path = "/v1/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "Post id (post_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, description = "Canceled (also when it already was)", body = PostView),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -279,7 +282,7 @@ pub async fn patch_post(
 pub async fn delete_post(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<PostView>, ApiError> {
     let existing = load_post(&state, &caller.workspace_id, &id).await?;
     if existing.status == PostStatus::Canceled {
