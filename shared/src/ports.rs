@@ -141,6 +141,9 @@ pub trait IdempotencyRepo: Send + Sync {
 pub trait MediaRepo: Send + Sync {
     async fn create_media(&self, media: &Media) -> StoreResult<()>;
     async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>>;
+    /// The records of those `ids` that exist, in no particular order, each once however often it is named. Reads in
+    /// batches where the store has them, so a post naming many media costs a few round trips, not one per id.
+    async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>>;
     /// Compare-and-set on `version`, as for posts.
     async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()>;
 }

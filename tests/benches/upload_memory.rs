@@ -78,14 +78,16 @@ async fn child(size: u64) -> anyhow::Result<()> {
     let cipher = Arc::new(TokenCipher::new(&[2; 32]));
     let events = Arc::new(RecordingEventSink::new());
     let clock = Arc::new(SystemClock);
+    let sandbox_url = env("SANDBOX_URL")?;
     let tiktok = TikTokConfig {
-        api_base_url: env("SANDBOX_URL")?,
+        api_base_url: sandbox_url.clone(),
         auth_base_url: env("SANDBOX_URL")?,
         client_key: "sandbox-client-key".into(),
         client_secret: SecretString::from("sandbox-client-secret"),
         redirect_uri: "http://127.0.0.1/callback".into(),
         app_audited: true,
         timeouts: Default::default(),
+        upload_hosts: shared::tiktok::UploadHosts::host_of(&sandbox_url).context("SANDBOX_URL has no host")?,
     };
     let tokens = TokenService::new(
         stores.accounts.clone(),

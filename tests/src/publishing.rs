@@ -33,7 +33,7 @@ use shared::{
     events::Event,
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{BlobStore, EventError, EventSink, Stores},
-    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
     SystemClock,
 };
 use tiktok_sandbox::{AccountSpec, SandboxConfig, SandboxHandle};
@@ -132,6 +132,7 @@ impl Publishing {
             redirect_uri: "http://127.0.0.1/callback".into(),
             app_audited: sandbox_settings.app_audited,
             timeouts: options.timeouts,
+            upload_hosts: UploadHosts::host_of(sandbox.base_url()).expect("the sandbox has a host"),
         };
         let events_file = dir.path().join("events.jsonl");
         let bus = Arc::new(LocalEventSink::new(Some(events_file.clone())));

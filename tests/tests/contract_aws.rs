@@ -31,6 +31,7 @@ dynamodb_contracts!(
     due_index_contract => dynamodb_against_moto_due_index_contract,
     fingerprint_contract => dynamodb_against_moto_fingerprint_contract,
     media_repo_contract => dynamodb_against_moto_media_repo_contract,
+    media_batch_read_contract => dynamodb_against_moto_media_batch_read_contract,
     account_repo_contract => dynamodb_against_moto_account_repo_contract,
     workspace_repo_contract => dynamodb_against_moto_workspace_repo_contract,
     oauth_state_repo_contract => dynamodb_against_moto_oauth_state_repo_contract,

@@ -21,7 +21,7 @@ use shared::{
     domain::{Account, ApiKey, Media, MediaKind, MediaStatus, Workspace},
     ids::{MediaId, WorkspaceId},
     ports::{EventSink, Stores},
-    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
     Clock, SystemClock,
 };
 use tower::ServiceExt;
@@ -83,6 +83,7 @@ async fn main() -> anyhow::Result<()> {
         redirect_uri: "http://127.0.0.1:8080/v1/accounts/tiktok/callback".into(),
         app_audited: false,
         timeouts: TikTokTimeouts::default(),
+        upload_hosts: UploadHosts::tiktok(),
     };
     let tokens = TokenService::new(
         stores.accounts.clone(),

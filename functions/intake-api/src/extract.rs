@@ -3,11 +3,12 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRef, FromRequest, FromRequestParts, Request},
+    extract::{FromRef, FromRequest, FromRequestParts, Path, Query, Request},
     http::{header, request::Parts, HeaderMap, HeaderValue},
     middleware::Next,
     response::Response,
 };
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use shared::{domain::ApiKey, ids::WorkspaceId};
 
@@ -85,6 +86,48 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::MalformedRequest(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// A path's parameters, with axum's plain-text rejection (a segment that is not UTF-8 once decoded, say) answered
+/// in the API's error shape.
+pub struct PathParam<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for PathParam<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| PathParam(value))
+            .map_err(|rejection| {
+                ApiError::MalformedRequest(format!("the path is unreadable: {}", rejection.body_text()))
+            })
+    }
+}
+
+/// Query parameters, each at most once: a repeated one (`?limit=1&limit=100`) has no single meaning, so it is a 400
+/// in the API's error shape rather than axum's plain text.
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(value)| QueryParams(value))
+            .map_err(|rejection| {
+                ApiError::MalformedRequest(format!("the query string is unreadable: {}", rejection.body_text()))
+            })
     }
 }
 

@@ -5,14 +5,18 @@ use std::sync::Arc;
 
 use axum::{
     body::Body,
-    extract::{Path, Query, State},
+    extract::State,
     http::{header, HeaderMap, StatusCode},
+    middleware,
     response::{IntoResponse, Response},
     routing::{get, put},
     Json, Router,
 };
 use futures::future::BoxFuture;
-use serde_json::json;
+use intake_api::{
+    error::{current_request_id, ErrorBody, ErrorDetail},
+    extract::{request_id, PathParam, QueryParams},
+};
 use shared::{
     adapters::local_blobs::{LocalBlobStore, SignedUpload, UploadRejection, UploadWriteError},
     Clock,
@@ -41,12 +45,14 @@ pub fn router(blobs: Arc<LocalBlobStore>, clock: Arc<dyn Clock>, on_upload: Uplo
         })
         // Uploads are up to 4 GB; the body is streamed to disk and its length checked against the signature.
         .layer(axum::extract::DefaultBodyLimit::disable())
+        // Errors here carry a request id like the API's: the router merged with the API's does not share its layers.
+        .layer(middleware::from_fn(request_id))
 }
 
 async fn upload(
     State(state): State<LocalState>,
-    Path(key): Path<String>,
-    Query(signed): Query<SignedUpload>,
+    PathParam(key): PathParam<String>,
+    QueryParams(signed): QueryParams<SignedUpload>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -89,15 +95,19 @@ async fn upload(
     }
 }
 
-async fn serve_media(State(state): State<LocalState>, Path(key): Path<String>) -> Response {
+async fn serve_media(State(state): State<LocalState>, PathParam(key): PathParam<String>) -> Response {
+    let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such object");
     let Ok(path) = state.blobs.object_path(&key) else {
-        return error(StatusCode::NOT_FOUND, "not_found", "no such object");
+        return not_found();
     };
-    let file = match tokio::fs::File::open(&path).await {
-        Ok(file) => file,
-        Err(_) => return error(StatusCode::NOT_FOUND, "not_found", "no such object"),
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return not_found();
     };
-    let length = file.metadata().await.map(|m| m.len()).unwrap_or_default();
+    // A key naming a folder of objects opens too (as a directory): only a file is an object.
+    let length = match file.metadata().await {
+        Ok(metadata) if metadata.is_file() => metadata.len(),
+        _ => return not_found(),
+    };
     let content_type = state
         .blobs
         .content_type(&key)
@@ -113,6 +123,141 @@ async fn serve_media(State(state): State<LocalState>, Path(key): Path<String>) -
         .into_response()
 }
 
+/// The API's error shape, request id included, for the statuses the API's own errors do not have (403 here).
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"error": {"code": code, "message": message}}))).into_response()
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            request_id: current_request_id(),
+            details: Vec::new(),
+        },
+    };
+    (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::to_bytes, http::Request};
+    use bytes::Bytes;
+    use serde_json::Value;
+    use shared::{ports::BlobStore, SystemClock};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    struct Local {
+        router: Router,
+        blobs: Arc<LocalBlobStore>,
+        root: std::path::PathBuf,
+    }
+
+    impl Drop for Local {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+
+    fn local() -> Local {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let root = std::env::temp_dir().join(format!("postato-local-routes-{}-{n}", std::process::id()));
+        let blobs = Arc::new(LocalBlobStore::new(root.clone(), "http://127.0.0.1:1".into(), [3; 32]));
+        let hook: UploadHook = Arc::new(|_key| Box::pin(async {}));
+        Local {
+            router: router(blobs.clone(), Arc::new(SystemClock), hook),
+            blobs,
+            root,
+        }
+    }
+
+    async fn call(local: &Local, method: &str, uri: &str) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(Body::empty())
+            .expect("a request");
+        let response = local.router.clone().oneshot(request).await.expect("infallible");
+        let status = response.status();
+        let bytes = to_bytes(response.into_body(), usize::MAX).await.expect("a body");
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    fn assert_error_shape(answer: &(StatusCode, Value), status: StatusCode, code: &str) {
+        let (got, body) = answer;
+        assert_eq!(*got, status, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert!(
+            body["error"]["requestId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("req_")),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn attack_local_media_folder_is_a_404_not_a_directory_read() {
+        let local = local();
+        local
+            .blobs
+            .put("media/ws_1/med_1.mp4", Bytes::from_static(b"video"), "video/mp4")
+            .await
+            .expect("stored");
+        let (status, _) = call(&local, "GET", "/local/media/media/ws_1/med_1.mp4").await;
+        assert_eq!(status, StatusCode::OK, "the object itself is served");
+
+        for folder in [
+            "/local/media/media",
+            "/local/media/media/ws_1",
+            "/local/media/media/ws_1/",
+        ] {
+            assert_error_shape(&call(&local, "GET", folder).await, StatusCode::NOT_FOUND, "not_found");
+        }
+    }
+
+    #[tokio::test]
+    async fn attack_local_routes_with_invalid_utf8_or_repeated_parameters_answer_in_the_error_shape() {
+        let local = local();
+        assert_error_shape(
+            &call(&local, "GET", "/local/media/%FF%FE").await,
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        );
+        assert_error_shape(
+            &call(
+                &local,
+                "PUT",
+                "/local/uploads/%FF?content_type=video%2Fmp4&content_length=5&expires=1&sig=a",
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        );
+        assert_error_shape(
+            &call(
+                &local,
+                "PUT",
+                "/local/uploads/media/ws_1/a.mp4?content_type=video%2Fmp4&content_length=5&expires=1&expires=2&sig=a",
+            )
+            .await,
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        );
+        assert_error_shape(
+            &call(&local, "PUT", "/local/uploads/media/ws_1/a.mp4").await,
+            StatusCode::BAD_REQUEST,
+            "malformed_request",
+        );
+        assert_error_shape(
+            &call(
+                &local,
+                "PUT",
+                "/local/uploads/media/ws_1/a.mp4?content_type=video%2Fmp4&content_length=5&expires=9999999999&sig=00",
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "upload_refused",
+        );
+    }
 }

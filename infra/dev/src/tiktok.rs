@@ -9,7 +9,7 @@ use serde_json::Value;
 use shared::{
     config::EnvVars,
     ids::AccountId,
-    tiktok::{SecretString, TikTokConfig, TikTokTimeouts, TOKEN_KEY_VARIABLE},
+    tiktok::{SecretString, TikTokConfig, TikTokTimeouts, UploadHosts, TOKEN_KEY_VARIABLE},
 };
 use tiktok_sandbox::{AccountSpec, SandboxConfig, SandboxHandle};
 
@@ -50,6 +50,7 @@ pub async fn start(config: &DevConfig, base_url: &str) -> anyhow::Result<TikTok>
             ("TIKTOK_CLIENT_KEY", tiktok.client_key.clone()),
             ("TIKTOK_CLIENT_SECRET", "from the environment (not shown)".into()),
             ("TIKTOK_APP_AUDITED", tiktok.app_audited.to_string()),
+            ("TIKTOK_UPLOAD_HOSTS", tiktok.upload_hosts.to_string()),
             (TOKEN_KEY_VARIABLE, token_key_origin),
         ];
         return Ok(TikTok {
@@ -95,6 +96,7 @@ pub async fn start(config: &DevConfig, base_url: &str) -> anyhow::Result<TikTok>
         redirect_uri: redirect_uri.clone(),
         app_audited: config.app_audited,
         timeouts: TikTokTimeouts::default(),
+        upload_hosts: UploadHosts::host_of(sandbox.base_url()).context("the sandbox's base URL has no host")?,
     };
     let shown = vec![
         (

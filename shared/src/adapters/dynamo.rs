@@ -28,9 +28,9 @@ use aws_sdk_dynamodb::{
     error::{ProvideErrorMetadata, SdkError},
     operation::{query::builders::QueryFluentBuilder, transact_write_items::TransactWriteItemsError},
     types::{
-        AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-        ProjectionType, Put, ReturnValue, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
-        TransactWriteItem,
+        AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType, TimeToLiveSpecification,
+        TimeToLiveStatus, TransactWriteItem,
     },
     Client,
 };
@@ -78,6 +78,11 @@ const PUBLISH_ID_PK: &str = "publish_id_pk";
 const FILTERED_PAGE_SIZE: usize = 200;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's limit on keys per BatchGetItem call.
+const BATCH_GET_MAX_KEYS: usize = 100;
+/// Calls per batch, the first included, before keys DynamoDB keeps leaving unprocessed make the read fail.
+const BATCH_GET_ATTEMPTS: u32 = 8;
 
 /// Every storage port on one DynamoDB table. Cheap to clone (the SDK client is a handle).
 #[derive(Clone, Debug)]
@@ -646,6 +651,61 @@ impl MediaRepo for DynamoStore {
         self.get_record(record_key::media(id), "MEDIA").await
     }
 
+    async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>> {
+        let mut ids: Vec<&MediaId> = ids.iter().collect();
+        // BatchGetItem refuses a request naming one key twice.
+        ids.sort();
+        ids.dedup();
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(BATCH_GET_MAX_KEYS) {
+            let keys = chunk
+                .iter()
+                .map(|id| HashMap::from([(PK.to_owned(), s(record_key::media(id))), (SK.to_owned(), s("MEDIA"))]))
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+            );
+            let mut attempt = 0;
+            while let Some(request) = pending.take() {
+                if attempt == BATCH_GET_ATTEMPTS {
+                    return Err(StoreError::Unavailable(
+                        "BatchGetItem still left keys unprocessed after every retry".into(),
+                    ));
+                }
+                if attempt > 0 {
+                    // Unprocessed keys mean throttling: back off before asking again, as the SDK would for a 400.
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(6))).await;
+                }
+                attempt += 1;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                for item in output
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    found.push(decode_item(item)?);
+                }
+                pending = output
+                    .unprocessed_keys()
+                    .and_then(|unprocessed| unprocessed.get(&self.table))
+                    .filter(|rest| !rest.keys().is_empty())
+                    .cloned();
+            }
+        }
+        Ok(found)
+    }
+
     async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()> {
         let record = record_key::media(&media.id);
         ensure_next_version(&record, media.version, expected_version)?;
@@ -890,4 +950,158 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .map_err(unavailable)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use serde_json::{json, Value};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+    use crate::domain::{MediaKind, MediaStatus};
+
+    const TABLE: &str = "postato-test";
+
+    fn media() -> Media {
+        let (id, workspace_id, at) = (MediaId::new(), WorkspaceId::new(), Utc::now());
+        Media {
+            object_key: Media::object_key_for(&workspace_id, &id),
+            id,
+            workspace_id,
+            kind: MediaKind::Image,
+            content_type: "image/jpeg".into(),
+            declared_size: 1000,
+            file_name: "a.jpg".into(),
+            status: MediaStatus::Valid,
+            verdict: None,
+            created_at: at,
+            updated_at: at,
+            version: 1,
+        }
+    }
+
+    fn wire_item(media: &Media) -> Value {
+        let record = record_key::media(&media.id);
+        let doc = encode_doc(&record, media).expect("encodes");
+        json!({ "pk": {"S": record}, "sk": {"S": "MEDIA"}, "doc": {"S": doc}, "version": {"N": "1"} })
+    }
+
+    fn wire_key(media: &Media) -> Value {
+        json!({ "pk": {"S": record_key::media(&media.id)}, "sk": {"S": "MEDIA"} })
+    }
+
+    /// A DynamoDB endpoint answering each request with the next of `answers` (JSON protocol); keeps the requests.
+    async fn fake_dynamodb(answers: Vec<Value>) -> (String, Arc<Mutex<Vec<Value>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let endpoint = format!("http://{}", listener.local_addr().expect("bound"));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let answers = Arc::new(Mutex::new(answers.into_iter()));
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let (seen, answers) = (seen.clone(), answers.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            let mut chunk = [0; 8192];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .and_then(|value| value.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buffer.len() < end + 4 + length {
+                            let mut chunk = [0; 8192];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body: Vec<u8> = buffer.drain(..end + 4 + length).skip(end + 4).collect();
+                        seen.lock()
+                            .unwrap()
+                            .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+                        let answer = answers.lock().unwrap().next().unwrap_or_else(|| json!({}));
+                        let answer = answer.to_string();
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\n\
+                             content-length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (endpoint, requests)
+    }
+
+    fn store(endpoint: &str) -> DynamoStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "test-secret", None, None, "test"))
+            .build();
+        DynamoStore::new(Client::from_conf(config), TABLE)
+    }
+
+    fn requested_keys(request: &Value) -> usize {
+        request["RequestItems"][TABLE]["Keys"].as_array().map_or(0, Vec::len)
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_asks_again_for_the_keys_dynamodb_left_unprocessed() {
+        let (a, b, c) = (media(), media(), media());
+        let (endpoint, requests) = fake_dynamodb(vec![
+            json!({
+                "Responses": { TABLE: [wire_item(&a)] },
+                "UnprocessedKeys": { TABLE: { "Keys": [wire_key(&b), wire_key(&c)] } },
+            }),
+            json!({ "Responses": { TABLE: [wire_item(&b), wire_item(&c)] }, "UnprocessedKeys": {} }),
+        ])
+        .await;
+
+        let ids = [a.id.clone(), b.id.clone(), c.id.clone(), a.id.clone()];
+        let mut found = store(&endpoint).get_media_many(&ids).await.expect("read");
+
+        found.sort_by(|x, y| x.id.cmp(&y.id));
+        let mut expected = vec![a, b, c];
+        expected.sort_by(|x, y| x.id.cmp(&y.id));
+        assert_eq!(found, expected);
+        let requests = requests.lock().unwrap();
+        let counts: Vec<usize> = requests.iter().map(requested_keys).collect();
+        assert_eq!(
+            counts,
+            [3, 2],
+            "a repeated id is asked once; the retry asks only for what was left"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_read_asks_at_most_100_keys_per_call() {
+        let ids: Vec<MediaId> = (0..130).map(|_| MediaId::new()).collect();
+        let (endpoint, requests) = fake_dynamodb(Vec::new()).await;
+
+        let found = store(&endpoint).get_media_many(&ids).await.expect("read");
+
+        assert!(found.is_empty());
+        let counts: Vec<usize> = requests.lock().unwrap().iter().map(requested_keys).collect();
+        assert_eq!(counts, [100, 30]);
+    }
 }

@@ -13,7 +13,7 @@ use std::{
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{named_params, params, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
+use rusqlite::{named_params, params, params_from_iter, Connection, ErrorCode, OptionalExtension, TransactionBehavior};
 
 use super::codec::{
     account_listing_key, decode_doc, decode_listing_cursor, due_entry, due_page_start, encode_doc, ensure_next_version,
@@ -116,6 +116,8 @@ const LISTING_KEY_CEILING: &str = "~";
 
 /// Enough for every distinct statement this adapter prepares, so none is ever re-parsed.
 const STATEMENT_CACHE_CAPACITY: usize = 64;
+/// Ids per `IN (...)` list of a batched read.
+const SQLITE_IN_LIST_MAX: usize = 500;
 
 /// A second process (the runner's `keys create`) may hold the write lock briefly; wait rather than fail.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -643,6 +645,33 @@ impl MediaRepo for SqliteStore {
             id.to_string(),
             record_key::media(id),
         )
+        .await
+    }
+
+    async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>> {
+        let mut ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        ids.sort();
+        ids.dedup();
+        self.run(move |connection| {
+            let mut found = Vec::with_capacity(ids.len());
+            // Well under SQLite's limit on bound parameters per statement, whatever its compile-time setting.
+            for chunk in ids.chunks(SQLITE_IN_LIST_MAX) {
+                let placeholders = vec!["?"; chunk.len()].join(", ");
+                let mut statement = connection
+                    .prepare(&format!("SELECT id, doc FROM media WHERE id IN ({placeholders})"))
+                    .map_err(sqlite_failure)?;
+                let rows = statement
+                    .query_map(params_from_iter(chunk), |row| {
+                        Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    })
+                    .map_err(sqlite_failure)?;
+                for row in rows {
+                    let (id, doc) = row.map_err(sqlite_failure)?;
+                    found.push(decode_doc(&record_key::media(id), &doc)?);
+                }
+            }
+            Ok(found)
+        })
         .await
     }
 

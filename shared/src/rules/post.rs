@@ -220,17 +220,41 @@ pub fn read_patch(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) 
     (draft, reader.violations)
 }
 
+/// The rule on how many media a post names, which needs no record: checked before any is read, so that a request
+/// naming thousands of ids costs nothing. Without a post type, no post takes more than a photo post's maximum.
+pub fn media_count_violation(draft: &PostDraft) -> Option<Violation> {
+    let count = draft.media.len();
+    let message = match draft.post_type {
+        Some(PostType::Video) if count != 1 => {
+            format!("a video post takes exactly 1 media item (a video); {count} given")
+        }
+        Some(PostType::Photo) if !(PHOTO_MIN_IMAGES..=PHOTO_MAX_IMAGES).contains(&count) => {
+            format!("a photo post takes {PHOTO_MIN_IMAGES} to {PHOTO_MAX_IMAGES} images; {count} given")
+        }
+        None if count > PHOTO_MAX_IMAGES => {
+            format!("a post takes at most {PHOTO_MAX_IMAGES} media items; {count} given")
+        }
+        _ => return None,
+    };
+    Some(Violation::new("media", "wrong_count", message))
+}
+
 /// Checks the rules that need the clock, the app's audit state and the records the request names, adding their
 /// violations to those found while reading (a field already reported unreadable is not reported again), and returns
 /// the warnings to show with the post.
 pub fn check_draft(draft: &PostDraft, ctx: &RuleContext<'_>, reported: &mut Vec<Violation>) -> Vec<Finding> {
     let (violations, warnings) = rule_violations(draft, ctx);
     for violation in violations {
-        if !reported.iter().any(|v| v.field == violation.field) {
-            reported.push(violation);
-        }
+        report(reported, violation);
     }
     warnings
+}
+
+/// Adds a rule's violation unless its field was already reported unreadable.
+pub fn report(reported: &mut Vec<Violation>, violation: Violation) {
+    if !reported.iter().any(|v| v.field == violation.field) {
+        reported.push(violation);
+    }
 }
 
 fn rule_violations(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>, Vec<Finding>) {
@@ -260,21 +284,10 @@ fn rule_violations(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>,
         }
     }
 
+    if let Some(count) = media_count_violation(draft) {
+        violate(&count.field, &count.code, count.message);
+    }
     if let Some(post_type) = draft.post_type {
-        let count = draft.media.len();
-        match post_type {
-            PostType::Video if count != 1 => violate(
-                "media",
-                "wrong_count",
-                format!("a video post takes exactly 1 media item (a video); {count} given"),
-            ),
-            PostType::Photo if !(PHOTO_MIN_IMAGES..=PHOTO_MAX_IMAGES).contains(&count) => violate(
-                "media",
-                "wrong_count",
-                format!("a photo post takes {PHOTO_MIN_IMAGES} to {PHOTO_MAX_IMAGES} images; {count} given"),
-            ),
-            _ => {}
-        }
         let expected_kind = match post_type {
             PostType::Video => MediaKind::Video,
             PostType::Photo => MediaKind::Image,

@@ -28,6 +28,8 @@ use crate::clock::{Clock, SystemClock};
 
 const LOG_ID_HEADER: &str = "x-tt-logid";
 const JSON_UTF8: &str = "application/json; charset=UTF-8";
+/// The largest answer read from TikTok. Its answers are a few KiB of JSON; anything beyond this is not TikTok's.
+pub const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the TikTok HTTP client could not be built")]
@@ -350,9 +352,31 @@ impl TikTokClient {
                 bytes.len()
             )));
         }
+        let target = url::Url::parse(upload_url.expose())
+            .ok()
+            .filter(|url| self.config.upload_hosts.allows(url));
+        let Some(target) = target else {
+            // The URL carries an upload token: only its host, if any, goes into the error.
+            let host = url::Url::parse(upload_url.expose())
+                .ok()
+                .and_then(|url| url.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "an unreadable URL".into());
+            return Err(TikTokError::Permanent {
+                code: "untrusted_upload_url".into(),
+                message: format!(
+                    "the upload URL points at {host}, not one of TikTok's upload hosts ({})",
+                    self.config.upload_hosts
+                ),
+                context: ErrorContext {
+                    endpoint,
+                    http_status: None,
+                    log_id: None,
+                },
+            });
+        };
         let request = self
             .http
-            .put(upload_url.expose())
+            .put(target)
             .header(header::CONTENT_TYPE, content_type.as_str())
             .header(header::CONTENT_LENGTH, expected)
             .header(
@@ -464,7 +488,7 @@ impl TikTokClient {
         request: RequestBuilder,
         timeout: Duration,
     ) -> Result<Answer, TikTokError> {
-        let response = request
+        let mut response = request
             .timeout(timeout)
             .send()
             .await
@@ -480,14 +504,38 @@ impl TikTokClient {
         };
         let header_log_id = header_text(LOG_ID_HEADER);
         let content_range = header_text(header::CONTENT_RANGE.as_str());
-        let body = response.bytes().await.map_err(|e| {
+        let lost = |e: reqwest::Error| {
             let mut error = transport_error(endpoint, e);
             if let TikTokError::Retryable { context, .. } | TikTokError::OutcomeUnknown { context, .. } = &mut error {
                 context.http_status = Some(status.as_u16());
                 context.log_id.clone_from(&header_log_id);
             }
             error
-        })?;
+        };
+        let too_large = || {
+            let context = ErrorContext {
+                endpoint,
+                http_status: Some(status.as_u16()),
+                log_id: header_log_id.clone(),
+            };
+            let message = format!("TikTok's answer is larger than {MAX_ANSWER_BYTES} bytes; it was not read");
+            server_failure(endpoint, "answer_too_large", message, context, None)
+        };
+        // Answers are small JSON documents; one that is not must not be buffered whole into memory.
+        if response
+            .content_length()
+            .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(lost)? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let body = Bytes::from(body);
         tracing::debug!(endpoint = %endpoint, status = status.as_u16(), log_id = header_log_id.as_deref(), "TikTok answered");
         Ok(Answer {
             status,
@@ -666,4 +714,154 @@ fn oauth_error(endpoint: Endpoint, answer: &Answer) -> Option<TikTokError> {
         error.error_description.unwrap_or_default(),
         context,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    use super::*;
+    use crate::tiktok::{config::UploadHosts, TikTokTimeouts};
+
+    /// A loopback HTTP server answering every request with `answer`; counts the connections it accepts.
+    async fn serve(answer: Vec<u8>) -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a free port");
+        let base = format!("http://{}", listener.local_addr().expect("bound"));
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        let answer = Arc::new(answer);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match socket.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    // The client hangs up once it has seen enough; that is the point.
+                    let _ = socket.write_all(&answer).await;
+                });
+            }
+        });
+        (base, connections)
+    }
+
+    fn client(base: &str, upload_hosts: UploadHosts) -> TikTokClient {
+        TikTokClient::new(TikTokConfig {
+            api_base_url: base.to_owned(),
+            auth_base_url: base.to_owned(),
+            client_key: "key".into(),
+            client_secret: SecretString::from("secret"),
+            redirect_uri: "https://app.example.com/callback".into(),
+            app_audited: true,
+            timeouts: TikTokTimeouts {
+                connect: Duration::from_secs(2),
+                request: Duration::from_secs(5),
+                upload_chunk: Duration::from_secs(5),
+            },
+            upload_hosts,
+        })
+        .expect("builds")
+    }
+
+    fn oversized_json() -> Vec<u8> {
+        let mut body = br#"{"data":{},"error":{"code":"ok","message":""#.to_vec();
+        body.resize(MAX_ANSWER_BYTES + 1024, b'x');
+        body.extend_from_slice(br#""}}"#);
+        body
+    }
+
+    #[tokio::test]
+    async fn attack_tiktok_answer_larger_than_1_mib_is_refused_unread() {
+        let body = oversized_json();
+        let mut declared = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        declared.extend_from_slice(&body);
+        // Without a length the cap must hold while reading, chunk by chunk.
+        let mut streamed =
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+        for piece in body.chunks(64 * 1024) {
+            streamed.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            streamed.extend_from_slice(piece);
+            streamed.extend_from_slice(b"\r\n");
+        }
+        streamed.extend_from_slice(b"0\r\n\r\n");
+
+        for answer in [declared, streamed] {
+            let (base, _) = serve(answer).await;
+            let error = client(&base, UploadHosts::tiktok())
+                .creator_info(&SecretString::from("token"))
+                .await
+                .expect_err("too large");
+            assert_eq!(error.code(), "answer_too_large", "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_just_under_the_cap_is_read() {
+        let mut body = br#"{"data":{},"error":{"code":"ok","message":""#.to_vec();
+        body.resize(MAX_ANSWER_BYTES - 16, b'x');
+        body.extend_from_slice(br#""}}"#);
+        let mut answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+        answer.extend_from_slice(&body);
+        let (base, _) = serve(answer).await;
+        let result = client(&base, UploadHosts::tiktok())
+            .cancel(&SecretString::from("token"), "p")
+            .await;
+        assert!(result.is_ok(), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn attack_upload_url_on_a_foreign_host_gets_no_chunk() {
+        let (base, connections) = serve(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n".to_vec()).await;
+        let tiktok_only = client(&base, UploadHosts::tiktok());
+        let plan = ChunkPlan::for_size(1024).expect("a plan");
+        for forged in [
+            format!("{base}/video/?upload_id=1&upload_token=tok-secret"),
+            "https://attacker.example/video/?upload_token=tok-secret".to_owned(),
+            "https://open-upload.tiktokapis.com.attacker.example/video/?upload_token=tok-secret".to_owned(),
+            "not a url tok-secret".to_owned(),
+        ] {
+            let error = tiktok_only
+                .upload_chunk(
+                    &SecretUrl::new(forged),
+                    &plan,
+                    0,
+                    VideoContentType::Mp4,
+                    Bytes::from(vec![0; 1024]),
+                )
+                .await
+                .expect_err("refused");
+            assert_eq!(error.code(), "untrusted_upload_url");
+            assert!(!format!("{error} {error:?}").contains("tok-secret"), "{error:?}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "no byte left for a foreign host");
+
+        // The same URL is fine once its host is listed (the sandbox's case).
+        let listed = client(&base, UploadHosts::host_of(&base).expect("a host"));
+        let ack = listed
+            .upload_chunk(
+                &SecretUrl::new(format!("{base}/video/?upload_id=1")),
+                &plan,
+                0,
+                VideoContentType::Mp4,
+                Bytes::from(vec![0; 1024]),
+            )
+            .await
+            .expect("uploaded");
+        assert_eq!(ack, ChunkAck::Complete);
+    }
 }

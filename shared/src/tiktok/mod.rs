@@ -24,7 +24,7 @@ pub mod webhook;
 pub use chunk::{ChunkPlan, ChunkPlanError};
 pub use cipher::{CipherError, TokenCipher, TOKEN_KEY_VARIABLE};
 pub use client::{ClientBuildError, TikTokClient};
-pub use config::{TikTokConfig, TikTokTimeouts};
+pub use config::{TikTokConfig, TikTokTimeouts, UploadHosts};
 pub use error::{Endpoint, ErrorClass, ErrorContext, TikTokError, UnknownCause, UploadedRange, POSTING_BLOCKED_CODES};
 pub use fail_reason::{FailReason, FailRetry};
 pub use model::{

@@ -60,9 +60,16 @@ pub fn verify(
     let (Some(timestamp), Some(signature)) = (timestamp, signature) else {
         return Err(SignatureError::Malformed);
     };
-    let age_seconds = now.timestamp() - timestamp;
-    if age_seconds.abs() > tolerance.num_seconds() {
-        return Err(SignatureError::Stale { age_seconds });
+    // The timestamp is the sender's, before any proof: `i64::MIN` would overflow a plain subtraction or `abs`.
+    let within_tolerance = now
+        .timestamp()
+        .checked_sub(timestamp)
+        .and_then(i64::checked_abs)
+        .is_some_and(|age| age <= tolerance.num_seconds());
+    if !within_tolerance {
+        return Err(SignatureError::Stale {
+            age_seconds: now.timestamp().saturating_sub(timestamp),
+        });
     }
     mac_for(client_secret, timestamp, body)
         .verify_slice(&signature)
@@ -269,6 +276,22 @@ mod tests {
                 Err(SignatureError::Malformed)
             );
         }
+    }
+
+    #[test]
+    fn attack_webhook_timestamp_i64_min_is_refused_without_panic() {
+        let now = Utc::now();
+        for timestamp in [i64::MIN, i64::MIN + 1, i64::MAX] {
+            let header = sign(&secret(), timestamp, BODY);
+            assert!(matches!(
+                verify(&secret(), &header, BODY, now, DEFAULT_TOLERANCE),
+                Err(SignatureError::Stale { .. })
+            ));
+        }
+        assert!(matches!(
+            verify(&secret(), "t=-9223372036854775808,s=00", BODY, now, DEFAULT_TOLERANCE),
+            Err(SignatureError::Stale { .. })
+        ));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use shared::{
     domain::{AccountStatus, MediaStatus, Post, PostStatus},
-    ids::{AccountId, PostId, WorkspaceId},
+    ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{IdempotencyRecord, OAuthState, Page, PostFilter, StoreError, StoreResult, Stores},
 };
 
@@ -584,6 +584,30 @@ pub async fn media_repo_contract(stores: &Stores) -> anyhow::Result<()> {
 }
 
 /// Accounts: per-workspace listing oldest first, lookup by TikTok open_id, compare-and-set.
+/// Media read in batches: past DynamoDB's 100 keys per call, absent and repeated ids included, each record once.
+pub async fn media_batch_read_contract(stores: &Stores) -> anyhow::Result<()> {
+    let repo = &stores.media;
+    let workspace = WorkspaceId::new();
+    assert!(repo.get_media_many(&[]).await?.is_empty());
+
+    let mut stored = Vec::new();
+    for _ in 0..130 {
+        let media = fixtures::media(&workspace, now_ms());
+        repo.create_media(&media).await?;
+        stored.push(media);
+    }
+    let mut ids: Vec<MediaId> = stored.iter().map(|m| m.id.clone()).collect();
+    ids.extend((0..120).map(|_| fixtures::media(&workspace, now_ms()).id));
+    ids.push(stored[0].id.clone());
+    ids.push(stored[129].id.clone());
+
+    let mut found = repo.get_media_many(&ids).await?;
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    stored.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(found, stored, "every stored record once, none of the absent ids");
+    Ok(())
+}
+
 pub async fn account_repo_contract(stores: &Stores) -> anyhow::Result<()> {
     let repo = &stores.accounts;
     let (workspace, neighbour) = (WorkspaceId::new(), WorkspaceId::new());

@@ -1,9 +1,6 @@
 //! `/v1/accounts`: the workspace's TikTok accounts, one account, disconnecting it, and what its creator may post now.
 
-use axum::{
-    extract::{Path, State},
-    Json,
-};
+use axum::{extract::State, Json};
 use chrono::{DateTime, Utc};
 use shared::{
     accounts::is_token_refused,
@@ -15,7 +12,7 @@ use shared::{
 
 use crate::{
     error::{ApiError, ErrorBody},
-    extract::Caller,
+    extract::{Caller, PathParam},
     views::{AccountList, AccountView, CreatorInfoView},
     AppState,
 };
@@ -42,6 +39,7 @@ pub async fn list_accounts(State(state): State<AppState>, caller: Caller) -> Res
     get, path = "/v1/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "Account id (acc_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, body = AccountView),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such account in this workspace", body = ErrorBody),
@@ -51,7 +49,7 @@ pub async fn list_accounts(State(state): State<AppState>, caller: Caller) -> Res
 pub async fn get_account(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<AccountView>, ApiError> {
     let account = load_account(&state, &caller.workspace_id, &id).await?;
     Ok(Json(AccountView::from(&account)))
@@ -61,6 +59,7 @@ pub async fn get_account(
     delete, path = "/v1/accounts/{id}", tag = "accounts",
     params(("id" = String, Path, description = "Account id (acc_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, description = "Disconnected (also when it already was): the authorization is revoked at TikTok \
                                       and the tokens are forgotten; connect again to use the account", body = AccountView),
         (status = 401, body = ErrorBody),
@@ -71,7 +70,7 @@ pub async fn get_account(
 pub async fn delete_account(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<AccountView>, ApiError> {
     let account = load_account(&state, &caller.workspace_id, &id).await?;
     if let Some(sealed) = &account.tokens {
@@ -118,6 +117,7 @@ pub(crate) fn forget_tokens(account: &mut Account, now: DateTime<Utc>) {
     get, path = "/v1/accounts/{id}/creator-info", tag = "accounts",
     params(("id" = String, Path, description = "Account id (acc_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, description = "Fresh from TikTok. `canPost: false` (with the reason) when TikTok says the \
                                       creator cannot post now", body = CreatorInfoView),
         (status = 401, body = ErrorBody),
@@ -131,7 +131,7 @@ pub(crate) fn forget_tokens(account: &mut Account, now: DateTime<Utc>) {
 pub async fn creator_info(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<CreatorInfoView>, ApiError> {
     let account = load_account(&state, &caller.workspace_id, &id).await?;
     let audited = state.settings.app_audited;

@@ -1,10 +1,6 @@
 //! `/v1/media`: announce an upload (get a URL to PUT the bytes to) and see the validator's verdict.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    Json,
-};
+use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::{
@@ -15,7 +11,7 @@ use shared::{
 
 use crate::{
     error::{ApiError, ErrorBody},
-    extract::{Caller, JsonBody},
+    extract::{Caller, JsonBody, PathParam},
     schemas::CreateMediaRequest,
     views::MediaView,
     AppState,
@@ -68,6 +64,7 @@ pub async fn create_media(
     get, path = "/v1/media/{id}", tag = "media",
     params(("id" = String, Path, description = "Media id (med_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, description = "Status and, once validated, the verdict", body = MediaView),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -77,7 +74,7 @@ pub async fn create_media(
 pub async fn get_media(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<MediaView>, ApiError> {
     let media = load_media(&state, &caller.workspace_id, &id).await?;
     Ok(Json(MediaView::new(&media, None)))

@@ -3,12 +3,11 @@
 use std::collections::HashMap;
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::State,
     http::{HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
-use futures::future::try_join_all;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -18,7 +17,10 @@ use shared::{
     ids::{MediaId, PostId, WorkspaceId},
     ports::{IdempotencyRecord, PostFilter, StoreError},
     rules::{
-        post::{apply_patch, build_post, check_draft, read_new_post, read_patch, PostDraft, RuleContext},
+        post::{
+            apply_patch, build_post, check_draft, media_count_violation, read_new_post, read_patch, report, PostDraft,
+            RuleContext, PHOTO_MAX_IMAGES,
+        },
         Violation,
     },
 };
@@ -26,7 +28,7 @@ use utoipa::IntoParams;
 
 use crate::{
     error::{ApiError, ErrorBody},
-    extract::{Caller, JsonBody},
+    extract::{Caller, JsonBody, PathParam, QueryParams},
     schemas::{CreatePostRequest, PatchPostRequest},
     views::{PostList, PostView},
     AppState,
@@ -121,6 +123,7 @@ pub async fn create_post(
     get, path = "/v1/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "Post id (post_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, body = PostView),
         (status = 401, body = ErrorBody),
         (status = 404, description = "No such post in this workspace", body = ErrorBody),
@@ -130,7 +133,7 @@ pub async fn create_post(
 pub async fn get_post(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<PostView>, ApiError> {
     let post = load_post(&state, &caller.workspace_id, &id).await?;
     Ok(Json(PostView::from(&post)))
@@ -155,6 +158,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "Newest first", body = PostList),
+        (status = 400, description = "Unreadable query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 422, description = "Bad filter, limit or cursor", body = ErrorBody),
     ),
@@ -163,7 +167,7 @@ pub struct ListQuery {
 pub async fn list_posts(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<PostList>, ApiError> {
     let mut violations = Vec::new();
     let mut filter = PostFilter::default();
@@ -238,7 +242,7 @@ pub async fn list_posts(
 pub async fn patch_post(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<PostView>, ApiError> {
     let existing = load_post(&state, &caller.workspace_id, &id).await?;
@@ -267,6 +271,7 @@ pub async fn patch_post(
     delete, path = "/v1/posts/{id}", tag = "posts",
     params(("id" = String, Path, description = "Post id (post_...)")),
     responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
         (status = 200, description = "Canceled (also when it already was)", body = PostView),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
@@ -277,7 +282,7 @@ pub async fn patch_post(
 pub async fn delete_post(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<PostView>, ApiError> {
     let existing = load_post(&state, &caller.workspace_id, &id).await?;
     if existing.status == PostStatus::Canceled {
@@ -305,6 +310,14 @@ async fn checked(
     violations: &mut Vec<Violation>,
     build: impl FnOnce(PostDraft, Vec<shared::domain::Finding>, chrono::DateTime<chrono::Utc>) -> Option<Post>,
 ) -> Result<Post, ApiError> {
+    // More media than any post takes is refused for its shape alone, before a single record is read (each named id
+    // would cost a read); a smaller wrong count is reported with everything else.
+    if draft.media.len() > PHOTO_MAX_IMAGES {
+        if let Some(count) = media_count_violation(&draft) {
+            report(violations, count);
+            return Err(ApiError::Validation(std::mem::take(violations)));
+        }
+    }
     let (account, media) = load_references(state, workspace, &draft).await?;
     let now = state.clock.now();
     let ctx = RuleContext {
@@ -331,16 +344,13 @@ async fn load_references(
             None => Ok(None),
         }
     };
-    let mut ids: Vec<&MediaId> = draft.media.iter().flatten().collect();
-    ids.sort();
-    ids.dedup();
-    let media = try_join_all(ids.into_iter().map(|id| state.stores.media.get_media(id)));
+    let ids: Vec<MediaId> = draft.media.iter().flatten().cloned().collect();
+    let media = state.stores.media.get_media_many(&ids);
     let (account, media) = tokio::try_join!(account, media)?;
     // Another workspace's records are invisible: they read as not found.
     let account = account.filter(|a| &a.workspace_id == workspace);
     let media = media
         .into_iter()
-        .flatten()
         .filter(|m| &m.workspace_id == workspace)
         .map(|m| (m.id.clone(), m))
         .collect();

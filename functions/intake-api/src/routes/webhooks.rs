@@ -42,6 +42,7 @@ const INBOX_DELIVERED: &str = "SEND_TO_USER_INBOX";
         description = "TikTok's envelope: `client_key`, `event`, `create_time`, `user_openid`, `content` (a JSON string)"),
     responses(
         (status = 200, description = "Received: applied, unchanged (a redelivery) or ignored (not ours)", body = WebhookAck),
+        (status = 400, description = "`foreign_client_key`: the envelope names another app's client key; nothing changed", body = ErrorBody),
         (status = 401, description = "Bad or stale signature; nothing changed", body = ErrorBody),
         (status = 503, description = "Our store is unavailable; TikTok retries", body = ErrorBody),
     )
@@ -68,6 +69,14 @@ pub async fn tiktok_webhook(
             return Ok(ack(WebhookOutcome::Ignored));
         }
     };
+    // The signature proves the secret, not the app: a delivery addressed to another client key is not ours to apply.
+    if delivery.envelope.client_key != state.tokens.client().config().client_key {
+        tracing::warn!("signed webhook for another client key refused");
+        return Err(ApiError::BadRequest {
+            code: "foreign_client_key",
+            message: "the webhook's client_key is not this app's".into(),
+        });
+    }
     let outcome = apply(&state, &delivery).await?;
     tracing::info!(
         event = %delivery.envelope.event,

@@ -21,7 +21,7 @@ use shared::{
     },
     ids::{AccountId, MediaId, WorkspaceId},
     ports::Stores,
-    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher},
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
     ManualClock,
 };
 use tiktok_sandbox::{SandboxConfig, SandboxHandle};
@@ -129,9 +129,25 @@ impl TestApp {
         Self::build(settings, tiktok, Some(sandbox)).await
     }
 
+    /// The default app with its stores rewired by `rewire` (e.g. to count reads).
+    pub async fn with_stores(rewire: impl FnOnce(&mut Stores)) -> Self {
+        let tiktok = tiktok_config("http://127.0.0.1:9", "sandbox-client-key");
+        Self::build_with(IntakeSettings::default(), tiktok, None, rewire).await
+    }
+
     async fn build(settings: IntakeSettings, tiktok: TikTokConfig, sandbox: Option<SandboxHandle>) -> Self {
+        Self::build_with(settings, tiktok, sandbox, |_| {}).await
+    }
+
+    async fn build_with(
+        settings: IntakeSettings,
+        tiktok: TikTokConfig,
+        sandbox: Option<SandboxHandle>,
+        rewire: impl FnOnce(&mut Stores),
+    ) -> Self {
         let store = Arc::new(SqliteStore::in_memory().expect("in-memory sqlite"));
-        let stores = Stores::from_adapter(store);
+        let mut stores = Stores::from_adapter(store);
+        rewire(&mut stores);
         let blobs_dir = tempfile::tempdir().expect("tempdir");
         let blobs = Arc::new(LocalBlobStore::new(
             blobs_dir.path().to_path_buf(),
@@ -375,6 +391,7 @@ fn tiktok_config(base_url: &str, client_key: &str) -> TikTokConfig {
             request: Duration::from_secs(3),
             upload_chunk: Duration::from_secs(10),
         },
+        upload_hosts: UploadHosts::host_of(base_url).expect("a base URL with a host"),
     }
 }
 

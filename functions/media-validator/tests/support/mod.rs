@@ -76,6 +76,12 @@ impl MediaRepo for MemoryMediaRepo {
         Ok(self.get(id))
     }
 
+    async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>> {
+        let records = lock(&self.records);
+        let ids: std::collections::BTreeSet<&MediaId> = ids.iter().collect();
+        Ok(ids.into_iter().filter_map(|id| records.get(id).cloned()).collect())
+    }
+
     async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()> {
         if take_failure(&self.fail_updates) {
             return Err(StoreError::Unavailable(unavailable("update_media")));

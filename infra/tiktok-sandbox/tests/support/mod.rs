@@ -12,7 +12,7 @@ use axum::{
     Router,
 };
 use secrecy::SecretString;
-use shared::tiktok::{TikTokClient, TikTokConfig, TikTokTimeouts};
+use shared::tiktok::{TikTokClient, TikTokConfig, TikTokTimeouts, UploadHosts};
 use tiktok_sandbox::{SandboxConfig, SandboxHandle, Settings};
 
 pub const REDIRECT_URI: &str = "https://app.example.com/v1/accounts/tiktok/callback";
@@ -50,6 +50,7 @@ pub fn config_for(sandbox: &SandboxHandle) -> TikTokConfig {
             request: Duration::from_secs(3),
             upload_chunk: Duration::from_secs(10),
         },
+        upload_hosts: UploadHosts::host_of(sandbox.base_url()).expect("the sandbox has a host"),
     }
 }
 

@@ -1,0 +1,240 @@
+//! Hostile input over HTTP (issue 11): each test is named after the attack it replays. Every refusal is a 4xx in the
+//! API's error shape, and changes nothing.
+
+mod support;
+
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc,
+};
+
+use async_trait::async_trait;
+use axum::{
+    body::Body,
+    http::{header, Method, Request, StatusCode},
+};
+use serde_json::{json, Value};
+use shared::{
+    domain::{Media, Post, PostStatus},
+    ids::{MediaId, PostId},
+    ports::{MediaRepo, StoreResult},
+    tiktok::{webhook, SecretString},
+    Clock,
+};
+use support::{Reply, TestApp, CLIENT_SECRET};
+
+const PUBLISH_ID: &str = "v_pub_file~v2-1.7300000000000000001";
+
+/// The documented error shape: `{"error":{"code","message","requestId",...}}`.
+fn assert_error_shape(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(reply.status, status, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], code, "{}", reply.body);
+    assert!(reply.body["error"]["message"].is_string(), "{}", reply.body);
+    assert!(
+        reply.body["error"]["requestId"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("req_")),
+        "{}",
+        reply.body
+    );
+}
+
+/// A post TikTok accepted under `PUBLISH_ID`, so that a webhook could move it.
+async fn published_post(app: &TestApp) -> Post {
+    let reply = app.post_as(&app.a, app.video_post()).await;
+    let id: PostId = reply.body["id"].as_str().unwrap().parse().unwrap();
+    let created = app.stores.posts.get_post(&id).await.unwrap().unwrap();
+    let mut accepted = created.clone();
+    accepted.status = PostStatus::Published;
+    accepted.publish.publish_id = Some(PUBLISH_ID.into());
+    accepted.publish.published_at = Some(app.clock.now());
+    accepted.version += 1;
+    app.stores.posts.update_post(&accepted, created.version).await.unwrap();
+    accepted
+}
+
+async fn deliver_webhook(app: &TestApp, body: &str, signature: &str) -> Reply {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/webhooks/tiktok")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("TikTok-Signature", signature)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    app.send(request).await
+}
+
+fn complete_event(client_key: &str) -> String {
+    json!({
+        "client_key": client_key, "event": "post.publish.complete", "create_time": 1_700_000_000,
+        "user_openid": "open-user", "content": json!({ "publish_id": PUBLISH_ID }).to_string(),
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn attack_webhook_timestamp_i64_min_is_refused_without_panic() {
+    let app = TestApp::new().await;
+    let post = published_post(&app).await;
+    let before = app.events.events().len();
+    let body = complete_event("sandbox-client-key");
+
+    for timestamp in [i64::MIN, i64::MAX] {
+        let signature = webhook::sign(&SecretString::from(CLIENT_SECRET), timestamp, body.as_bytes());
+        let reply = deliver_webhook(&app, &body, &signature).await;
+        assert_error_shape(&reply, StatusCode::UNAUTHORIZED, "invalid_signature");
+    }
+    let reply = deliver_webhook(&app, &body, "t=-9223372036854775808,s=00").await;
+    assert_error_shape(&reply, StatusCode::UNAUTHORIZED, "invalid_signature");
+
+    assert_eq!(app.stores.posts.get_post(&post.id).await.unwrap().unwrap(), post);
+    assert_eq!(app.events.events().len(), before, "no event");
+}
+
+#[tokio::test]
+async fn attack_webhook_for_another_client_key_is_refused_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let post = published_post(&app).await;
+    let before = app.events.events().len();
+
+    for client_key in ["another-apps-client-key", ""] {
+        let body = complete_event(client_key);
+        let signature = webhook::sign(
+            &SecretString::from(CLIENT_SECRET),
+            app.clock.now().timestamp(),
+            body.as_bytes(),
+        );
+        let reply = deliver_webhook(&app, &body, &signature).await;
+        assert_error_shape(&reply, StatusCode::BAD_REQUEST, "foreign_client_key");
+    }
+
+    assert_eq!(app.stores.posts.get_post(&post.id).await.unwrap().unwrap(), post);
+    assert_eq!(app.events.events().len(), before, "no event");
+}
+
+/// Counts every media record the API asks its store for.
+struct CountingMedia {
+    inner: Arc<dyn MediaRepo>,
+    reads: Arc<AtomicUsize>,
+}
+
+#[async_trait]
+impl MediaRepo for CountingMedia {
+    async fn create_media(&self, media: &Media) -> StoreResult<()> {
+        self.inner.create_media(media).await
+    }
+
+    async fn get_media(&self, id: &MediaId) -> StoreResult<Option<Media>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.get_media(id).await
+    }
+
+    async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>> {
+        self.reads.fetch_add(ids.len(), Ordering::SeqCst);
+        self.inner.get_media_many(ids).await
+    }
+
+    async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()> {
+        self.inner.update_media(media, expected_version).await
+    }
+}
+
+async fn app_counting_media_reads() -> (TestApp, Arc<AtomicUsize>) {
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counter = reads.clone();
+    let app = TestApp::with_stores(|stores| {
+        stores.media = Arc::new(CountingMedia {
+            inner: stores.media.clone(),
+            reads: counter,
+        })
+    })
+    .await;
+    (app, reads)
+}
+
+#[tokio::test]
+async fn attack_photo_post_naming_24500_unknown_media_is_refused_before_any_store_read() {
+    let (app, reads) = app_counting_media_reads().await;
+    let media: Vec<Value> = (0..24_500).map(|_| json!({ "id": MediaId::new() })).collect();
+    let mut body = app.photo_post(2);
+    body["media"] = Value::Array(media);
+
+    let reply = app.post_as(&app.a, body).await;
+
+    assert_error_shape(&reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(reply.body["error"]["details"][0]["field"], "media", "{}", reply.body);
+    assert_eq!(reply.body["error"]["details"][0]["code"], "wrong_count");
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        0,
+        "refused for its shape, before any store read"
+    );
+}
+
+#[tokio::test]
+async fn attack_post_without_type_naming_36_media_is_refused_before_any_store_read() {
+    let (app, reads) = app_counting_media_reads().await;
+    let media: Vec<Value> = (0..36).map(|_| json!({ "id": MediaId::new() })).collect();
+    let patch = json!({ "media": media });
+    let created = app.post_as(&app.a, app.photo_post(2)).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let before = reads.load(Ordering::SeqCst);
+
+    let path = format!("/v1/posts/{}", created.body["id"].as_str().unwrap());
+    let reply = app.call(Method::PATCH, &path, Some(&app.a.key), Some(patch)).await;
+
+    assert_error_shape(&reply, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(
+        reads.load(Ordering::SeqCst),
+        before,
+        "no media read for a refused patch"
+    );
+}
+
+#[tokio::test]
+async fn a_valid_photo_post_reads_its_media_in_one_batch() {
+    let (app, reads) = app_counting_media_reads().await;
+    let reply = app.post_as(&app.a, app.photo_post(3)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert_eq!(reads.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn attack_invalid_utf8_in_a_path_is_a_400_in_the_error_shape() {
+    let app = TestApp::new().await;
+    for path in [
+        "/v1/posts/%FF%FE",
+        "/v1/media/med_%C0%AF",
+        "/v1/accounts/%80",
+        "/v1/accounts/%FF/creator-info",
+    ] {
+        let reply = app.call(Method::GET, path, Some(&app.a.key), None).await;
+        assert_error_shape(&reply, StatusCode::BAD_REQUEST, "malformed_request");
+    }
+    let reply = app.call(Method::DELETE, "/v1/posts/%FF", Some(&app.a.key), None).await;
+    assert_error_shape(&reply, StatusCode::BAD_REQUEST, "malformed_request");
+}
+
+#[tokio::test]
+async fn attack_duplicate_query_parameters_are_a_400_in_the_error_shape() {
+    let app = TestApp::new().await;
+    for query in [
+        "limit=1&limit=100",
+        "status=draft&status=published",
+        "cursor=a&cursor=b",
+    ] {
+        let reply = app
+            .call(Method::GET, &format!("/v1/posts?{query}"), Some(&app.a.key), None)
+            .await;
+        assert_error_shape(&reply, StatusCode::BAD_REQUEST, "malformed_request");
+    }
+}
+
+#[tokio::test]
+async fn attack_unknown_routes_and_methods_answer_in_the_error_shape() {
+    let app = TestApp::new().await;
+    let reply = app.call(Method::GET, "/v1/%FF/../../etc/passwd", None, None).await;
+    assert_error_shape(&reply, StatusCode::NOT_FOUND, "not_found");
+    let reply = app.call(Method::PUT, "/v1/posts", Some(&app.a.key), None).await;
+    assert_error_shape(&reply, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+}
