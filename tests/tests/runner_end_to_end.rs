@@ -74,13 +74,9 @@ impl Client {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time() -> anyhow::Result<()> {
-    if !ffmpeg_or_skip() {
-        return Ok(());
-    }
-    let data = tempfile::tempdir()?;
-    let video = data.path().join("clip.mp4");
+/// A 1080x1920 H.264/AAC MP4 of `seconds`, moov first: what a creator's phone uploads.
+fn vertical_clip(video: &std::path::Path, seconds: u32) -> anyhow::Result<()> {
+    let seconds = seconds.to_string();
     ffmpeg(
         &[
             "-f",
@@ -92,7 +88,7 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
             "-i",
             "sine=frequency=440",
             "-t",
-            "3",
+            &seconds,
             "-c:v",
             "libx264",
             "-pix_fmt",
@@ -102,8 +98,18 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
             "-movflags",
             "+faststart",
         ],
-        &video,
-    )?;
+        video,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time() -> anyhow::Result<()> {
+    if !ffmpeg_or_skip() {
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.mp4");
+    vertical_clip(&video, 3)?;
     let images = [data.path().join("a.jpg"), data.path().join("b.jpg")];
     for (image, pattern) in images.iter().zip(["testsrc2", "smptebars"]) {
         ffmpeg(
@@ -402,27 +408,7 @@ async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> an
     }
     let data = tempfile::tempdir()?;
     let video = data.path().join("clip.mp4");
-    ffmpeg(
-        &[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1080x1920:rate=30",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440",
-            "-t",
-            "2",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ],
-        &video,
-    )?;
+    vertical_clip(&video, 2)?;
     let image = data.path().join("photo.jpg");
     ffmpeg(
         &["-f", "lavfi", "-i", "testsrc2=size=1080x1920", "-frames:v", "1"],
