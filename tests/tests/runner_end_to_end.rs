@@ -19,7 +19,27 @@ struct Client {
     key: String,
 }
 
+/// The runner on free ports with its data in `data_dir`, plus `extra` variables.
+fn runner_config(data_dir: &std::path::Path, extra: &[(&str, &str)]) -> anyhow::Result<DevConfig> {
+    let mut vars = vec![
+        ("POSTATO_HTTP_ADDR", "127.0.0.1:0".to_owned()),
+        ("POSTATO_SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
+        ("POSTATO_DATA_DIR", data_dir.display().to_string()),
+    ];
+    vars.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
+    DevConfig::from_env(EnvVars::from_pairs(vars))
+}
+
 impl Client {
+    /// A caller of `system`'s API with its dev key.
+    fn of(system: &postato_dev::DevSystem) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: system.base_url.clone(),
+            key: system.api_key.clone(),
+        }
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -125,17 +145,8 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
         )?;
     }
 
-    let config = DevConfig::from_env(EnvVars::from_pairs([
-        ("POSTATO_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-        ("POSTATO_SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
-        ("POSTATO_DATA_DIR", data.path().join("runner").display().to_string()),
-    ]))?;
-    let system = postato_dev::start(config).await?;
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: system.base_url.clone(),
-        key: system.api_key.clone(),
-    };
+    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
+    let client = Client::of(&system);
     let account = system.account_id.clone().context("the dev account")?;
 
     let (video_id, verdict_after) = client.upload(&video, "video", "video/mp4").await?;
@@ -293,17 +304,8 @@ async fn a_transport_stream_is_published_as_its_mp4_remux() -> anyhow::Result<()
         ],
         &video,
     )?;
-    let config = DevConfig::from_env(EnvVars::from_pairs([
-        ("POSTATO_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-        ("POSTATO_SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
-        ("POSTATO_DATA_DIR", data.path().join("runner").display().to_string()),
-    ]))?;
-    let system = postato_dev::start(config).await?;
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: system.base_url.clone(),
-        key: system.api_key.clone(),
-    };
+    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
+    let client = Client::of(&system);
     let account = system.account_id.clone().context("the dev account")?;
 
     let (video_id, _) = client.upload(&video, "video", "video/mp2t").await?;
@@ -436,22 +438,11 @@ async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> an
     tokio::spawn(async move { axum::serve(listener, files).await });
 
     let runner = |dir: &str, allow: bool| {
-        DevConfig::from_env(EnvVars::from_pairs([
-            ("POSTATO_HTTP_ADDR", "127.0.0.1:0".to_owned()),
-            ("POSTATO_SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
-            ("POSTATO_DATA_DIR", data.path().join(dir).display().to_string()),
-            (
-                "POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP",
-                if allow { "1" } else { "0" }.to_owned(),
-            ),
-        ]))
+        let allow = if allow { "1" } else { "0" };
+        runner_config(&data.path().join(dir), &[("POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP", allow)])
     };
     let system = postato_dev::start(runner("runner", true)?).await?;
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: system.base_url.clone(),
-        key: system.api_key.clone(),
-    };
+    let client = Client::of(&system);
     let shown = client.import(&format!("http://localhost:{port}/clip"), "video").await?;
     assert_eq!(shown["status"], "valid", "{shown}");
     assert_eq!(shown["verdict"]["facts"]["container"], "mp4", "{shown}");
@@ -478,11 +469,7 @@ async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> an
     system.shutdown().await;
 
     let strict = postato_dev::start(runner("strict", false)?).await?;
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: strict.base_url.clone(),
-        key: strict.api_key.clone(),
-    };
+    let client = Client::of(&strict);
     let shown = client
         .import(&format!("http://localhost:{port}/photo"), "image")
         .await?;
