@@ -23,5 +23,6 @@ pub mod rules;
 pub mod secrets;
 pub mod telemetry;
 pub mod tiktok;
+pub mod timer;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -316,3 +316,48 @@ pub trait EventSink: Send + Sync {
     /// Publishes every event or fails naming those that were not delivered.
     async fn publish(&self, events: &[Event]) -> Result<(), EventError>;
 }
+
+/// A post to look at from `at` on. The publisher arms one for every instant it must act at (a due post, the end of
+/// a wait, a tracking poll, a lease that may have been abandoned), so no Lambda sleeps waiting for time to pass.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wakeup {
+    pub post_id: PostId,
+    pub at: DateTime<Utc>,
+}
+
+/// The wakeups of one timer message, handed over together. `id` names the delivery for acknowledgement and partial
+/// failures; `receipt` is the adapter's handle on it (SQS's receipt handle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerDelivery {
+    pub id: String,
+    pub receipt: String,
+    pub wakeups: Vec<Wakeup>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TimerError {
+    /// Some wakeups were refused after retries; their posts are listed so nothing is lost silently (the schedule
+    /// tick arms every due post again anyway).
+    #[error("{} wakeup(s) not scheduled", failed.len())]
+    NotScheduled { failed: Vec<PostId> },
+    #[error("timer unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+#[async_trait]
+pub trait Timer: Send + Sync {
+    /// Delivers each wakeup at its instant, rounded down to a whole second after `now` (never late, up to a second
+    /// early); wakeups due together travel together. One further ahead than [`crate::timer::MAX_DELAY`] arrives at
+    /// `now` plus that delay, early: whoever receives it arms it again.
+    async fn schedule(&self, wakeups: &[Wakeup], now: DateTime<Utc>) -> Result<(), TimerError>;
+}
+
+/// The receiving end of a [`Timer`] for a process that pulls (the local runner, the contract suite). In AWS the
+/// Lambda event source mapping does this: a delivery that is not acknowledged is delivered again.
+#[async_trait]
+pub trait TimerInbox: Send + Sync {
+    /// The deliveries that are due, waiting up to `wait` for the first.
+    async fn receive(&self, wait: std::time::Duration) -> Result<Vec<TimerDelivery>, TimerError>;
+    async fn acknowledge(&self, delivery: &TimerDelivery) -> Result<(), TimerError>;
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 
-use super::{dynamo::DynamoStore, eventbridge::EventBridgeSink, s3::S3BlobStore};
+use super::{dynamo::DynamoStore, eventbridge::EventBridgeSink, s3::S3BlobStore, sqs::SqsTimer};
 use crate::{config::EnvVars, ports::Stores};
 
 /// The names of the stack's resources, from the functions' environment.
@@ -22,6 +22,7 @@ pub struct AwsAdapters {
     pub dynamo: Arc<DynamoStore>,
     pub blobs: Arc<S3BlobStore>,
     pub events: Arc<EventBridgeSink>,
+    sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsAdapters {
@@ -50,11 +51,19 @@ impl AwsAdapters {
         ));
         Self {
             stores: Stores::from_adapter(dynamo.clone()),
+            sqs: aws_sdk_sqs::Client::new(&sdk_config),
             sdk_config,
             dynamo,
             blobs,
             events,
         }
+    }
+}
+
+impl AwsAdapters {
+    /// The publisher's timer queue (`TIMER_QUEUE_URL`), for the functions that arm wakeups.
+    pub fn timer(&self, queue_url: &str) -> Arc<SqsTimer> {
+        Arc::new(SqsTimer::new(self.sqs.clone(), queue_url))
     }
 }
 
