@@ -25,4 +25,4 @@ pub mod telemetry;
 pub mod tiktok;
 pub mod timer;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};

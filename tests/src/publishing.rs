@@ -34,9 +34,9 @@ use shared::{
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{BlobStore, EventError, EventSink, Stores},
     tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
-    SystemClock,
+    Clock, SystemClock,
 };
-use tiktok_sandbox::{AccountSpec, SandboxConfig, SandboxHandle};
+use tiktok_sandbox::{AccountSpec, SandboxClock, SandboxConfig, SandboxHandle};
 use tokio::{sync::watch, task::JoinHandle};
 
 pub struct Options {
@@ -50,6 +50,8 @@ pub struct Options {
     pub run_loop: bool,
     /// The first this-many deliveries of non-`post.due` events fail, as an unavailable bus would.
     pub refuse_events: usize,
+    /// The backend's and TikTok's time: the wall clock, or tokio's virtual one in the cloud model.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             tick: StdDuration::from_millis(100),
             run_loop: true,
             refuse_events: 0,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct Publishing {
     pub workspace: WorkspaceId,
     pub cipher: Arc<TokenCipher>,
     pub events_file: PathBuf,
+    tiktok: TikTokConfig,
+    events: Arc<dyn EventSink>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -118,8 +123,10 @@ impl Publishing {
 
         let mut sandbox_settings = options.sandbox;
         sandbox_settings.verified_url_prefixes = vec![format!("{media_base}/")];
+        let sandbox_clock = options.clock.clone();
         let sandbox = tiktok_sandbox::spawn(SandboxConfig {
             settings: sandbox_settings.clone(),
+            clock: SandboxClock::new(move || sandbox_clock.now()),
             ..Default::default()
         })
         .await
@@ -137,14 +144,6 @@ impl Publishing {
         let events_file = dir.path().join("events.jsonl");
         let bus = Arc::new(LocalEventSink::new(Some(events_file.clone())));
         let cipher = Arc::new(TokenCipher::new(&[9; 32]));
-        let clock = Arc::new(SystemClock);
-        let tokens = TokenService::new(
-            stores.accounts.clone(),
-            TikTokClient::new(tiktok)?,
-            cipher.clone(),
-            bus.clone(),
-            clock.clone(),
-        );
         let mut settings = options.settings;
         if options.pull_videos {
             settings.media_public_base_url = Some(media_base.clone());
@@ -155,14 +154,16 @@ impl Publishing {
             inner: bus.clone(),
             refuse: AtomicUsize::new(options.refuse_events),
         });
-        let deps = Arc::new(PublisherDeps::new(
-            stores.clone(),
+        let deps = publisher_deps(
+            &stores,
             blobs.clone(),
-            events,
-            clock,
-            tokens,
+            bus.clone(),
+            events.clone(),
+            options.clock,
+            tiktok.clone(),
+            cipher.clone(),
             settings,
-        ));
+        )?;
         let (stop, stopping) = watch::channel(false);
         let mut tasks = vec![media_server];
         if options.run_loop {
@@ -183,10 +184,27 @@ impl Publishing {
             workspace: WorkspaceId::new(),
             cipher,
             events_file,
+            tiktok,
+            events,
             stop,
             tasks,
             _dir: dir,
         })
+    }
+
+    /// Publisher dependencies as a new process builds them (its own token and creator_info caches, `settings`), on
+    /// the same store, media, bus and TikTok: one per Lambda execution environment in the cloud model.
+    pub fn fresh_deps(&self, settings: PublisherSettings) -> anyhow::Result<Arc<PublisherDeps>> {
+        publisher_deps(
+            &self.stores,
+            self.blobs.clone(),
+            self.bus.clone(),
+            self.events.clone(),
+            self.deps.clock.clone(),
+            self.tiktok.clone(),
+            self.cipher.clone(),
+            settings,
+        )
     }
 
     /// Another dispatcher with its own pool of workers on the same bus and store, as a second Lambda would run: every
@@ -202,7 +220,7 @@ impl Publishing {
         let username = spec.username.clone();
         let open_id = self.sandbox.create_account(spec);
         let issued = self.sandbox.issue_tokens(&open_id, None).context("tokens")?;
-        let now = Utc::now();
+        let now = self.deps.clock.now();
         let tokens = SealedTokens {
             access_token: self.cipher.seal(&SecretString::from(issued.access_token.clone()))?,
             access_expires_at: now + chrono::Duration::seconds(issued.expires_in),
@@ -268,7 +286,7 @@ impl Publishing {
         let fingerprint = hex::encode(Sha256::digest(&bytes));
         self.blobs.put(&key, Bytes::from(bytes), content_type).await?;
         let etag = self.blobs.head(&key).await?.etag;
-        let now = Utc::now();
+        let now = self.deps.clock.now();
         let media = Media {
             id: id.clone(),
             workspace_id: self.workspace.clone(),
@@ -308,7 +326,7 @@ impl Publishing {
         at: DateTime<Utc>,
         options: PostOptions,
     ) -> anyhow::Result<PostId> {
-        let now = Utc::now();
+        let now = self.deps.clock.now();
         let id = PostId::new();
         let post = Post {
             // The post id in the caption lets tests find each post among TikTok's publishes.
@@ -382,6 +400,34 @@ impl Publishing {
         }
         self.sandbox.shutdown().await;
     }
+}
+
+/// The token service announces on the bus itself, past the flaky wrapper, as it always has in these tests.
+fn publisher_deps(
+    stores: &Stores,
+    blobs: Arc<LocalBlobStore>,
+    bus: Arc<LocalEventSink>,
+    events: Arc<dyn EventSink>,
+    clock: Arc<dyn Clock>,
+    tiktok: TikTokConfig,
+    cipher: Arc<TokenCipher>,
+    settings: PublisherSettings,
+) -> anyhow::Result<Arc<PublisherDeps>> {
+    let tokens = TokenService::new(
+        stores.accounts.clone(),
+        TikTokClient::new(tiktok)?,
+        cipher,
+        bus,
+        clock.clone(),
+    );
+    Ok(Arc::new(PublisherDeps::new(
+        stores.clone(),
+        blobs,
+        events,
+        clock,
+        tokens,
+        settings,
+    )))
 }
 
 async fn serve_media(State(blobs): State<Arc<LocalBlobStore>>, Path(key): Path<String>) -> impl IntoResponse {

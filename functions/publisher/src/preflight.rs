@@ -188,7 +188,7 @@ async fn duplicate(
 const CREATOR_INFO_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(20);
 
 #[derive(Default)]
-pub(crate) struct CreatorInfoCache(std::sync::Mutex<HashMap<AccountId, (std::time::Instant, CreatorInfo)>>);
+pub(crate) struct CreatorInfoCache(std::sync::Mutex<HashMap<AccountId, (tokio::time::Instant, CreatorInfo)>>);
 
 impl CreatorInfoCache {
     fn get(&self, account: &AccountId) -> Option<CreatorInfo> {
@@ -202,7 +202,7 @@ impl CreatorInfoCache {
     fn put(&self, account: &AccountId, info: &CreatorInfo) {
         if let Ok(mut cache) = self.0.lock() {
             cache.retain(|_, (at, _)| at.elapsed() < CREATOR_INFO_FRESH_FOR);
-            cache.insert(account.clone(), (std::time::Instant::now(), info.clone()));
+            cache.insert(account.clone(), (tokio::time::Instant::now(), info.clone()));
         }
     }
 }

@@ -79,7 +79,7 @@ pub async fn start(config: &DevConfig, base_url: &str) -> anyhow::Result<TikTok>
     let sandbox = tiktok_sandbox::spawn(SandboxConfig {
         addr: config.sandbox_addr,
         settings,
-        accounts: Vec::new(),
+        ..SandboxConfig::default()
     })
     .await
     .with_context(|| {

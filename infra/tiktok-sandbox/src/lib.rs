@@ -61,6 +61,35 @@ pub struct SandboxConfig {
     pub settings: Settings,
     /// Accounts to create at start.
     pub accounts: Vec<AccountSpec>,
+    /// TikTok's time; the wall clock unless a test or the cloud model runs TikTok on virtual time.
+    pub clock: SandboxClock,
+}
+
+/// Where the sandbox reads the time. TikTok keeps its own clock, so by default this is the wall clock, not the
+/// backend's `Clock`; a model on tokio's paused clock gives it the same virtual time as everything else.
+#[derive(Clone)]
+pub struct SandboxClock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl SandboxClock {
+    pub fn new(now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        Self(Arc::new(now))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl Default for SandboxClock {
+    fn default() -> Self {
+        Self::new(Utc::now)
+    }
+}
+
+impl std::fmt::Debug for SandboxClock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SandboxClock")
+    }
 }
 
 impl Default for SandboxConfig {
@@ -69,6 +98,7 @@ impl Default for SandboxConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             settings: Settings::default(),
             accounts: Vec::new(),
+            clock: SandboxClock::default(),
         }
     }
 }
@@ -83,6 +113,7 @@ struct ActiveFault {
 struct Inner {
     base_url: String,
     world: Mutex<World>,
+    clock: SandboxClock,
     clock_offset_ms: AtomicI64,
     seq: AtomicU64,
     log: Mutex<Vec<LoggedRequest>>,
@@ -158,6 +189,7 @@ pub async fn spawn(config: SandboxConfig) -> std::io::Result<SandboxHandle> {
         inner: Arc::new(Inner {
             base_url: format!("http://{addr}"),
             world: Mutex::new(world),
+            clock: config.clock,
             clock_offset_ms: AtomicI64::new(0),
             seq: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
@@ -225,10 +257,9 @@ impl Sandbox {
 
     // ------------------------------------------------------------ clock
 
-    /// The sandbox's time: real time plus the offset the control API set. TikTok keeps its own clock, which is what
-    /// the sandbox plays, so it reads the wall clock rather than the backend's `Clock`.
+    /// The sandbox's time: its clock (the wall clock unless configured) plus the offset the control API set.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + chrono::Duration::milliseconds(self.inner.clock_offset_ms.load(Ordering::SeqCst))
+        self.inner.clock.now() + chrono::Duration::milliseconds(self.inner.clock_offset_ms.load(Ordering::SeqCst))
     }
 
     /// Moves the sandbox's clock forward (token expiry, upload URL expiry, 24-hour caps, rate windows).
