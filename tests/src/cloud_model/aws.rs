@@ -70,21 +70,22 @@ pub const PUBLISHER: FunctionSpec = FunctionSpec {
 };
 pub const PUBLISHER_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// The account's concurrency, shared by every function.
+/// The account's concurrency: the unreserved part is shared by every function without a reservation.
 #[derive(Debug, Default)]
 pub struct ConcurrencyPool {
-    running: Mutex<PoolState>,
+    state: Mutex<PoolState>,
 }
 
 #[derive(Debug, Default)]
 struct PoolState {
-    running: usize,
-    peak: usize,
+    /// Executions of functions without a reservation.
+    unreserved_running: usize,
+    reserved: usize,
 }
 
 impl ConcurrencyPool {
-    pub fn peak(&self) -> usize {
-        lock(&self.running).peak
+    fn unreserved_limit(state: &PoolState) -> usize {
+        ACCOUNT_CONCURRENCY - state.reserved
     }
 }
 
@@ -104,10 +105,11 @@ pub struct FunctionStats {
 }
 
 /// One Lambda function: its execution environments (each an `E`, e.g. the publisher's dependencies with their own
-/// caches) and its share of the account's pool.
+/// caches) and its share of the account's pool: its reserved concurrency, or the unreserved rest.
 pub struct Function<E> {
     spec: FunctionSpec,
     pool: Arc<ConcurrencyPool>,
+    reserved: Option<usize>,
     new_environment: Box<dyn Fn() -> E + Send + Sync>,
     state: Mutex<FunctionState<E>>,
 }
@@ -120,14 +122,18 @@ struct FunctionState<E> {
 }
 
 impl<E: Clone + Send + 'static> Function<E> {
+    /// `reserved`: `ReservedConcurrentExecutions`, which both guarantees and caps the function's share.
     pub fn new(
         spec: FunctionSpec,
         pool: Arc<ConcurrencyPool>,
+        reserved: Option<usize>,
         new_environment: impl Fn() -> E + Send + Sync + 'static,
     ) -> Arc<Self> {
+        lock(&pool.state).reserved += reserved.unwrap_or(0);
         Arc::new(Self {
             spec,
             pool,
+            reserved,
             new_environment: Box::new(new_environment),
             state: Mutex::new(FunctionState {
                 idle: Vec::new(),
@@ -167,9 +173,13 @@ impl<E: Clone + Send + 'static> Function<E> {
     }
 
     fn start(&self, now: Instant) -> Result<(E, bool), Throttled> {
-        let mut pool = lock(&self.pool.running);
+        let mut pool = lock(&self.pool.state);
         let mut state = lock(&self.state);
-        if pool.running >= ACCOUNT_CONCURRENCY {
+        let full = match self.reserved {
+            Some(reserved) => state.running >= reserved,
+            None => pool.unreserved_running >= ConcurrencyPool::unreserved_limit(&pool),
+        };
+        if full {
             state.stats.throttled += 1;
             return Err(Throttled);
         }
@@ -192,8 +202,9 @@ impl<E: Clone + Send + 'static> Function<E> {
                 ((self.new_environment)(), true)
             }
         };
-        pool.running += 1;
-        pool.peak = pool.peak.max(pool.running);
+        if self.reserved.is_none() {
+            pool.unreserved_running += 1;
+        }
         state.running += 1;
         state.stats.invocations += 1;
         state.stats.peak_running = state.stats.peak_running.max(state.running);
@@ -201,9 +212,11 @@ impl<E: Clone + Send + 'static> Function<E> {
     }
 
     fn finish(&self, environment: E, took: Duration) {
-        let mut pool = lock(&self.pool.running);
+        let mut pool = lock(&self.pool.state);
         let mut state = lock(&self.state);
-        pool.running -= 1;
+        if self.reserved.is_none() {
+            pool.unreserved_running -= 1;
+        }
         state.running -= 1;
         state.idle.push(environment);
         let steps = took.as_nanos().div_ceil(BILLING_STEP.as_nanos()).max(1);
@@ -211,9 +224,20 @@ impl<E: Clone + Send + 'static> Function<E> {
     }
 }
 
-/// An asynchronous invocation (EventBridge rule or schedule target): delivered after [`EVENT_DELIVERY`], retried with
-/// backoff while throttled and twice after an error, as Lambda's internal queue does. `work` runs once per attempt.
-pub fn invoke_async<E, F, Fut>(function: Arc<Function<E>>, work: F)
+/// What Lambda does with an asynchronous event it could not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsyncRetries {
+    /// Lambda's default: retried with backoff while throttled, and after an error as `EventInvokeConfig` says
+    /// (`MaximumRetryAttempts: 2`, today's template).
+    Default,
+    /// Dropped: the next event does the work (the timer design's ticks: `MaximumRetryAttempts: 0` and a 60 s
+    /// maximum event age in template.yaml).
+    None,
+}
+
+/// An asynchronous invocation (EventBridge rule or schedule target), delivered after [`EVENT_DELIVERY`]. `work` runs
+/// once per attempt.
+pub fn invoke_async<E, F, Fut>(function: Arc<Function<E>>, retries: AsyncRetries, work: F)
 where
     E: Clone + Send + 'static,
     F: Fn(E) -> Fut + Send + Sync + 'static,
@@ -226,6 +250,7 @@ where
         loop {
             match function.invoke(&work).await {
                 Ok(Ok(())) => return,
+                _ if retries == AsyncRetries::None => return,
                 Ok(Err(())) => match error_waits.next() {
                     Some(wait) => tokio::time::sleep(*wait).await,
                     // To the on-failure destination: the post stays due and a later tick hands it out again.
@@ -257,9 +282,28 @@ pub async fn intake_traffic(intake: Arc<Function<()>>, from: Instant, until: Ins
     }
 }
 
+/// A `rate(1 minute)` schedule from `first_minute` on, each tick an asynchronous invocation of `function` running
+/// `work`, forever.
+pub async fn minute_schedule<E, F, Fut>(
+    function: Arc<Function<E>>,
+    retries: AsyncRetries,
+    first_minute: Instant,
+    work: F,
+) where
+    E: Clone + Send + 'static,
+    F: Fn(E) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), ()>> + Send,
+{
+    for n in 0u64.. {
+        let minute = first_minute + TICK_INTERVAL * u32::try_from(n).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(minute + tick_offset(n)).await;
+        invoke_async(function.clone(), retries, work.clone());
+    }
+}
+
 /// When the `n`th tick of a `rate(1 minute)` schedule fires: at some second within its minute. Pseudo-random but
 /// the same in every run, so both designs meet the same ticks.
-pub fn tick_offset(n: u64) -> Duration {
+fn tick_offset(n: u64) -> Duration {
     // SplitMix64: a fixed, well-mixed sequence without a random-number dependency.
     let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -51,6 +51,13 @@ impl Design {
         }
     }
 
+    /// The publisher's `ReservedConcurrentExecutions` in this design's template.
+    fn reserved(self) -> Option<usize> {
+        match self {
+            Self::Today => None,
+        }
+    }
+
     fn settings(self) -> PublisherSettings {
         match self {
             // Today's Lambda: a post is handed out up to one tick ahead and its worker sleeps until its time.
@@ -92,7 +99,7 @@ async fn run_paused(scenario: &Scenario, design: Design) -> anyhow::Result<Measu
     let posts = populate(&publishing, scenario).await?;
 
     let pool = Arc::new(ConcurrencyPool::default());
-    let publisher: Arc<Function<Arc<PublisherDeps>>> = Function::new(PUBLISHER, pool.clone(), {
+    let publisher: Arc<Function<Arc<PublisherDeps>>> = Function::new(PUBLISHER, pool.clone(), design.reserved(), {
         let publishing = publishing.clone();
         move || {
             publishing
@@ -100,7 +107,7 @@ async fn run_paused(scenario: &Scenario, design: Design) -> anyhow::Result<Measu
                 .expect("publisher dependencies build from a configuration that already built once")
         }
     });
-    let intake = Function::new(INTAKE, pool, || ());
+    let intake = Function::new(INTAKE, pool, None, || ());
     for (from, until) in &scenario.intake {
         tokio::spawn(aws::intake_traffic(intake.clone(), instant(*from), instant(*until)));
     }

@@ -10,7 +10,9 @@ use publisher::{handle_due, PublisherDeps};
 use shared::ids::PostId;
 use tokio::time::Instant;
 
-use super::aws::{invoke_async, tick_offset, Function, PUBLISHER_TIMEOUT, PUT_EVENTS_CALL, TICK_INTERVAL};
+use super::aws::{
+    invoke_async, minute_schedule, AsyncRetries, Function, PUBLISHER_TIMEOUT, PUT_EVENTS_CALL, TICK_INTERVAL,
+};
 
 /// Today's dispatcher: due entries read per store call, events per sink call (split into PutEvents of 10 sent at
 /// once), sink calls in flight (functions/publisher/src/dispatch.rs before issue 10).
@@ -20,14 +22,11 @@ const PUBLISHES_IN_FLIGHT: usize = 4;
 
 pub type Publisher = Arc<Function<Arc<PublisherDeps>>>;
 
-/// Fires the schedule from `first_minute` on, once a minute at a second within it, forever.
+/// Fires the schedule from `first_minute` on, forever.
 pub async fn run(publisher: Publisher, first_minute: Instant) {
-    for n in 0u64.. {
-        let minute = first_minute + TICK_INTERVAL * u32::try_from(n).unwrap_or(u32::MAX);
-        tokio::time::sleep_until(minute + tick_offset(n)).await;
-        let handed_out_by = publisher.clone();
-        invoke_async(publisher.clone(), move |deps| tick(deps, handed_out_by.clone()));
-    }
+    let handed_out_by = publisher.clone();
+    let tick = move |deps| tick(deps, handed_out_by.clone());
+    minute_schedule(publisher, AsyncRetries::Default, first_minute, tick).await;
 }
 
 /// One tick: every post due within the next minute (and every overdue one) becomes a `post.due` invocation.
@@ -46,7 +45,7 @@ async fn tick(deps: Arc<PublisherDeps>, publisher: Publisher) -> Result<(), ()> 
         tokio::time::sleep(PUT_EVENTS_CALL * u32::try_from(rounds).unwrap_or(u32::MAX)).await;
         for entry in &page {
             let post_id = entry.post_id.clone();
-            invoke_async(publisher.clone(), move |deps| post_due(deps, post_id.clone()));
+            invoke_async(publisher.clone(), AsyncRetries::Default, move |deps| post_due(deps, post_id.clone()));
         }
         if page.len() < PAGE {
             return Ok(());
