@@ -2,7 +2,8 @@
 """Operator tools for a deployed Postato stack (docs/deploy.md, "Operations").
 
   rekey-tokens  re-encrypts every account's sealed TikTok tokens from the old TOKEN_ENCRYPTION_KEY to a new one
-  redrive       sends what waits in a failure queue back to its function (asynchronous invoke), then deletes it
+  redrive       sends what waits in a failure queue back to its function (asynchronous invoke), or the timer's
+                dead letters back to the timer queue with no delay, then deletes it
 
 Needs boto3 and cryptography (`pip install -r infra/requirements-ops.txt`); AWS credentials and region from the usual
 environment (AWS_PROFILE, AWS_REGION...; AWS_ENDPOINT_URL for moto). Keys are read from files (or `-` for stdin),
@@ -168,32 +169,66 @@ def payload_of(body):
     return record
 
 
+def is_timer_message(body):
+    """A message of the publisher's timer queue: {"wakeups": [{"postId": ..., "at": ...}, ...]}."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    wakeups = message.get("wakeups") if isinstance(message, dict) else None
+    return isinstance(wakeups, list) and all(
+        isinstance(w, dict) and isinstance(w.get("postId"), str) and isinstance(w.get("at"), str) for w in wakeups
+    )
+
+
 def redrive(args):
+    """To a function: each payload by asynchronous invoke. To a queue (the timer's dead letters): each timer message
+    as it is, with DelaySeconds 0, so its posts are looked at now (they are overdue; the publisher re-arms whatever
+    is not due yet). A message is deleted only once it was sent again; one that is not a timer message stays."""
     sqs = boto3.client("sqs")
-    lam = None if args.dry_run else boto3.client("lambda")
-    seen, sent = set(), 0
+    lam = None if args.dry_run or args.to_queue_url else boto3.client("lambda")
+    target = args.to_queue_url or args.function_name
+    seen, sent, refused = set(), 0, 0
     while sent < args.max:
         messages = sqs.receive_message(
             QueueUrl=args.queue_url,
             MaxNumberOfMessages=min(10, args.max - sent),
             WaitTimeSeconds=1,
             VisibilityTimeout=60,
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         fresh = [m for m in messages if m["MessageId"] not in seen]
         if not fresh:
             break
         for message in fresh:
             seen.add(message["MessageId"])
-            payload = payload_of(message["Body"])
-            if args.dry_run:
-                print(json.dumps(payload, separators=(",", ":")))
+            if args.to_queue_url:
+                if not is_timer_message(message["Body"]):
+                    print(f"{message['MessageId']}: not a timer message; left in the queue", file=sys.stderr)
+                    refused += 1
+                    continue
+                if args.dry_run:
+                    print(message["Body"])
+                else:
+                    attributes = message.get("MessageAttributes")
+                    sqs.send_message(
+                        QueueUrl=args.to_queue_url,
+                        MessageBody=message["Body"],
+                        DelaySeconds=0,
+                        **({"MessageAttributes": attributes} if attributes else {}),
+                    )
             else:
-                lam.invoke(FunctionName=args.function_name, InvocationType="Event", Payload=json.dumps(payload))
+                payload = payload_of(message["Body"])
+                if args.dry_run:
+                    print(json.dumps(payload, separators=(",", ":")))
+                else:
+                    lam.invoke(FunctionName=args.function_name, InvocationType="Event", Payload=json.dumps(payload))
+            if not args.dry_run:
                 sqs.delete_message(QueueUrl=args.queue_url, ReceiptHandle=message["ReceiptHandle"])
             sent += 1
     verb = "would re-drive" if args.dry_run else "re-drove"
-    print(f"{verb} {sent} message(s) to {args.function_name}", file=sys.stderr)
-    return 0
+    print(f"{verb} {sent} message(s) to {target}" + (f", {refused} left" if refused else ""), file=sys.stderr)
+    return 1 if refused else 0
 
 
 def main(argv=None):
@@ -205,11 +240,15 @@ def main(argv=None):
     rekey.add_argument("--new-key-file", required=True, help="file holding the new key (base64)")
     rekey.add_argument("--dry-run", action="store_true", help="open every token, write nothing")
     rekey.set_defaults(run=rekey_tokens)
-    again = commands.add_parser("redrive", help="send a failure queue's events back to their function")
-    again.add_argument("--queue-url", required=True, help="MediaValidatorFailuresUrl or PublisherFailuresUrl")
-    again.add_argument("--function-name", required=True, help="the function the queue belongs to")
+    again = commands.add_parser(
+        "redrive", help="send a failure queue's events back to their function, or timer dead letters to the timer"
+    )
+    again.add_argument("--queue-url", required=True, help="MediaValidatorFailuresUrl, or TimerDeadLettersUrl")
+    target = again.add_mutually_exclusive_group(required=True)
+    target.add_argument("--function-name", help="the function a failure queue belongs to (asynchronous invoke)")
+    target.add_argument("--to-queue-url", help="TimerQueueUrl: send timer dead letters back there, without delay")
     again.add_argument("--max", type=int, default=1000, help="stop after this many messages")
-    again.add_argument("--dry-run", action="store_true", help="print the payloads; invoke and delete nothing")
+    again.add_argument("--dry-run", action="store_true", help="print the payloads; invoke, send and delete nothing")
     again.set_defaults(run=redrive)
     args = parser.parse_args(argv)
     try:

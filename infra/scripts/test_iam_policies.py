@@ -1,9 +1,17 @@
-"""template.yaml grants each function exactly the DynamoDB actions its code calls (README, "Least privilege").
+"""template.yaml grants each function exactly the DynamoDB and SQS actions its code calls (README, "Least privilege").
 
 What a function needs is derived from the source, not listed by hand: every DynamoDB SDK call in the adapter
 (shared/src/adapters/dynamo.rs) is mapped to its IAM action and attributed to the port methods that reach it through
 the adapter's private helpers; then each function's needs are the port methods its crate calls, in its own source and
 in the shared modules it uses. A grant no code needs, or a call no grant allows, fails the test.
+
+SQS is the timer port (`Timer::schedule`): its only adapter is shared/src/adapters/sqs.rs, whose SDK calls are mapped
+the same way; a function needs them when its crate (or a shared module it uses) calls `.schedule(` on a timer. The
+grant must be on TimerQueue alone, with the KMS calls SQS makes for a sender of an encrypted queue. Which functions
+arm timers is also stated by hand (TIMER_USERS), so that a scan that stopped finding calls cannot pass by finding none.
+The adapter's receiving side (TimerInbox: receive, acknowledge) is for processes that poll (the local runner, the
+contract suite); in AWS the event source mapping polls with what SAM attaches for the SQS event, so it needs no grant
+here and is not scanned.
 
     .venv/test/bin/python -m unittest discover -s infra/scripts -v
 """
@@ -16,6 +24,7 @@ import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DYNAMO_ADAPTER = ROOT / "shared/src/adapters/dynamo.rs"
+SQS_ADAPTER = ROOT / "shared/src/adapters/sqs.rs"
 PORTS = ROOT / "shared/src/ports.rs"
 FUNCTIONS = {
     "IntakeApiFunction": "functions/intake-api",
@@ -51,6 +60,33 @@ TRANSACTION_ITEMS = {
     "condition_check": "dynamodb:ConditionCheckItem",
 }
 
+# Every SQS client method the timer adapter may call, and the IAM action that authorises it (a batch call is
+# authorised by its single-message action). A call missing here fails the test.
+SQS_SDK_TO_IAM = {
+    "send_message": {"sqs:SendMessage"},
+    "send_message_batch": {"sqs:SendMessage"},
+    "receive_message": {"sqs:ReceiveMessage"},
+    "delete_message": {"sqs:DeleteMessage"},
+    "delete_message_batch": {"sqs:DeleteMessage"},
+    "change_message_visibility": {"sqs:ChangeMessageVisibility"},
+    "change_message_visibility_batch": {"sqs:ChangeMessageVisibility"},
+    "get_queue_attributes": {"sqs:GetQueueAttributes"},
+    "get_queue_url": {"sqs:GetQueueUrl"},
+    "create_queue": {"sqs:CreateQueue"},
+    "purge_queue": {"sqs:PurgeQueue"},
+}
+# The timer port's one method, and the functions that arm timers: the intake (posts due now) and the publisher (the
+# tick and its re-arms). The validator wakes nobody through SQS.
+TIMER_METHOD = "schedule"
+TIMER_USERS = {"IntakeApiFunction", "PublisherFunction"}
+# `self.timer.schedule(`, `state.timer\n    .schedule(`, `timer.clone().schedule(`, `Timer::schedule(`; not
+# `announce_schedule(` or `settle_schedule(`.
+TIMER_CALL = re.compile(
+    r"(?:timer(?:\s*\.\s*(?:clone|as_ref)\s*\(\s*\))*\s*\.\s*schedule|\bTimer\s*::\s*schedule)\s*\(", re.IGNORECASE
+)
+# What SQS needs from a sender of a queue encrypted with a customer-managed key (AWS's SSE guidance for producers).
+SQS_SENDER_KMS = {"kms:GenerateDataKey", "kms:Decrypt"}
+
 FN_LINE = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?fn\s+(\w+)", re.MULTILINE)
 CLIENT_CALL = re.compile(r"\.\s*(\w+)\(\)")
 TRANSACTION_ITEM = re.compile(r"TransactWriteItem::builder\(\)\s*\.\s*(\w+)\(")
@@ -71,15 +107,15 @@ def functions_of(source):
     return bodies
 
 
-def adapter_actions():
+def adapter_actions(adapter=DYNAMO_ADAPTER, sdk_to_iam=SDK_TO_IAM):
     """Port method (or public adapter function) name -> the IAM actions its calls need, through helpers."""
-    bodies = functions_of(without_tests(DYNAMO_ADAPTER.read_text()))
+    bodies = functions_of(without_tests(adapter.read_text()))
     direct, helpers, unknown = {}, {}, set()
     for name, body in bodies.items():
         actions = set()
         for call in CLIENT_CALL.findall(body):
-            if call in SDK_TO_IAM:
-                actions |= SDK_TO_IAM[call]
+            if call in sdk_to_iam:
+                actions |= sdk_to_iam[call]
         for item in TRANSACTION_ITEM.findall(body):
             if item not in TRANSACTION_ITEMS:
                 unknown.add(f"TransactWriteItem::{item}")
@@ -102,12 +138,12 @@ def adapter_actions():
     return {name: resolve(name) for name in bodies}, unknown
 
 
-def client_calls_outside_the_table():
-    """Client-looking calls in the adapter that SDK_TO_IAM does not know (e.g. a new `.transact_get_items()`)."""
-    source = without_tests(DYNAMO_ADAPTER.read_text())
+def client_calls_outside_the_table(adapter=DYNAMO_ADAPTER, sdk_to_iam=SDK_TO_IAM):
+    """Client-looking calls in the adapter that the table does not know (e.g. a new `.transact_get_items()`)."""
+    source = without_tests(adapter.read_text())
     calls = set(re.findall(r"\.client\s*\.\s*(\w+)\(\)", source))
     calls |= set(re.findall(r"\bclient\s*\.\s*(\w+)\(\)", source))
-    return calls - set(SDK_TO_IAM)
+    return calls - set(sdk_to_iam)
 
 
 def rust_sources(directory):
@@ -163,17 +199,67 @@ def _any_tag(loader, _suffix, node):
 CfnLoader.add_multi_constructor("!", _any_tag)
 
 
-def granted_actions(resource, service):
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=CfnLoader)
-    granted = set()
-    for policy in template["Resources"][resource]["Properties"].get("Policies", []):
+def template():
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=CfnLoader)
+
+
+def as_list(value):
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def allow_statements(resource):
+    """The function's own Allow statements (a Deny only narrows what SAM's managed policies allow)."""
+    for policy in template()["Resources"][resource]["Properties"].get("Policies", []):
         if not isinstance(policy, dict):
             continue
         for statement in policy.get("Statement", []):
-            actions = statement.get("Action", [])
-            actions = [actions] if isinstance(actions, str) else actions
-            granted |= {action for action in actions if action.startswith(f"{service}:")}
+            if statement.get("Effect") == "Allow":
+                yield statement
+
+
+def granted_actions(resource, service):
+    granted = set()
+    for statement in allow_statements(resource):
+        granted |= {action for action in as_list(statement.get("Action")) if action.startswith(f"{service}:")}
     return granted
+
+
+def sqs_grants(resource):
+    """(actions, resources) of the function's Allow statements that name SQS actions."""
+    actions, resources = set(), set()
+    for statement in allow_statements(resource):
+        named = {action for action in as_list(statement.get("Action")) if action.startswith("sqs:")}
+        if named:
+            actions |= named
+            resources |= set(as_list(statement.get("Resource")))
+    return actions, resources
+
+
+def kms_through_sqs(resource):
+    """KMS actions the function may call through SQS only (kms:ViaService sqs.<region>.amazonaws.com)."""
+    actions = set()
+    for statement in allow_statements(resource):
+        via = statement.get("Condition", {}).get("StringEquals", {}).get("kms:ViaService")
+        if any(service.startswith("sqs.") for service in as_list(via)):
+            actions |= {action for action in as_list(statement.get("Action")) if action.startswith("kms:")}
+    return actions
+
+
+def timer_consumers():
+    """Functions with an SQS event on the timer queue, with that event's properties."""
+    consumers = {}
+    for name, resource in template()["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event in resource["Properties"].get("Events", {}).values():
+            if event.get("Type") == "SQS" and event["Properties"].get("Queue") == "TimerQueue.Arn":
+                consumers[name] = event["Properties"]
+    return consumers
+
+
+def arms_timers(crate):
+    """Whether the crate (or a shared module it uses) calls the timer port; comments do not count."""
+    return any(TIMER_CALL.search(re.sub(r"//[^\n]*", "", source)) for source in linked_sources(crate))
 
 
 class DynamoDbGrants(unittest.TestCase):
@@ -202,6 +288,70 @@ class DynamoDbGrants(unittest.TestCase):
                     f"{resource}: granted but unused {sorted(granted - needed)}, "
                     f"used but not granted {sorted(needed - granted)}",
                 )
+
+
+class SqsGrants(unittest.TestCase):
+    """The timer queue: only the functions that arm timers may send to it, and they may do nothing else with SQS."""
+
+    def sqs_adapter_actions(self):
+        self.assertTrue(SQS_ADAPTER.exists(), f"{SQS_ADAPTER.relative_to(ROOT)}: the timer adapter the grants are for")
+        actions, unknown = adapter_actions(SQS_ADAPTER, SQS_SDK_TO_IAM)
+        self.assertEqual(unknown, set())
+        self.assertEqual(client_calls_outside_the_table(SQS_ADAPTER, SQS_SDK_TO_IAM), set())
+        self.assertIn(TIMER_METHOD, actions, f"the SQS adapter has no `fn {TIMER_METHOD}` (the Timer port's method)")
+        return actions
+
+    def test_the_timer_adapter_sends_in_batches_and_needs_only_sqs_send_message(self):
+        actions = self.sqs_adapter_actions()
+        self.assertIn("send_message_batch", CLIENT_CALL.findall(without_tests(SQS_ADAPTER.read_text())))
+        self.assertEqual(actions[TIMER_METHOD], {"sqs:SendMessage"})
+
+    def test_the_functions_that_arm_timers_are_the_intake_and_the_publisher(self):
+        # Stated by hand as well as derived: a scan that finds no call at all must fail, not pass with no grants.
+        found = {resource for resource, crate in FUNCTIONS.items() if arms_timers(crate)}
+        self.assertEqual(found, TIMER_USERS)
+
+    def test_each_function_is_granted_exactly_the_sqs_actions_its_code_calls_on_the_timer_queue_only(self):
+        actions = self.sqs_adapter_actions()
+        for resource, crate in FUNCTIONS.items():
+            with self.subTest(function=resource):
+                needed = actions[TIMER_METHOD] if arms_timers(crate) else set()
+                granted, resources = sqs_grants(resource)
+                self.assertEqual(
+                    granted,
+                    needed,
+                    f"{resource}: granted but unused {sorted(granted - needed)}, "
+                    f"used but not granted {sorted(needed - granted)}",
+                )
+                if granted:
+                    self.assertEqual(resources, {"TimerQueue.Arn"})
+
+    def test_kms_through_sqs_is_granted_to_the_senders_and_the_consumer_only(self):
+        consumers = timer_consumers()
+        for resource, crate in FUNCTIONS.items():
+            with self.subTest(function=resource):
+                needed = set(SQS_SENDER_KMS) if arms_timers(crate) else set()
+                if resource in consumers:
+                    needed.add("kms:Decrypt")
+                self.assertEqual(kms_through_sqs(resource), needed)
+
+    def test_the_publisher_consumes_the_timer_queue_with_partial_batch_answers_under_its_reservation(self):
+        consumers = timer_consumers()
+        self.assertEqual(set(consumers), {"PublisherFunction"})
+        event = consumers["PublisherFunction"]
+        # The publisher answers {"batchItemFailures": [...]}: without this setting Lambda would ignore the answer and
+        # delete the failed wakeups with the rest of the batch.
+        self.assertIn("ReportBatchItemFailures", event.get("FunctionResponseTypes", []))
+        reserved = template()["Resources"]["PublisherFunction"]["Properties"]["ReservedConcurrentExecutions"]
+        self.assertLess(event["ScalingConfig"]["MaximumConcurrency"], reserved, "the mapping would be throttled")
+
+    def test_the_queue_url_reaches_exactly_the_functions_that_arm_timers(self):
+        resources = template()["Resources"]
+        for resource in FUNCTIONS:
+            with self.subTest(function=resource):
+                variables = resources[resource]["Properties"].get("Environment", {}).get("Variables", {})
+                self.assertEqual("TIMER_QUEUE_URL" in variables, resource in TIMER_USERS)
+        self.assertNotIn("TIMER_QUEUE_URL", template()["Globals"]["Function"]["Environment"]["Variables"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Tests of postato_ops.py: token re-encryption and failure-queue payloads, against moto (POSTATO_MOTO_ENDPOINT, as
+"""Tests of postato_ops.py: token re-encryption, failure-queue payloads and timer dead letters, against moto (POSTATO_MOTO_ENDPOINT, as
 infra/test.sh starts it). Without moto the moto-backed tests are skipped, unless POSTATO_FULL_TESTS=1.
 
     POSTATO_MOTO_ENDPOINT=http://127.0.0.1:5000 .venv/test/bin/python -m unittest discover -s infra/scripts -v
@@ -64,13 +64,13 @@ class TokenFormat(unittest.TestCase):
 
 class FailurePayloads(unittest.TestCase):
     def test_a_lambda_destination_record_gives_back_its_request_payload(self):
-        event = {"detail-type": "post.due", "detail": {"postId": "post_1"}}
+        event = {"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "uploads/med_1"}}}]}
         record = {"version": "1.0", "requestContext": {"condition": "RetriesExhausted"}, "requestPayload": event,
                   "responseContext": {"statusCode": 200}, "responsePayload": {"errorType": "Retryable"}}
         self.assertEqual(ops.payload_of(json.dumps(record)), event)
 
     def test_an_eventbridge_dead_letter_is_the_event_itself(self):
-        event = {"detail-type": "post.due", "detail": {"postId": "post_2"}, "requestPayload": "not a wrapper"}
+        event = {"detail-type": "post.published", "detail": {"postId": "post_2"}, "requestPayload": "not a wrapper"}
         self.assertEqual(ops.payload_of(json.dumps(event)), event)
 
 
@@ -153,24 +153,69 @@ class AgainstMoto(unittest.TestCase):
         self.assertIn("1 failed", out)
         self.assertNotIn("act.one", out + err)
 
-    def test_redrive_dry_run_prints_each_payload_and_keeps_the_messages(self):
+    def queue(self, **attributes):
         sqs = boto3.client("sqs")
-        queue = sqs.create_queue(QueueName=f"postato-ops-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-        due = {"detail-type": "post.due", "detail": {"postId": "post_1"}}
-        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(
-            {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": due}))
-        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(due))
+        name = f"postato-ops-{uuid.uuid4().hex[:12]}"
+        return sqs, sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
 
-        code, out, err = self.run_ops("redrive", "--queue-url", queue, "--function-name", "publisher", "--dry-run")
+    def messages_left(self, sqs, queue):
+        counts = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed"])["Attributes"]
+        return sum(int(n) for n in counts.values())
+
+    def test_redrive_dry_run_prints_each_payload_and_keeps_the_messages(self):
+        sqs, queue = self.queue()
+        uploaded = {"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "uploads/med_1"}}}]}
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(
+            {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": uploaded}))
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(uploaded))
+
+        code, out, err = self.run_ops("redrive", "--queue-url", queue, "--function-name", "media-validator",
+                                      "--dry-run")
 
         self.assertEqual(code, 0)
-        self.assertEqual([json.loads(line) for line in out.splitlines()], [due, due])
-        self.assertIn("would re-drive 2 message(s) to publisher", err)
-        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["ApproximateNumberOfMessages",
-                                                                              "ApproximateNumberOfMessagesNotVisible"])
-        counts = attributes["Attributes"]
-        self.assertEqual(int(counts["ApproximateNumberOfMessages"]) +
-                         int(counts["ApproximateNumberOfMessagesNotVisible"]), 2)
+        self.assertEqual([json.loads(line) for line in out.splitlines()], [uploaded, uploaded])
+        self.assertIn("would re-drive 2 message(s) to media-validator", err)
+        self.assertEqual(self.messages_left(sqs, queue), 2)
+
+    def timer_dead_letters(self, *bodies):
+        sqs, dead = self.queue()
+        for body in bodies:
+            sqs.send_message(QueueUrl=dead, MessageBody=body if isinstance(body, str) else json.dumps(body))
+        return dead
+
+    def test_timer_dead_letters_go_back_to_the_timer_queue_at_once_and_leave_the_dead_letter_queue(self):
+        # The timer queue's default delay is the longest there is: only an explicit DelaySeconds 0 on each message
+        # makes the wakeups receivable at once.
+        sqs, timer = self.queue(DelaySeconds="900")
+        first = {"wakeups": [{"postId": "post_1", "at": "2026-12-04T09:00:00Z"},
+                             {"postId": "post_2", "at": "2026-12-04T09:00:00Z"}]}
+        second = {"wakeups": [{"postId": "post_3", "at": "2026-12-04T09:00:07Z"}]}
+        dead = self.timer_dead_letters(first, second, "not a timer message")
+
+        code, _, err = self.run_ops("redrive", "--queue-url", dead, "--to-queue-url", timer)
+
+        self.assertEqual(code, 1, "the message that is not a timer message is reported")
+        self.assertIn(f"re-drove 2 message(s) to {timer}, 1 left", err)
+        self.assertIn("not a timer message; left in the queue", err)
+        received = sqs.receive_message(QueueUrl=timer, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        self.assertEqual(sorted(json.loads(m["Body"])["wakeups"][0]["postId"] for m in received.get("Messages", [])),
+                         ["post_1", "post_3"])
+        self.assertEqual(self.messages_left(sqs, dead), 1, "only the foreign message stays")
+
+    def test_timer_dead_letters_dry_run_prints_them_and_sends_nothing(self):
+        sqs, timer = self.queue()
+        wakeups = {"wakeups": [{"postId": "post_1", "at": "2026-12-04T09:00:00Z"}]}
+        dead = self.timer_dead_letters(wakeups)
+
+        code, out, err = self.run_ops("redrive", "--queue-url", dead, "--to-queue-url", timer, "--dry-run")
+
+        self.assertEqual(code, 0)
+        self.assertEqual([json.loads(line) for line in out.splitlines()], [wakeups])
+        self.assertIn(f"would re-drive 1 message(s) to {timer}", err)
+        self.assertEqual(self.messages_left(sqs, timer), 0)
+        self.assertEqual(self.messages_left(sqs, dead), 1)
 
 
 if __name__ == "__main__":
