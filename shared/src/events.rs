@@ -17,8 +17,6 @@ pub enum EventType {
     MediaRejected,
     #[serde(rename = "post.scheduled")]
     PostScheduled,
-    #[serde(rename = "post.due")]
-    PostDue,
     #[serde(rename = "post.published")]
     PostPublished,
     #[serde(rename = "post.completed")]
@@ -37,7 +35,6 @@ impl EventType {
             Self::MediaValidated => "media.validated",
             Self::MediaRejected => "media.rejected",
             Self::PostScheduled => "post.scheduled",
-            Self::PostDue => "post.due",
             Self::PostPublished => "post.published",
             Self::PostCompleted => "post.completed",
             Self::PostFailed => "post.failed",

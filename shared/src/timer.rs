@@ -15,6 +15,12 @@ pub const MAX_DELAY: chrono::Duration = chrono::Duration::seconds(MAX_DELAY_SECO
 /// messages then carries 1,000 posts to one invocation.
 pub const WAKEUPS_PER_MESSAGE: usize = 100;
 
+/// How early a wakeup arrives before the instant it is for (the publisher's default lead): time for pre-flight.
+pub const DEFAULT_LEAD: chrono::Duration = chrono::Duration::seconds(2);
+/// How far ahead the schedule tick arms wakeups: two ticks of EventBridge's `rate(1 minute)`. A post due later is
+/// left to a later tick, so whoever schedules one only needs to arm it when it is due sooner than this.
+pub const DISPATCH_WINDOW: chrono::Duration = chrono::Duration::seconds(120);
+
 /// One message to send: its wakeups, delivered after `delay_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimerMessage {

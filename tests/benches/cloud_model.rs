@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     ];
     let mut runs = Vec::new();
     for scenario in &scenarios {
-        for design in [Design::Today] {
+        for design in [Design::Today, Design::timer()] {
             let started = std::time::Instant::now();
             let measured = run(scenario, design)?;
             eprintln!(

@@ -103,6 +103,7 @@ async fn child(size: u64) -> anyhow::Result<()> {
         clock,
         tokens,
         PublisherSettings::default(),
+        Arc::new(shared::adapters::memory::RecordingTimer::default()),
     );
 
     let now = Utc::now();
@@ -193,8 +194,12 @@ async fn child(size: u64) -> anyhow::Result<()> {
 
     let baseline = peak_rss_kib()?;
     let started = Instant::now();
-    let handled = publisher::handle_due(&deps, &post.id, Utc::now() + Duration::minutes(15)).await?;
-    anyhow::ensure!(handled == publisher::Handled::Published, "upload ended as {handled:?}");
+    let handled =
+        postato_tests::publishing::handle_through_upload(&deps, &post.id, Utc::now() + Duration::minutes(15)).await?;
+    anyhow::ensure!(
+        matches!(handled, publisher::Handled::Published { .. }),
+        "upload ended as {handled:?}"
+    );
     let stored = stores.posts.get_post(&post.id).await?.context("post")?;
     let (chunks, chunk_size) = match stored.publish.transfer {
         Some(shared::domain::Transfer::FileUpload {

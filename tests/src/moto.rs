@@ -207,3 +207,20 @@ impl EventInbox for SqsInbox {
         Ok(seen.clone())
     }
 }
+
+/// A fresh queue, as template.yaml's TimerQueue but with a one-second visibility timeout so that the contract sees
+/// an unacknowledged delivery come again quickly; and the timer on it.
+pub async fn sqs_timer(conf: &SdkConfig) -> anyhow::Result<shared::adapters::sqs::SqsTimer> {
+    let sqs = aws_sdk_sqs::Client::new(conf);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique_name())
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .context("creating the timer queue")?
+        .queue_url()
+        .context("the new queue's URL")?
+        .to_owned();
+    Ok(shared::adapters::sqs::SqsTimer::new(sqs, queue_url))
+}

@@ -25,19 +25,24 @@ use publisher::{PublisherDeps, PublisherSettings};
 use sha2::{Digest, Sha256};
 use shared::{
     accounts::TokenService,
-    adapters::{local_blobs::LocalBlobStore, local_events::LocalEventSink, sqlite::SqliteStore},
+    adapters::{
+        local_blobs::LocalBlobStore, local_events::LocalEventSink, local_timer::LocalTimer, sqlite::SqliteStore,
+    },
     domain::{
         Account, Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Post, PostOptions, PostStatus,
         PostType, SealedTokens,
     },
     events::Event,
     ids::{AccountId, MediaId, PostId, WorkspaceId},
-    ports::{BlobStore, EventError, EventSink, Stores},
+    ports::{BlobStore, EventError, EventSink, Stores, Timer},
     tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
     Clock, SystemClock,
 };
 use tiktok_sandbox::{AccountSpec, SandboxClock, SandboxConfig, SandboxHandle};
 use tokio::{sync::watch, task::JoinHandle};
+
+/// The runner's visibility timeout: a batch not acknowledged within it is delivered again.
+const REDELIVER_AFTER: StdDuration = StdDuration::from_secs(30);
 
 pub struct Options {
     pub settings: PublisherSettings,
@@ -46,9 +51,9 @@ pub struct Options {
     pub pull_videos: bool,
     pub timeouts: TikTokTimeouts,
     pub tick: StdDuration,
-    /// Run the dispatcher and the `post.due` workers; off when a test drives `handle_due` itself.
+    /// Run the dispatcher and the timer's workers; off when a test drives `handle_due` itself.
     pub run_loop: bool,
-    /// The first this-many deliveries of non-`post.due` events fail, as an unavailable bus would.
+    /// The first this-many event deliveries fail, as an unavailable bus would.
     pub refuse_events: usize,
     /// The backend's and TikTok's time: the wall clock, or tokio's virtual one in the cloud model.
     pub clock: Arc<dyn Clock>,
@@ -58,8 +63,9 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             settings: PublisherSettings {
-                // In-process ticks are frequent; handing posts out a little ahead is enough (see PublisherSettings).
-                lookahead: chrono::Duration::seconds(2),
+                // Every tick arms each post due within the window again, so window / tick is the number of times a
+                // post is armed (two in AWS): three here, and no later than 1.5 s before it is due.
+                dispatch_window: chrono::Duration::milliseconds(1_500),
                 first_poll_after: chrono::Duration::milliseconds(500),
                 max_poll_interval: chrono::Duration::seconds(2),
                 ..PublisherSettings::default()
@@ -74,7 +80,7 @@ impl Default for Options {
                 request: StdDuration::from_secs(3),
                 upload_chunk: StdDuration::from_secs(30),
             },
-            tick: StdDuration::from_millis(100),
+            tick: StdDuration::from_millis(500),
             run_loop: true,
             refuse_events: 0,
             clock: Arc::new(SystemClock),
@@ -85,6 +91,7 @@ impl Default for Options {
 pub struct Publishing {
     pub sandbox: SandboxHandle,
     pub bus: Arc<LocalEventSink>,
+    pub timer: Arc<LocalTimer>,
     tick: StdDuration,
     pub stores: Stores,
     pub blobs: Arc<LocalBlobStore>,
@@ -154,6 +161,7 @@ impl Publishing {
             inner: bus.clone(),
             refuse: AtomicUsize::new(options.refuse_events),
         });
+        let timer = Arc::new(LocalTimer::new(REDELIVER_AFTER));
         let deps = publisher_deps(
             &stores,
             blobs.clone(),
@@ -163,13 +171,14 @@ impl Publishing {
             tiktok.clone(),
             cipher.clone(),
             settings,
+            timer.clone(),
         )?;
         let (stop, stopping) = watch::channel(false);
         let mut tasks = vec![media_server];
         if options.run_loop {
             tasks.push(tokio::spawn(publisher::in_process::run(
                 deps.clone(),
-                bus.subscribe(),
+                timer.clone(),
                 options.tick,
                 stopping,
             )));
@@ -177,6 +186,7 @@ impl Publishing {
         Ok(Self {
             sandbox,
             bus,
+            timer,
             tick: options.tick,
             stores,
             blobs,
@@ -192,9 +202,9 @@ impl Publishing {
         })
     }
 
-    /// Publisher dependencies as a new process builds them (its own token and creator_info caches, `settings`), on
-    /// the same store, media, bus and TikTok: one per Lambda execution environment in the cloud model.
-    pub fn fresh_deps(&self, settings: PublisherSettings) -> anyhow::Result<Arc<PublisherDeps>> {
+    /// Publisher dependencies as a new process builds them (its own token and creator_info caches, `settings`,
+    /// `timer`), on the same store, media, bus and TikTok: one per Lambda execution environment in the cloud model.
+    pub fn fresh_deps(&self, settings: PublisherSettings, timer: Arc<dyn Timer>) -> anyhow::Result<Arc<PublisherDeps>> {
         publisher_deps(
             &self.stores,
             self.blobs.clone(),
@@ -204,14 +214,15 @@ impl Publishing {
             self.tiktok.clone(),
             self.cipher.clone(),
             settings,
+            timer,
         )
     }
 
-    /// Another dispatcher with its own pool of workers on the same bus and store, as a second Lambda would run: every
-    /// `post.due` then reaches two workers, and due posts are handed out twice.
+    /// Another dispatcher with its own workers on the same timer and store, as concurrent Lambdas would run: both
+    /// ticks arm every due post, so each is delivered twice, to whichever worker receives it first.
     pub fn start_second_publisher(&mut self) {
         let stopping = self.stop.subscribe();
-        let run = publisher::in_process::run(self.deps.clone(), self.bus.subscribe(), self.tick, stopping);
+        let run = publisher::in_process::run(self.deps.clone(), self.timer.clone(), self.tick, stopping);
         self.tasks.push(tokio::spawn(run));
     }
 
@@ -382,12 +393,12 @@ impl Publishing {
             .collect()
     }
 
-    /// The event types about one post, in order, without the dispatcher's `post.due` hand-outs.
+    /// The event types about one post, in order.
     pub fn post_events(&self, id: &PostId) -> anyhow::Result<Vec<String>> {
         Ok(self
             .events()?
             .into_iter()
-            .filter(|e| e.post_id.as_ref() == Some(id) && e.event_type != shared::events::EventType::PostDue)
+            .filter(|e| e.post_id.as_ref() == Some(id))
             .map(|e| e.event_type.as_str().to_owned())
             .collect())
     }
@@ -412,6 +423,7 @@ fn publisher_deps(
     tiktok: TikTokConfig,
     cipher: Arc<TokenCipher>,
     settings: PublisherSettings,
+    timer: Arc<dyn Timer>,
 ) -> anyhow::Result<Arc<PublisherDeps>> {
     let tokens = TokenService::new(
         stores.accounts.clone(),
@@ -427,6 +439,7 @@ fn publisher_deps(
         clock,
         tokens,
         settings,
+        timer,
     )))
 }
 
@@ -440,7 +453,7 @@ async fn serve_media(State(blobs): State<Arc<LocalBlobStore>>, Path(key): Path<S
     }
 }
 
-/// The bus, refusing the first few deliveries of anything but `post.due`.
+/// The bus, refusing the first few deliveries.
 struct Flaky {
     inner: Arc<LocalEventSink>,
     refuse: AtomicUsize,
@@ -449,19 +462,30 @@ struct Flaky {
 #[async_trait::async_trait]
 impl EventSink for Flaky {
     async fn publish(&self, events: &[Event]) -> Result<(), EventError> {
-        let announcing = events
-            .iter()
-            .any(|e| e.event_type != shared::events::EventType::PostDue);
-        if announcing
-            && self
-                .refuse
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
+        if self
+            .refuse
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
         {
             return Err(EventError::NotDelivered {
                 failed: events.iter().map(|e| e.id.to_string()).collect(),
             });
         }
         self.inner.publish(events).await
+    }
+}
+
+/// `handle_due` as the timer would run it for one post: an init that hands its upload to a delivery of its own is
+/// followed by that delivery at once, so that a test driving the publisher by hand sees the upload happen.
+pub async fn handle_through_upload(
+    deps: &PublisherDeps,
+    post_id: &PostId,
+    deadline: DateTime<Utc>,
+) -> Result<publisher::Handled, publisher::PublisherError> {
+    loop {
+        match publisher::handle_due(deps, post_id, deadline).await? {
+            publisher::Handled::Yielded { resume_at } if resume_at <= deps.clock.now() => continue,
+            handled => return Ok(handled),
+        }
     }
 }

@@ -62,7 +62,7 @@ fn when_thousands_of_tiktok_calls_run_at_once_each_takes_its_injected_latency_in
 fn a_small_scenario_c_sends_every_post_under_each_design() {
     let scenario = Scenario::one_minute(10, 10);
     let mut runs = Vec::new();
-    for design in [Design::Today] {
+    for design in [Design::Today, Design::timer()] {
         let measured = run(&scenario, design).unwrap();
         assert_eq!(measured.not_sent, 0, "{}", table(&[measured.clone()]));
         assert_eq!(measured.within_caps.len(), 60);

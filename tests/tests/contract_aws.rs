@@ -1,4 +1,5 @@
-//! Every port contract against the AWS adapters, on moto server: DynamoDB, S3 and EventBridge (delivering to SQS).
+//! Every port contract against the AWS adapters, on moto server: DynamoDB, S3, EventBridge (delivering to SQS) and
+//! the SQS timer.
 //! Test names say `against_moto`, so the output shows these ran rather than being skipped.
 
 use postato_tests::{
@@ -6,8 +7,9 @@ use postato_tests::{
         blobs::{blob_store_contract, HttpUploader},
         events::event_sink_contract,
         store,
+        timer::timer_contract,
     },
-    moto::{dynamo_stores, event_bus_to_queue, moto_endpoint, moto_sdk_config, s3_blob_store},
+    moto::{dynamo_stores, event_bus_to_queue, moto_endpoint, moto_sdk_config, s3_blob_store, sqs_timer},
 };
 
 macro_rules! dynamodb_contracts {
@@ -60,6 +62,13 @@ async fn eventbridge_against_moto_event_sink_contract() -> anyhow::Result<()> {
     let Some(endpoint) = moto_endpoint() else { return Ok(()) };
     let (sink, inbox) = event_bus_to_queue(&moto_sdk_config(&endpoint).await).await?;
     event_sink_contract(&sink, &inbox).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn sqs_against_moto_timer_contract() -> anyhow::Result<()> {
+    let Some(endpoint) = moto_endpoint() else { return Ok(()) };
+    let timer = sqs_timer(&moto_sdk_config(&endpoint).await).await?;
+    timer_contract(&timer, std::time::Duration::from_secs(1)).await
 }
 
 /// The lifecycle rule that deletes abandoned uploads (template.yaml) relies on this: an upload through the presigned

@@ -1,5 +1,5 @@
 //! Every port contract against the embedded adapters: SQLite (in memory and on a file), the local blob folder, and
-//! the in-process event bus with its JSON-lines journal.
+//! the in-process event bus with its JSON-lines journal, and the in-process timer.
 
 use std::{sync::Arc, time::Duration};
 
@@ -8,6 +8,7 @@ use postato_tests::contracts::{
     blobs::{blob_store_contract, LocalRouteUploader},
     events::{event_sink_contract, EventInbox},
     store,
+    timer::timer_contract,
 };
 use shared::{
     adapters::{local_blobs::LocalBlobStore, local_events::LocalEventSink, sqlite::SqliteStore},
@@ -122,4 +123,10 @@ async fn local_event_sink_contract() -> anyhow::Result<()> {
     let journaled: Vec<Event> = lines.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
     assert_eq!(journaled, sent, "one JSON line per event, in order");
     Ok(())
+}
+
+#[tokio::test]
+async fn local_timer_contract() -> anyhow::Result<()> {
+    let redelivery = Duration::from_secs(1);
+    timer_contract(&shared::adapters::local_timer::LocalTimer::new(redelivery), redelivery).await
 }

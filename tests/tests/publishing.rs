@@ -4,7 +4,7 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use postato_tests::publishing::{Options, Publishing};
+use postato_tests::publishing::{handle_through_upload, Options, Publishing};
 use shared::domain::{PostOptions, PostStatus, PostType, Privacy};
 use tiktok_sandbox::{AccountSpec, Endpoint, FaultAction, FaultSpec};
 
@@ -466,6 +466,7 @@ fn short_lease() -> Options {
         ..Options::default()
     };
     options.settings.lease = Duration::seconds(1);
+    options.settings.upload_lease = Duration::seconds(1);
     options
 }
 
@@ -541,7 +542,7 @@ async fn when_the_worker_dies_during_the_upload_should_resume_from_the_last_ackn
     let deps = p.deps.clone();
     let worker = {
         let post = post.clone();
-        tokio::spawn(async move { publisher::handle_due(&deps, &post, Utc::now() + Duration::minutes(15)).await })
+        tokio::spawn(async move { handle_through_upload(&deps, &post, Utc::now() + Duration::minutes(15)).await })
     };
     loop {
         let current = p.post(&post).await?;
@@ -556,7 +557,7 @@ async fn when_the_worker_dies_during_the_upload_should_resume_from_the_last_ackn
 
     tokio::time::sleep(StdDuration::from_millis(1_200)).await;
     let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
-    assert_eq!(handled, publisher::Handled::Published);
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
     let resumed = p.post(&post).await?;
     assert_eq!(resumed.publish.publish_id, publish_id, "same publish id");
     assert_eq!(inits(&p), 1, "no second init");

@@ -100,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
             [1; 32],
         )),
         events,
+        timer: Arc::new(shared::adapters::memory::RecordingTimer::default()),
         clock,
         tokens,
         settings: IntakeSettings::default(),

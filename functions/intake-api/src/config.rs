@@ -65,6 +65,8 @@ impl IntakeSettings {
 #[derive(Debug, Clone)]
 pub struct IntakeConfig {
     pub resources: AwsResources,
+    /// `TIMER_QUEUE_URL`: the publisher's timer queue, to arm posts due before the next schedule tick.
+    pub timer_queue_url: String,
     pub settings: IntakeSettings,
     /// `TIKTOK_*`: the app's credentials (the client secret also verifies webhooks) and its redirect URI.
     pub tiktok: TikTokConfig,
@@ -76,6 +78,7 @@ impl IntakeConfig {
     pub fn from_env(env: &EnvVars) -> Result<Self, ConfigError> {
         Ok(Self {
             resources: AwsResources::from_env(env)?,
+            timer_queue_url: env.required("TIMER_QUEUE_URL")?,
             settings: IntakeSettings::from_env(env)?,
             tiktok: TikTokConfig::from_env(env)?,
             token_cipher: TokenCipher::from_env(env)?,
@@ -92,6 +95,7 @@ mod tests {
             ("TABLE_NAME", "postato".into()),
             ("MEDIA_BUCKET", "media".into()),
             ("EVENT_BUS_NAME", "bus".into()),
+            ("TIMER_QUEUE_URL", "http://sqs.local/timer".into()),
             ("TIKTOK_CLIENT_KEY", "client-key".into()),
             ("TIKTOK_CLIENT_SECRET", "client-secret-value".into()),
             (

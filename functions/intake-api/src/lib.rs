@@ -13,7 +13,7 @@ use std::{ops::Deref, sync::Arc};
 use axum::{extract::DefaultBodyLimit, http::StatusCode, middleware, response::IntoResponse, Extension, Router};
 use shared::{
     accounts::TokenService,
-    ports::{BlobStore, EventSink, Stores},
+    ports::{BlobStore, EventSink, Stores, Timer},
     Clock,
 };
 use utoipa::{
@@ -33,6 +33,8 @@ pub struct Deps {
     pub stores: Stores,
     pub blobs: Arc<dyn BlobStore>,
     pub events: Arc<dyn EventSink>,
+    /// Arms the publisher's wakeup for a post due before the next schedule tick would.
+    pub timer: Arc<dyn Timer>,
     pub clock: Arc<dyn Clock>,
     /// TikTok: fresh access tokens (refreshed single-flight), and through it the client (whose configuration holds
     /// the redirect URI and the client secret that signs webhooks) and the cipher sealing tokens at rest.

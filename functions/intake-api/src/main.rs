@@ -21,10 +21,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         aws.events.clone(),
         clock.clone(),
     );
+    let timer = aws.timer(&config.timer_queue_url);
     let state = AppState::new(Deps {
         stores: aws.stores,
         blobs: aws.blobs,
         events: aws.events,
+        timer,
         clock,
         tokens,
         settings: config.settings,

@@ -83,7 +83,19 @@ async fn when_published_without_a_time_should_be_due_now_and_handed_to_the_publi
     assert_eq!(reply.status, StatusCode::CREATED);
     assert_eq!(reply.body["scheduledAt"], json!(support::start()));
     let types: Vec<EventType> = app.events.events().iter().map(|e| e.event_type).collect();
-    assert_eq!(types, [EventType::PostScheduled, EventType::PostDue]);
+    assert_eq!(types, [EventType::PostScheduled]);
+    let armed: Vec<(String, chrono::DateTime<chrono::Utc>)> = app
+        .timer
+        .wakeups()
+        .into_iter()
+        .map(|w| (w.post_id.to_string(), w.at))
+        .collect();
+    let lead = shared::timer::DEFAULT_LEAD;
+    assert_eq!(
+        armed,
+        [(reply.body["id"].as_str().unwrap().to_owned(), support::start() - lead)],
+        "publish now arms the publisher's wakeup at once, not at the next tick"
+    );
 }
 
 #[tokio::test]
@@ -96,6 +108,10 @@ async fn when_scheduled_later_should_announce_it_without_making_it_due() {
     assert_eq!(reply.body["scheduledAt"], "2026-11-26T08:30:00Z");
     let types: Vec<EventType> = app.events.events().iter().map(|e| e.event_type).collect();
     assert_eq!(types, [EventType::PostScheduled]);
+    assert!(
+        app.timer.wakeups().is_empty(),
+        "a post due after the next tick is armed by that tick"
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,14 @@
 //! The publisher's configuration.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use shared::{
     adapters::aws::AwsResources,
     config::{ConfigError, EnvVars},
     tiktok::TikTokConfig,
 };
+
+/// A wakeup may come this much before its instant: timer delays count whole seconds.
+const TIMER_ROUNDING: Duration = Duration::seconds(1);
 
 /// Timing and transfer choices, shared by the Lambda and the local runner.
 #[derive(Debug, Clone)]
@@ -13,11 +16,21 @@ pub struct PublisherSettings {
     /// `MEDIA_PUBLIC_BASE_URL`: a TikTok-verified URL prefix serving the bucket. When set, videos go by
     /// PULL_FROM_URL (TikTok's guidance for media already on our servers); photos always need it.
     pub media_public_base_url: Option<String>,
-    /// How far ahead the dispatcher looks: a post due within it is handed out now and waits in its worker. One
-    /// tick interval plus margin: 60 s for EventBridge's once-a-minute schedule, a few seconds in process.
-    pub lookahead: Duration,
-    /// How long a claim holds a post; another worker may resume it only after the lease expires.
+    /// How early a wakeup arrives before the instant it is for: the worker runs pre-flight in this time and sleeps
+    /// the rest, so that the init leaves on time. Timer delays count whole seconds, so a wakeup may come up to one
+    /// second earlier still.
+    pub lead: Duration,
+    /// How far ahead the schedule tick arms wakeups: two ticks, so that a tick that fires late (or not at all) still
+    /// finds every post armed by the one before. A post armed twice is harmless: workers claim with a
+    /// compare-and-set.
+    pub dispatch_window: Duration,
+    /// How long a claim holds a post before an init answer; another worker may resume it only after the lease
+    /// expires. Longer than the init call and one token refresh (20 s each at most), or a slow answer would be taken
+    /// for a dead worker.
     pub lease: Duration,
+    /// The lease of a running upload, renewed every third of it while a chunk is in flight, so that an upload whose
+    /// worker died resumes within this time rather than after a long claim lease.
+    pub upload_lease: Duration,
     /// No new work starts with less than this left before the invocation's deadline.
     pub min_time_left: Duration,
     /// Media still validating this long after `scheduledAt` fails the post (`media_not_ready`).
@@ -36,8 +49,10 @@ impl Default for PublisherSettings {
     fn default() -> Self {
         Self {
             media_public_base_url: None,
-            lookahead: Duration::seconds(60),
-            lease: Duration::minutes(15),
+            lead: shared::timer::DEFAULT_LEAD,
+            dispatch_window: shared::timer::DISPATCH_WINDOW,
+            lease: Duration::seconds(60),
+            upload_lease: Duration::seconds(30),
             min_time_left: Duration::seconds(60),
             media_wait: Duration::minutes(15),
             give_up_after: Duration::minutes(30),
@@ -50,6 +65,12 @@ impl Default for PublisherSettings {
 }
 
 impl PublisherSettings {
+    /// Whether `due` is still too far off to act on now: more than the lead (and the timer's rounding) away, or too
+    /// close to the invocation's end to finish.
+    pub(crate) fn too_early(&self, due: DateTime<Utc>, now: DateTime<Utc>, deadline: DateTime<Utc>) -> bool {
+        due > now + self.lead + TIMER_ROUNDING || due > deadline - self.min_time_left
+    }
+
     pub fn from_env(env: &EnvVars) -> Result<Self, ConfigError> {
         Ok(Self {
             media_public_base_url: env.optional_url("MEDIA_PUBLIC_BASE_URL")?,
@@ -62,6 +83,8 @@ impl PublisherSettings {
 #[derive(Debug, Clone)]
 pub struct PublisherConfig {
     pub resources: AwsResources,
+    /// `TIMER_QUEUE_URL`: the SQS queue that delivers wakeups (template.yaml's TimerQueue).
+    pub timer_queue_url: String,
     pub tiktok: TikTokConfig,
     pub settings: PublisherSettings,
 }
@@ -70,6 +93,7 @@ impl PublisherConfig {
     pub fn from_env(env: &EnvVars) -> Result<Self, ConfigError> {
         Ok(Self {
             resources: AwsResources::from_env(env)?,
+            timer_queue_url: env.required("TIMER_QUEUE_URL")?,
             tiktok: TikTokConfig::from_env(env)?,
             settings: PublisherSettings::from_env(env)?,
         })

@@ -1,34 +1,25 @@
-//! The publisher on one machine (the local runner and the tests): the dispatcher ticks every `interval`, and every
-//! `post.due` from the in-process bus is handled on its own task, as EventBridge invokes one Lambda per event. A post
-//! already being handled is not handled twice at once here (in AWS the claim's compare-and-set sorts that out).
+//! The publisher on one machine (the local runner and the tests): the dispatcher ticks every `interval`, and the
+//! timer's deliveries are handled as the Lambda's event source mapping would: one batch per task, acknowledged when
+//! handled, delivered again when not.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
-use shared::{
-    events::{Event, EventType},
-    ids::PostId,
-};
-use tokio::{
-    sync::{mpsc::UnboundedReceiver, watch},
-    task::JoinSet,
-};
+use shared::ports::TimerInbox;
+use tokio::{sync::watch, task::JoinSet};
 
-use crate::{dispatch, handle_due, PublisherDeps};
+use crate::{dispatch, handle_deliveries, PublisherDeps};
 
-/// How long one handling may run, as a Lambda invocation's timeout would allow.
+/// How long one batch may run, as a Lambda invocation's timeout would allow.
 const INVOCATION_BUDGET: chrono::Duration = chrono::Duration::minutes(15);
+/// How long one receive waits for a delivery before the loop looks at its other duties.
+const RECEIVE_WAIT: Duration = Duration::from_millis(500);
 
 pub async fn run(
     deps: Arc<PublisherDeps>,
-    mut events: UnboundedReceiver<Event>,
+    inbox: Arc<dyn TimerInbox>,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let in_flight: Arc<Mutex<HashSet<PostId>>> = Arc::default();
     let mut workers = JoinSet::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -41,28 +32,24 @@ pub async fn run(
                     tracing::warn!(error = %e, "dispatch failed; the next tick tries again");
                 }
             }
-            event = events.recv() => match event {
-                None => break,
-                Some(event) if event.event_type == EventType::PostDue => {
-                    let Some(post_id) = event.post_id else { continue };
-                    let first = in_flight.lock().map(|mut set| set.insert(post_id.clone())).unwrap_or(false);
-                    if !first {
-                        continue;
-                    }
-                    let (deps, in_flight) = (deps.clone(), in_flight.clone());
+            received = inbox.receive(RECEIVE_WAIT) => match received {
+                Ok(deliveries) if !deliveries.is_empty() => {
+                    let (deps, inbox) = (deps.clone(), inbox.clone());
                     workers.spawn(async move {
                         let deadline = deps.clock.now() + INVOCATION_BUDGET;
-                        match handle_due(&deps, &post_id, deadline).await {
-                            Ok(handled) => tracing::debug!(%post_id, ?handled, "post.due handled"),
-                            // As a failed invocation: the post stays due and the next tick hands it out again.
-                            Err(e) => tracing::warn!(%post_id, error = %e, "post.due failed; will be retried"),
-                        }
-                        if let Ok(mut set) = in_flight.lock() {
-                            set.remove(&post_id);
+                        let failed = handle_deliveries(&deps, &deliveries, deadline).await;
+                        for delivery in deliveries.iter().filter(|d| !failed.contains(&d.id)) {
+                            if let Err(e) = inbox.acknowledge(delivery).await {
+                                tracing::warn!(error = %e, "delivery not acknowledged; it will come again");
+                            }
                         }
                     });
                 }
-                Some(_) => {}
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "timer unavailable; trying again");
+                    tokio::time::sleep(RECEIVE_WAIT).await;
+                }
             },
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
         }

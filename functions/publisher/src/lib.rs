@@ -1,5 +1,6 @@
-//! The publisher: the schedule tick hands out due posts ([`dispatch`]); each `post.due` publishes one post at most
-//! once ([`handle_due`]) and tracks it at TikTok until it ends.
+//! The publisher: the schedule tick arms a wakeup for every post due soon ([`dispatch`]); the timer delivers them at
+//! their instants ([`handle_deliveries`]), and each wakeup publishes one post at most once ([`handle_due`]), tracks it
+//! at TikTok until it ends, and arms the post's next wakeup. No invocation sleeps longer than the timer's lead.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -12,6 +13,7 @@ mod preflight;
 mod publish;
 mod store;
 mod track;
+mod wakeups;
 
 use std::sync::Arc;
 
@@ -21,12 +23,13 @@ use shared::{
     accounts::TokenService,
     domain::PostStatus,
     ids::PostId,
-    ports::{BlobError, BlobStore, EventError, EventSink, StoreError, Stores},
+    ports::{BlobError, BlobStore, EventError, EventSink, StoreError, Stores, Timer},
     Clock,
 };
 
 pub use config::{PublisherConfig, PublisherSettings};
 pub use dispatch::{dispatch, DispatchReport};
+pub use wakeups::{handle_deliveries, handle_sqs_batch};
 
 pub struct PublisherDeps {
     pub stores: Stores,
@@ -35,6 +38,7 @@ pub struct PublisherDeps {
     pub clock: Arc<dyn Clock>,
     pub tokens: TokenService,
     pub settings: PublisherSettings,
+    pub timer: Arc<dyn Timer>,
     creator_info: preflight::CreatorInfoCache,
 }
 
@@ -46,6 +50,7 @@ impl PublisherDeps {
         clock: Arc<dyn Clock>,
         tokens: TokenService,
         settings: PublisherSettings,
+        timer: Arc<dyn Timer>,
     ) -> Self {
         Self {
             stores,
@@ -54,6 +59,7 @@ impl PublisherDeps {
             clock,
             tokens,
             settings,
+            timer,
             creator_info: Default::default(),
         }
     }
@@ -63,7 +69,10 @@ impl PublisherDeps {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     UnknownPost,
-    NotDue,
+    /// Too early (a wakeup armed far ahead, or a duplicate): look again at `due`.
+    NotDue {
+        due: DateTime<Utc>,
+    },
     NothingToDo,
     /// Another worker holds or changed the post.
     Lost,
@@ -71,15 +80,35 @@ pub enum Handled {
     Waiting {
         until: DateTime<Utc>,
     },
-    /// Too little time left; the post resumes from its saved progress on a later delivery.
-    Yielded,
-    Published,
-    Tracking,
+    /// Left to a later delivery at `resume_at`, which carries on from the saved progress: too little time left
+    /// here, or an upload that continues in its own delivery so that no batch waits for it.
+    Yielded {
+        resume_at: DateTime<Utc>,
+    },
+    Published {
+        next_poll: DateTime<Utc>,
+    },
+    Tracking {
+        next_poll: DateTime<Utc>,
+    },
     Completed,
     Failed {
         code: String,
     },
     NeedsReview,
+}
+
+impl Handled {
+    /// When the post must be looked at next, if this handling left it waiting for an instant.
+    pub fn next_look(&self) -> Option<DateTime<Utc>> {
+        match *self {
+            Self::NotDue { due } => Some(due),
+            Self::Waiting { until } => Some(until),
+            Self::Yielded { resume_at } => Some(resume_at),
+            Self::Published { next_poll } | Self::Tracking { next_poll } => Some(next_poll),
+            _ => None,
+        }
+    }
 }
 
 /// Infrastructure trouble: the invocation fails so that Lambda retries it (and the on-failure destination catches
@@ -92,6 +121,8 @@ pub enum PublisherError {
     Blob(#[from] BlobError),
     #[error("event bus unavailable")]
     Events(#[from] EventError),
+    #[error("timer unavailable")]
+    Timer(#[from] shared::ports::TimerError),
     #[error("the post kept changing under a write")]
     Contended,
     #[error("event not understood: {0}")]
@@ -131,25 +162,20 @@ pub async fn handle_due(
     }
 }
 
-/// The Lambda's entry: an EventBridge event that is either the schedule tick or a `post.due`.
+/// The Lambda's entry: the schedule tick (an EventBridge "Scheduled Event") or a batch of timer messages from the
+/// SQS event source mapping, answered with the messages to deliver again.
 pub async fn handle_event(
     deps: &PublisherDeps,
     event: Value,
     deadline: DateTime<Utc>,
 ) -> Result<Value, PublisherError> {
+    if event.get("Records").is_some() {
+        return Ok(handle_sqs_batch(deps, &event, deadline).await);
+    }
     match event.get("detail-type").and_then(Value::as_str) {
-        Some("post.due") => {
-            let post_id = event
-                .pointer("/detail/postId")
-                .and_then(Value::as_str)
-                .and_then(|id| id.parse::<PostId>().ok())
-                .ok_or_else(|| PublisherError::BadEvent("post.due without a valid detail.postId".into()))?;
-            let handled = handle_due(deps, &post_id, deadline).await?;
-            Ok(serde_json::json!({ "postId": post_id, "handled": format!("{handled:?}") }))
-        }
         Some("Scheduled Event") => {
             let report = dispatch(deps).await?;
-            Ok(serde_json::json!({ "handedOut": report.handed_out, "notDelivered": report.not_delivered }))
+            Ok(serde_json::json!({ "armed": report.armed, "notArmed": report.not_armed }))
         }
         other => Err(PublisherError::BadEvent(format!("unexpected detail-type {other:?}"))),
     }

@@ -1,5 +1,5 @@
 //! Composition root of the publisher Lambda: telemetry, configuration, AWS adapters, TikTok client and token
-//! service, then the event loop.
+//! service, the timer queue, then the event loop.
 
 use std::sync::Arc;
 
@@ -29,7 +29,8 @@ async fn main() -> Result<(), Error> {
         aws.events.clone(),
         clock.clone(),
     );
-    let deps = PublisherDeps::new(aws.stores, aws.blobs, aws.events, clock, tokens, config.settings);
+    let timer = aws.timer(&config.timer_queue_url);
+    let deps = PublisherDeps::new(aws.stores, aws.blobs, aws.events, clock, tokens, config.settings, timer);
     let deps = &deps;
     tracing::info!(init_ms = started.elapsed().as_millis() as u64, "initialised");
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use shared::{
     accounts::{is_token_refused, TokenError},
     domain::{Post, PostStatus, Privacy, RateLimited, Transfer},
-    ports::{BlobError, ByteRange},
+    ports::{BlobError, ByteRange, Wakeup},
     tiktok::{
         ChunkAck, ChunkPlan, ErrorClass, InitOutcome, PhotoPost, PhotoPostMode, SecretUrl, TikTokError,
         VideoContentType, VideoPostInfo, VideoSource,
@@ -23,6 +23,8 @@ use crate::{
 
 /// TikTok's upload URL lives one hour; stop a few minutes short so a chunk never starts on a dying URL.
 const UPLOAD_URL_LIFETIME: Duration = Duration::minutes(55);
+/// Time kept free after a chunk's timeout, for saving progress and handing over.
+const CHUNK_MARGIN: Duration = Duration::seconds(5);
 /// A pre-flight can go stale if the post changes before the claim; re-run it this many times at most.
 const CLAIM_ATTEMPTS: usize = 3;
 
@@ -37,8 +39,8 @@ pub(crate) async fn publish_scheduled(
         let Some(due) = post.due_at() else {
             return Ok(Handled::NothingToDo);
         };
-        if due > now + deps.settings.lookahead || due > deadline - deps.settings.min_time_left {
-            return Ok(Handled::NotDue);
+        if deps.settings.too_early(due, now, deadline) {
+            return Ok(Handled::NotDue { due });
         }
         // A post that would have to wait for an init slot anyway does not spend TikTok's creator_info budget first.
         if let Some(account) = deps.stores.accounts.get_account(&post.account_id).await? {
@@ -73,7 +75,7 @@ pub(crate) async fn publish_scheduled(
                     return release(deps, &claimed, free_at).await;
                 }
                 tracing::info!(post_id = %claimed.id, attempt, lateness_ms = (at - due).num_milliseconds(), "claimed; calling init");
-                return init(deps, claimed, *ready, deadline).await;
+                return init(deps, claimed, *ready).await;
             }
             // Edited, canceled, rescheduled or claimed by another worker since it was read: look again.
             None => match deps.stores.posts.get_post(&post.id).await? {
@@ -96,7 +98,7 @@ pub(crate) async fn resume(
         return Ok(Handled::Lost);
     }
     if deadline - now < deps.settings.min_time_left {
-        return Ok(Handled::NotDue);
+        return Ok(Handled::NotDue { due: now });
     }
     let lease = deps.settings.lease;
     let Some(post) = write(deps, &post, |p| {
@@ -128,12 +130,7 @@ pub(crate) async fn resume(
     }
 }
 
-async fn init(
-    deps: &PublisherDeps,
-    post: Post,
-    ready: Ready,
-    deadline: DateTime<Utc>,
-) -> Result<Handled, PublisherError> {
+async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled, PublisherError> {
     let client = deps.tokens.client();
     let mut token = ready.token;
     let mut refreshed = false;
@@ -164,7 +161,7 @@ async fn init(
             }
         };
         let error = match result {
-            Ok(outcome) => return initialised(deps, post, &ready.source, outcome, deadline).await,
+            Ok(outcome) => return initialised(deps, post, &ready.source, outcome).await,
             Err(error) => error,
         };
         tracing::warn!(post_id = %post.id, error = %error, "init failed");
@@ -225,7 +222,6 @@ async fn initialised(
     post: Post,
     source: &Source,
     outcome: InitOutcome,
-    deadline: DateTime<Utc>,
 ) -> Result<Handled, PublisherError> {
     let now = deps.clock.now();
     let transfer = match (source, &outcome.upload_url) {
@@ -260,9 +256,11 @@ async fn initialised(
     tracing::info!(post_id = %saved.id, publish_id = %outcome.publish_id, "TikTok accepted the init");
     if pulled {
         record_fingerprints(deps, &saved).await;
-        return Ok(Handled::Published);
+        return Ok(Handled::Published { next_poll: first_poll });
     }
-    upload(deps, saved, deadline).await
+    // The bytes go in a delivery of their own: the batch that carried this init (other posts due this second) ends
+    // now instead of waiting for a transfer of minutes.
+    yield_for_resume(deps, &saved, now).await
 }
 
 /// FILE_UPLOAD: the video goes to TikTok chunk by chunk, read from the blob store one chunk at a time (memory is
@@ -298,9 +296,16 @@ async fn upload(deps: &PublisherDeps, mut post: Post, deadline: DateTime<Utc>) -
     let attempt = post.publish.attempt;
     let mut next = chunks_done;
     let mut failures = 0;
+    // A chunk may take the whole upload timeout; one that could not finish before the invocation ends is not begun.
+    let chunk_budget = Duration::from_std(deps.tokens.client().config().timeouts.upload_chunk)
+        .ok()
+        .and_then(|timeout| timeout.checked_add(&CHUNK_MARGIN))
+        .unwrap_or(Duration::MAX);
+    let mut heartbeat = tokio::time::interval(lease_renewal(deps));
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while next < total_chunks {
         let now = deps.clock.now();
-        if deadline - now < deps.settings.min_time_left {
+        if deadline - now < chunk_budget {
             return yield_for_resume(deps, &post, now).await;
         }
         if now >= upload_url_expires_at {
@@ -328,12 +333,23 @@ async fn upload(deps: &PublisherDeps, mut post: Post, deadline: DateTime<Utc>) -
             Err(e) => return Err(e.into()),
         };
         let sent = next;
-        match deps
+        let chunk = deps
             .tokens
             .client()
-            .upload_chunk(&url, &plan, sent, content_type, bytes)
-            .await
-        {
+            .upload_chunk(&url, &plan, sent, content_type, bytes);
+        tokio::pin!(chunk);
+        // While the chunk is in flight the lease is renewed (and the watchdog re-armed), so that the lease can stay
+        // short: a worker that dies mid-chunk is noticed within one upload lease, not after a long one.
+        let answer = loop {
+            tokio::select! {
+                answer = &mut chunk => break answer,
+                _ = heartbeat.tick() => match hold_upload(deps, &post, attempt).await? {
+                    Some(held) => post = held,
+                    None => return Ok(Handled::Lost),
+                },
+            }
+        };
+        match answer {
             Ok(ChunkAck::Complete) => {
                 let saved = save_progress(deps, &post, attempt, total_chunks).await?;
                 let Some(saved) = saved else { return Ok(Handled::Lost) };
@@ -380,13 +396,38 @@ async fn upload(deps: &PublisherDeps, mut post: Post, deadline: DateTime<Utc>) -
     mark_published(deps, &post).await
 }
 
+/// Renews the upload's lease and arms a wakeup just past its end: if this worker dies, that wakeup finds the lease
+/// expired and resumes the upload from its saved progress.
+async fn hold_upload(deps: &PublisherDeps, post: &Post, attempt: u32) -> Result<Option<Post>, PublisherError> {
+    let now = deps.clock.now();
+    let lease_until = now + deps.settings.upload_lease;
+    let held = set_lease(deps, post, attempt, lease_until).await?;
+    if held.is_some() {
+        // Past the end, because a timer may deliver up to a second early and a lease is only expired after its end.
+        let watchdog = Wakeup {
+            post_id: post.id.clone(),
+            at: lease_until + Duration::seconds(1),
+        };
+        if let Err(e) = deps.timer.schedule(&[watchdog], now).await {
+            tracing::warn!(post_id = %post.id, error = %e, "no watchdog for the upload; the schedule tick covers it");
+        }
+    }
+    Ok(held)
+}
+
+fn lease_renewal(deps: &PublisherDeps) -> std::time::Duration {
+    (deps.settings.upload_lease / 3)
+        .to_std()
+        .unwrap_or(std::time::Duration::from_secs(10))
+}
+
 async fn save_progress(
     deps: &PublisherDeps,
     post: &Post,
     attempt: u32,
     done: u32,
 ) -> Result<Option<Post>, PublisherError> {
-    let lease_until = deps.clock.now() + deps.settings.lease;
+    let lease_until = deps.clock.now() + deps.settings.upload_lease;
     write_held(
         deps,
         post,
@@ -415,7 +456,7 @@ async fn mark_published(deps: &PublisherDeps, post: &Post) -> Result<Handled, Pu
     match saved {
         Some(saved) => {
             record_fingerprints(deps, &saved).await;
-            Ok(Handled::Published)
+            Ok(Handled::Published { next_poll: first_poll })
         }
         None => Ok(Handled::Lost),
     }
@@ -442,21 +483,32 @@ async fn record_fingerprints(deps: &PublisherDeps, post: &Post) {
     }
 }
 
-/// Too little time left in this invocation: let the lease run out now so the next dispatch resumes the upload.
+/// Hands the upload to a later delivery: the lease ends at `resume_at`, when the wakeup this arms resumes it.
 async fn yield_for_resume(
     deps: &PublisherDeps,
     post: &Post,
     resume_at: DateTime<Utc>,
 ) -> Result<Handled, PublisherError> {
-    let attempt = post.publish.attempt;
+    Ok(match set_lease(deps, post, post.publish.attempt, resume_at).await? {
+        Some(_) => Handled::Yielded { resume_at },
+        None => Handled::Lost,
+    })
+}
+
+/// Moves the end of this worker's lease on a post it still holds (same attempt).
+async fn set_lease(
+    deps: &PublisherDeps,
+    post: &Post,
+    attempt: u32,
+    until: DateTime<Utc>,
+) -> Result<Option<Post>, PublisherError> {
     write_held(
         deps,
         post,
         |p| p.status == PostStatus::Publishing && p.publish.attempt == attempt,
-        |p| p.publish.lease_until = Some(resume_at),
+        |p| p.publish.lease_until = Some(until),
     )
-    .await?;
-    Ok(Handled::Yielded)
+    .await
 }
 
 /// Nothing was sent to TikTok: back to `scheduled`, due again at `until`.

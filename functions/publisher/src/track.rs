@@ -13,8 +13,8 @@ use crate::{limits::take_slot, store::write, Handled, PublisherDeps, PublisherEr
 pub(crate) async fn poll(deps: &PublisherDeps, post: Post, deadline: DateTime<Utc>) -> Result<Handled, PublisherError> {
     let now = deps.clock.now();
     let due = post.publish.next_poll_at.unwrap_or(now);
-    if due > now + deps.settings.lookahead || due > deadline - deps.settings.min_time_left {
-        return Ok(Handled::NotDue);
+    if deps.settings.too_early(due, now, deadline) {
+        return Ok(Handled::NotDue { due });
     }
     if let Ok(wait) = (due - now).to_std() {
         tokio::time::sleep(wait).await;
@@ -134,7 +134,10 @@ fn ended(written: Option<Post>) -> Result<Handled, PublisherError> {
             PostStatus::Failed => Handled::Failed {
                 code: post.failure.map(|f| f.code).unwrap_or_default(),
             },
-            _ => Handled::Tracking,
+            _ => match post.publish.next_poll_at {
+                Some(next_poll) => Handled::Tracking { next_poll },
+                None => Handled::NothingToDo,
+            },
         },
     })
 }

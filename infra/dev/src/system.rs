@@ -17,6 +17,7 @@ use shared::{
         aws::{AwsAdapters, AwsResources},
         local_blobs::LocalBlobStore,
         local_events::LocalEventSink,
+        local_timer::LocalTimer,
         sqlite::SqliteStore,
     },
     domain::{Account, ApiKey, Workspace},
@@ -36,6 +37,10 @@ use crate::{
     secrets::LocalSecrets,
     tiktok,
 };
+
+/// A delivery not acknowledged within this is delivered again (the runner's SQS visibility timeout): a batch whose
+/// handling failed is looked at again soon, and no healthy batch runs this long.
+const TIMER_REDELIVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub const DEV_WORKSPACE: &str = "dev";
 
@@ -101,12 +106,13 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         adapters.events.clone(),
         clock.clone(),
     );
-    // The publisher as EventBridge would run it: the dispatcher ticking, each post.due handled on its own task. Media
-    // goes by PULL_FROM_URL from the runner's own media route (a verified prefix in the sandbox) unless configured.
+    // The publisher as AWS runs it, with the in-process timer for the SQS queue: the dispatcher ticking and arming
+    // wakeups, each batch of deliveries handled on its own task. Media goes by PULL_FROM_URL from the runner's own media route (a verified prefix in the sandbox) unless configured.
     let media_public_base_url = match config.env.optional_url("MEDIA_PUBLIC_BASE_URL")? {
         Some(url) => Some(url),
         None => adapters.local_blobs.as_ref().map(|_| format!("{base_url}/local/media")),
     };
+    let timer = Arc::new(LocalTimer::new(TIMER_REDELIVERY));
     let publisher = Arc::new(PublisherDeps::new(
         adapters.stores.clone(),
         adapters.blobs.clone(),
@@ -115,9 +121,12 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         tokens.clone(),
         PublisherSettings {
             media_public_base_url,
-            lookahead: chrono::Duration::from_std(config.dispatch_interval * 2)?,
+            // Ticks here are frequent: arming two of them ahead (plus the lead) is enough, and a longer window would
+            // only arm every post once per tick.
+            dispatch_window: chrono::Duration::from_std(config.dispatch_interval * 2)? + shared::timer::DEFAULT_LEAD,
             ..PublisherSettings::default()
         },
+        timer.clone(),
     ));
     // The validator runs in-process when the media live in local files (uploads and URL imports end there).
     let validator = adapters.local_blobs.as_ref().map(|_| {
@@ -141,6 +150,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         stores: adapters.stores.clone(),
         blobs: adapters.blobs.clone(),
         events: adapters.events.clone(),
+        timer: timer.clone(),
         clock: clock.clone(),
         tokens,
         settings: IntakeSettings {
@@ -165,7 +175,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
     let (shutdown, mut stopping) = watch::channel(false);
     let publishing = tokio::spawn(publisher::in_process::run(
         publisher,
-        bus.subscribe(),
+        timer,
         config.dispatch_interval,
         shutdown.subscribe(),
     ));
@@ -277,7 +287,7 @@ async fn adapters(
                 stores: aws.stores,
                 blobs: aws.blobs,
                 local_blobs: None,
-                // EventBridge for the world, and the local bus so that this process still delivers `post.due`.
+                // EventBridge for the world, and the local bus so that the runner's events file still shows them.
                 events: Arc::new(FanOut(vec![aws.events, bus])),
             })
         }

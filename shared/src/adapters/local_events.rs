@@ -1,5 +1,5 @@
-//! Events on one machine: delivered in-process to every subscriber (the local runner's publisher listens for
-//! `post.due`), and appended as JSON lines to a file when one is configured, so a person can follow them.
+//! Events on one machine: delivered in-process to every subscriber (tests follow a post's events this way), and
+//! appended as JSON lines to a file when one is configured, so a person can follow them.
 
 use std::{
     path::PathBuf,
@@ -110,7 +110,7 @@ mod tests {
         let gone = sink.subscribe();
         let mut listening = sink.subscribe();
         drop(gone);
-        let event = Event::new(EventType::PostDue, WorkspaceId::new(), Utc::now());
+        let event = Event::new(EventType::PostScheduled, WorkspaceId::new(), Utc::now());
 
         sink.publish(std::slice::from_ref(&event)).await.unwrap();
 

@@ -3,10 +3,11 @@
 use std::sync::{Mutex, PoisonError};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::{
     events::Event,
-    ports::{EventError, EventSink},
+    ports::{EventError, EventSink, Timer, TimerError, Wakeup},
 };
 
 /// Keeps every published event; can be told to refuse the next publishes, to test what callers do then.
@@ -52,6 +53,30 @@ impl EventSink for RecordingEventSink {
             });
         }
         state.events.extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// A timer that only records what it was asked to arm: for tests that look at what a handler scheduled.
+#[derive(Default)]
+pub struct RecordingTimer {
+    wakeups: Mutex<Vec<Wakeup>>,
+}
+
+impl RecordingTimer {
+    /// Every wakeup armed so far, in order.
+    pub fn wakeups(&self) -> Vec<Wakeup> {
+        self.wakeups.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+#[async_trait]
+impl Timer for RecordingTimer {
+    async fn schedule(&self, wakeups: &[Wakeup], _now: DateTime<Utc>) -> Result<(), TimerError> {
+        self.wakeups
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(wakeups);
         Ok(())
     }
 }

@@ -9,6 +9,7 @@
 //! `cargo bench -p postato-tests --bench cloud_model` prints the table; docs/cloud-model.md explains it.
 
 pub mod aws;
+pub mod queue;
 pub mod report;
 pub mod scenario;
 pub mod tiktok;
@@ -20,8 +21,10 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use publisher::{PublisherDeps, PublisherSettings};
 use shared::{
+    adapters::local_timer::LocalTimer,
     domain::{PostOptions, PostType, Privacy},
     ids::PostId,
+    ports::Timer,
     Clock, TokioClock,
 };
 use tiktok_sandbox::AccountSpec;
@@ -42,12 +45,33 @@ const VIDEO_MS: u64 = 10_000;
 pub enum Design {
     /// A sleeping Lambda per post, handed out by the minute tick.
     Today,
+    /// The timer: wakeups `lead` ahead of each instant through an SQS queue, batches through the event source
+    /// mapping capped at `maximum_concurrency`.
+    Timer {
+        lead: chrono::Duration,
+        maximum_concurrency: usize,
+    },
 }
 
 impl Design {
-    pub fn label(self) -> &'static str {
+    /// The timer design as template.yaml and `PublisherSettings::default()` configure it.
+    pub fn timer() -> Self {
+        Self::Timer {
+            lead: PublisherSettings::default().lead,
+            maximum_concurrency: queue::ESM_MAXIMUM_CONCURRENCY,
+        }
+    }
+
+    pub fn label(self) -> String {
         match self {
-            Self::Today => "today: a sleeping Lambda per post",
+            Self::Today => "today: a sleeping Lambda per post".to_owned(),
+            Self::Timer {
+                lead,
+                maximum_concurrency,
+            } => format!(
+                "timer: lead {} ms, ≤ {maximum_concurrency} batches",
+                lead.num_milliseconds()
+            ),
         }
     }
 
@@ -55,6 +79,7 @@ impl Design {
     fn reserved(self) -> Option<usize> {
         match self {
             Self::Today => None,
+            Self::Timer { .. } => Some(queue::PUBLISHER_RESERVED),
         }
     }
 
@@ -62,7 +87,11 @@ impl Design {
         match self {
             // Today's Lambda: a post is handed out up to one tick ahead and its worker sleeps until its time.
             Self::Today => PublisherSettings {
-                lookahead: chrono::Duration::from_std(aws::TICK_INTERVAL).unwrap_or_default(),
+                lead: chrono::Duration::from_std(aws::TICK_INTERVAL).unwrap_or_default(),
+                ..PublisherSettings::default()
+            },
+            Self::Timer { lead, .. } => PublisherSettings {
+                lead,
                 ..PublisherSettings::default()
             },
         }
@@ -98,12 +127,17 @@ async fn run_paused(scenario: &Scenario, design: Design) -> anyhow::Result<Measu
     tiktok::install_latencies(&publishing.sandbox);
     let posts = populate(&publishing, scenario).await?;
 
+    let queue = LocalTimer::new(queue::VISIBILITY_TIMEOUT);
+    let timer: Arc<dyn Timer> = match design {
+        Design::Today => Arc::new(today::NoTimer),
+        Design::Timer { .. } => Arc::new(queue::Sqs { queue: queue.clone() }),
+    };
     let pool = Arc::new(ConcurrencyPool::default());
     let publisher: Arc<Function<Arc<PublisherDeps>>> = Function::new(PUBLISHER, pool.clone(), design.reserved(), {
         let publishing = publishing.clone();
         move || {
             publishing
-                .fresh_deps(settings.clone())
+                .fresh_deps(settings.clone(), timer.clone())
                 .expect("publisher dependencies build from a configuration that already built once")
         }
     });
@@ -113,6 +147,9 @@ async fn run_paused(scenario: &Scenario, design: Design) -> anyhow::Result<Measu
     }
     let driver = match design {
         Design::Today => tokio::spawn(today::run(publisher.clone(), origin)),
+        Design::Timer {
+            maximum_concurrency, ..
+        } => tokio::spawn(queue::run(publisher.clone(), queue, origin, maximum_concurrency)),
     };
 
     let intake_ends = scenario
@@ -132,7 +169,7 @@ async fn run_paused(scenario: &Scenario, design: Design) -> anyhow::Result<Measu
     let requests = publishing.sandbox.requests();
     Ok(Measured::new(
         scenario,
-        design.label(),
+        &design.label(),
         &posts,
         &requests,
         (publisher.stats(), publisher.gb_seconds()),

@@ -67,7 +67,12 @@ impl Timer for Sqs {
 /// The schedule's ticks and the event source mapping on `queue`, forever.
 pub async fn run(publisher: Publisher, queue: LocalTimer, first_minute: Instant, maximum_concurrency: usize) {
     let arm = |deps: Arc<PublisherDeps>| async move { dispatch(&deps).await.map(|_| ()).map_err(|_| ()) };
-    tokio::spawn(minute_schedule(publisher.clone(), AsyncRetries::None, first_minute, arm));
+    tokio::spawn(minute_schedule(
+        publisher.clone(),
+        AsyncRetries::None,
+        first_minute,
+        arm,
+    ));
     let mapping = Arc::new(Mapping {
         publisher,
         queue,
@@ -139,7 +144,8 @@ impl Mapping {
                 let handled = self
                     .publisher
                     .invoke(|deps| async move {
-                        let deadline = deps.clock.now() + chrono::Duration::from_std(PUBLISHER_TIMEOUT).unwrap_or_default();
+                        let deadline =
+                            deps.clock.now() + chrono::Duration::from_std(PUBLISHER_TIMEOUT).unwrap_or_default();
                         handle_deliveries(&deps, batch, deadline).await
                     })
                     .await;

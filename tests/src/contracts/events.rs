@@ -18,11 +18,10 @@ pub trait EventInbox: Send + Sync {
     async fn receive(&self, count: usize, within: Duration) -> anyhow::Result<Vec<Event>>;
 }
 
-const TYPES: [EventType; 9] = [
+const TYPES: [EventType; 8] = [
     EventType::MediaValidated,
     EventType::MediaRejected,
     EventType::PostScheduled,
-    EventType::PostDue,
     EventType::PostPublished,
     EventType::PostCompleted,
     EventType::PostFailed,

@@ -5,3 +5,4 @@
 pub mod blobs;
 pub mod events;
 pub mod store;
+pub mod timer;

@@ -15,7 +15,7 @@ use shared::{
     domain::{Account, Media, Post, PostStatus},
     events::{Event, EventType},
     ids::{MediaId, PostId, WorkspaceId},
-    ports::{IdempotencyRecord, PostFilter, StoreError},
+    ports::{IdempotencyRecord, PostFilter, StoreError, Wakeup},
     rules::{
         post::{
             apply_patch, build_post, check_draft, media_count_violation, read_new_post, read_patch, report, PostDraft,
@@ -23,6 +23,7 @@ use shared::{
         },
         Violation,
     },
+    timer,
 };
 use utoipa::IntoParams;
 
@@ -377,26 +378,27 @@ fn not_editable(post: &Post, verb: &str) -> ApiError {
     }
 }
 
-/// Tells the bus a post is scheduled and, when it is due already, hands it to the publisher at once. A lost event
-/// loses nothing: the post sits in the due index and the dispatcher's next tick finds it.
+/// Tells the bus a post is scheduled and, when it is due before the schedule tick would arm it, arms its wakeup at
+/// once, so that "publish now" goes out in seconds. A lost event or wakeup loses nothing: the post sits in the due
+/// index and the next tick arms it.
 async fn announce_schedule(state: &AppState, post: &Post) {
     let now = state.clock.now();
     let scheduled_at = post.scheduled_at.unwrap_or(now);
-    let data = json!({ "scheduledAt": scheduled_at });
-    let mut events = vec![Event::new(EventType::PostScheduled, post.workspace_id.clone(), now)
+    let event = Event::new(EventType::PostScheduled, post.workspace_id.clone(), now)
         .post(&post.id)
         .account(&post.account_id)
-        .data(data.clone())];
-    if scheduled_at <= now {
-        events.push(
-            Event::new(EventType::PostDue, post.workspace_id.clone(), now)
-                .post(&post.id)
-                .account(&post.account_id)
-                .data(data),
-        );
+        .data(json!({ "scheduledAt": scheduled_at }));
+    if scheduled_at < now + timer::DISPATCH_WINDOW {
+        let wakeup = Wakeup {
+            post_id: post.id.clone(),
+            at: scheduled_at - timer::DEFAULT_LEAD,
+        };
+        if let Err(error) = state.timer.schedule(&[wakeup], now).await {
+            tracing::warn!(post_id = %post.id, error = %error, "wakeup not armed; the schedule tick will arm it");
+        }
     }
-    if let Err(error) = state.events.publish(&events).await {
-        tracing::warn!(post_id = %post.id, error = %error, "events not delivered; the dispatcher will pick the post up");
+    if let Err(error) = state.events.publish(&[event]).await {
+        tracing::warn!(post_id = %post.id, error = %error, "post.scheduled not delivered");
     }
 }
 

@@ -15,7 +15,11 @@ use intake_api::{AppState, Deps, IntakeSettings};
 use serde_json::{json, Value};
 use shared::{
     accounts::TokenService,
-    adapters::{local_blobs::LocalBlobStore, memory::RecordingEventSink, sqlite::SqliteStore},
+    adapters::{
+        local_blobs::LocalBlobStore,
+        memory::{RecordingEventSink, RecordingTimer},
+        sqlite::SqliteStore,
+    },
     domain::{
         Account, AccountStatus, ApiKey, Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Workspace,
     },
@@ -47,6 +51,7 @@ pub struct TestApp {
     pub router: Router,
     pub stores: Stores,
     pub events: Arc<RecordingEventSink>,
+    pub timer: Arc<RecordingTimer>,
     pub clock: ManualClock,
     pub tokens: TokenService,
     /// Present with [`TestApp::with_sandbox`]; otherwise TikTok is unreachable.
@@ -155,6 +160,7 @@ impl TestApp {
             [7; 32],
         ));
         let events = Arc::new(RecordingEventSink::default());
+        let timer = Arc::new(RecordingTimer::default());
         let clock = ManualClock::at(start());
         let tokens = TokenService::new(
             stores.accounts.clone(),
@@ -167,6 +173,7 @@ impl TestApp {
             stores: stores.clone(),
             blobs,
             events: events.clone(),
+            timer: timer.clone(),
             clock: Arc::new(clock.clone()),
             tokens: tokens.clone(),
             settings,
@@ -177,6 +184,7 @@ impl TestApp {
             router: intake_api::router(state),
             stores,
             events,
+            timer,
             clock,
             tokens,
             sandbox,
