@@ -99,7 +99,7 @@ pub struct Publishing {
     pub workspace: WorkspaceId,
     pub cipher: Arc<TokenCipher>,
     pub events_file: PathBuf,
-    tiktok: TikTokConfig,
+    tiktok: TikTokClient,
     events: Arc<dyn EventSink>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -162,6 +162,9 @@ impl Publishing {
             refuse: AtomicUsize::new(options.refuse_events),
         });
         let timer = Arc::new(LocalTimer::new(REDELIVER_AFTER));
+        // One client for every set of dependencies: its connection pool is shared, which changes nothing on loopback
+        // and keeps the cloud model's thousands of environments within the process's file descriptors.
+        let tiktok = TikTokClient::with_clock(tiktok, options.clock.clone())?;
         let deps = publisher_deps(
             &stores,
             blobs.clone(),
@@ -172,7 +175,7 @@ impl Publishing {
             cipher.clone(),
             settings,
             timer.clone(),
-        )?;
+        );
         let (stop, stopping) = watch::channel(false);
         let mut tasks = vec![media_server];
         if options.run_loop {
@@ -204,7 +207,7 @@ impl Publishing {
 
     /// Publisher dependencies as a new process builds them (its own token and creator_info caches, `settings`,
     /// `timer`), on the same store, media, bus and TikTok: one per Lambda execution environment in the cloud model.
-    pub fn fresh_deps(&self, settings: PublisherSettings, timer: Arc<dyn Timer>) -> anyhow::Result<Arc<PublisherDeps>> {
+    pub fn fresh_deps(&self, settings: PublisherSettings, timer: Arc<dyn Timer>) -> Arc<PublisherDeps> {
         publisher_deps(
             &self.stores,
             self.blobs.clone(),
@@ -420,19 +423,13 @@ fn publisher_deps(
     bus: Arc<LocalEventSink>,
     events: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
-    tiktok: TikTokConfig,
+    tiktok: TikTokClient,
     cipher: Arc<TokenCipher>,
     settings: PublisherSettings,
     timer: Arc<dyn Timer>,
-) -> anyhow::Result<Arc<PublisherDeps>> {
-    let tokens = TokenService::new(
-        stores.accounts.clone(),
-        TikTokClient::new(tiktok)?,
-        cipher,
-        bus,
-        clock.clone(),
-    );
-    Ok(Arc::new(PublisherDeps::new(
+) -> Arc<PublisherDeps> {
+    let tokens = TokenService::new(stores.accounts.clone(), tiktok, cipher, bus, clock.clone());
+    Arc::new(PublisherDeps::new(
         stores.clone(),
         blobs,
         events,
@@ -440,7 +437,7 @@ fn publisher_deps(
         tokens,
         settings,
         timer,
-    )))
+    ))
 }
 
 async fn serve_media(State(blobs): State<Arc<LocalBlobStore>>, Path(key): Path<String>) -> impl IntoResponse {

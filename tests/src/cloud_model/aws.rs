@@ -265,16 +265,20 @@ where
     });
 }
 
-/// The intake API's traffic from `from` to `until`: [`INTAKE_REQUESTS_PER_SECOND`] evenly spaced requests, each
-/// holding an execution for [`INTAKE_REQUEST`]; a request that finds the pool full is throttled (a 429 to the user).
+/// The intake API's traffic from `from` to `until`: [`INTAKE_REQUESTS_PER_SECOND`] on average, arriving at random
+/// (a Poisson process: users do not coordinate, so requests come in bursts), each holding an execution for
+/// [`INTAKE_REQUEST`]; a request that finds the pool full is throttled (a 429 to the user).
 pub async fn intake_traffic(intake: Arc<Function<()>>, from: Instant, until: Instant) {
-    let mut arrivals = tokio::time::interval_at(from, Duration::from_secs(1) / INTAKE_REQUESTS_PER_SECOND);
-    arrivals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    loop {
-        let at = arrivals.tick().await;
+    let mean_gap = 1.0 / f64::from(INTAKE_REQUESTS_PER_SECOND);
+    let mut at = from;
+    for n in 0u64.. {
+        // Exponential gaps from a uniform draw in (0, 1].
+        let uniform = (splitmix(n) >> 11) as f64 / (1u64 << 53) as f64;
+        at += Duration::from_secs_f64(-mean_gap * (1.0 - uniform).ln());
         if at >= until {
             return;
         }
+        tokio::time::sleep_until(at).await;
         let intake = intake.clone();
         tokio::spawn(async move {
             let _answered_or_throttled = intake.invoke(|()| tokio::time::sleep(INTAKE_REQUEST)).await;
@@ -304,12 +308,19 @@ pub async fn minute_schedule<E, F, Fut>(
 /// When the `n`th tick of a `rate(1 minute)` schedule fires: at some second within its minute. Pseudo-random but
 /// the same in every run, so both designs meet the same ticks.
 fn tick_offset(n: u64) -> Duration {
-    // SplitMix64: a fixed, well-mixed sequence without a random-number dependency.
+    Duration::from_millis(splitmix(n ^ TICK_STREAM) % TICK_INTERVAL.as_millis() as u64)
+}
+
+/// Keeps the ticks' draws apart from the intake's.
+const TICK_STREAM: u64 = 0x5EED_7C1C;
+
+/// SplitMix64: a fixed, well-mixed sequence without a random-number dependency, so every run (and both designs)
+/// meets the same ticks and the same requests.
+fn splitmix(n: u64) -> u64 {
     let mut z = n.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    Duration::from_millis(z % TICK_INTERVAL.as_millis() as u64)
+    z ^ (z >> 31)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

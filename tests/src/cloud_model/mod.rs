@@ -98,8 +98,13 @@ impl Design {
     }
 }
 
+/// Open files the model wants: in AWS each of up to 100 environments holds up to 500 TikTok connections within its
+/// own 1,024 descriptors; here they all live in one process, each connection twice (client and sandbox).
+const OPEN_FILES: u64 = 262_144;
+
 /// Runs `scenario` under `design` on a fresh paused runtime and measures it.
 pub fn run(scenario: &Scenario, design: Design) -> anyhow::Result<Measured> {
+    raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -135,11 +140,7 @@ async fn run_paused(scenario: &Scenario, design: Design) -> anyhow::Result<Measu
     let pool = Arc::new(ConcurrencyPool::default());
     let publisher: Arc<Function<Arc<PublisherDeps>>> = Function::new(PUBLISHER, pool.clone(), design.reserved(), {
         let publishing = publishing.clone();
-        move || {
-            publishing
-                .fresh_deps(settings.clone(), timer.clone())
-                .expect("publisher dependencies build from a configuration that already built once")
-        }
+        move || publishing.fresh_deps(settings.clone(), timer.clone())
     });
     let intake = Function::new(INTAKE, pool, None, || ());
     for (from, until) in &scenario.intake {
@@ -201,6 +202,39 @@ async fn populate(publishing: &Publishing, scenario: &Scenario) -> anyhow::Resul
         );
     }
     Ok(posts)
+}
+
+/// Whether this process may open enough files for scenario A at full scale (10,000 posts): the timer design holds
+/// about 10,000 TikTok connections at once (20 batches, the overlapping ticks' duplicates included, of 500 posts in
+/// flight), each twice here (client and sandbox).
+pub fn full_scale_possible() -> bool {
+    raise_open_files_limit();
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .is_none_or(|limit| limit >= FULL_SCALE_OPEN_FILES)
+}
+
+const FULL_SCALE_OPEN_FILES: u64 = 32_768;
+
+/// Raises this process's limit of open files as far as allowed (to [`OPEN_FILES`] where the hard limit may rise, as
+/// for root, else to the hard limit). Running out would fail TikTok calls and file reads in the model, not in AWS.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum.unwrap_or(u64::MAX);
+    let wanted = Rlimit {
+        current: Some(OPEN_FILES),
+        maximum: Some(hard.max(OPEN_FILES)),
+    };
+    if setrlimit(Resource::Nofile, wanted).is_err() {
+        let _best_effort = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(hard.min(OPEN_FILES)),
+                maximum: limit.maximum,
+            },
+        );
+    }
 }
 
 /// Every post has ended (completed, failed or needs review): nothing is due any more.
