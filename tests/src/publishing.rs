@@ -99,8 +99,7 @@ pub struct Publishing {
     pub workspace: WorkspaceId,
     pub cipher: Arc<TokenCipher>,
     pub events_file: PathBuf,
-    tiktok: TikTokClient,
-    events: Arc<dyn EventSink>,
+    parts: DepsParts,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -162,20 +161,16 @@ impl Publishing {
             refuse: AtomicUsize::new(options.refuse_events),
         });
         let timer = Arc::new(LocalTimer::new(REDELIVER_AFTER));
-        // One client for every set of dependencies: its connection pool is shared, which changes nothing on loopback
-        // and keeps the cloud model's thousands of environments within the process's file descriptors.
-        let tiktok = TikTokClient::with_clock(tiktok, options.clock.clone())?;
-        let deps = publisher_deps(
-            &stores,
-            blobs.clone(),
-            bus.clone(),
-            events.clone(),
-            options.clock,
-            tiktok.clone(),
-            cipher.clone(),
-            settings,
-            timer.clone(),
-        );
+        let parts = DepsParts {
+            stores: stores.clone(),
+            blobs: blobs.clone(),
+            bus: bus.clone(),
+            events,
+            clock: options.clock.clone(),
+            tiktok: TikTokClient::with_clock(tiktok, options.clock)?,
+            cipher: cipher.clone(),
+        };
+        let deps = parts.build(settings, timer.clone());
         let (stop, stopping) = watch::channel(false);
         let mut tasks = vec![media_server];
         if options.run_loop {
@@ -197,8 +192,7 @@ impl Publishing {
             workspace: WorkspaceId::new(),
             cipher,
             events_file,
-            tiktok,
-            events,
+            parts,
             stop,
             tasks,
             _dir: dir,
@@ -208,17 +202,7 @@ impl Publishing {
     /// Publisher dependencies as a new process builds them (its own token and creator_info caches, `settings`,
     /// `timer`), on the same store, media, bus and TikTok: one per Lambda execution environment in the cloud model.
     pub fn fresh_deps(&self, settings: PublisherSettings, timer: Arc<dyn Timer>) -> Arc<PublisherDeps> {
-        publisher_deps(
-            &self.stores,
-            self.blobs.clone(),
-            self.bus.clone(),
-            self.events.clone(),
-            self.deps.clock.clone(),
-            self.tiktok.clone(),
-            self.cipher.clone(),
-            settings,
-            timer,
-        )
+        self.parts.build(settings, timer)
     }
 
     /// Another dispatcher with its own workers on the same timer and store, as concurrent Lambdas would run: both
@@ -416,28 +400,40 @@ impl Publishing {
     }
 }
 
-/// The token service announces on the bus itself, past the flaky wrapper, as it always has in these tests.
-fn publisher_deps(
-    stores: &Stores,
+/// What every set of publisher dependencies shares: one store, media, bus, clock and TikTok client.
+#[derive(Clone)]
+struct DepsParts {
+    stores: Stores,
     blobs: Arc<LocalBlobStore>,
     bus: Arc<LocalEventSink>,
+    /// The bus behind the flaky wrapper; the token service announces on the bus itself, as it always has here.
     events: Arc<dyn EventSink>,
     clock: Arc<dyn Clock>,
+    /// One client for every set of dependencies: its connection pool is shared, which changes nothing on loopback
+    /// and keeps the cloud model's thousands of environments within the process's file descriptors.
     tiktok: TikTokClient,
     cipher: Arc<TokenCipher>,
-    settings: PublisherSettings,
-    timer: Arc<dyn Timer>,
-) -> Arc<PublisherDeps> {
-    let tokens = TokenService::new(stores.accounts.clone(), tiktok, cipher, bus, clock.clone());
-    Arc::new(PublisherDeps::new(
-        stores.clone(),
-        blobs,
-        events,
-        clock,
-        tokens,
-        settings,
-        timer,
-    ))
+}
+
+impl DepsParts {
+    fn build(&self, settings: PublisherSettings, timer: Arc<dyn Timer>) -> Arc<PublisherDeps> {
+        let tokens = TokenService::new(
+            self.stores.accounts.clone(),
+            self.tiktok.clone(),
+            self.cipher.clone(),
+            self.bus.clone(),
+            self.clock.clone(),
+        );
+        Arc::new(PublisherDeps::new(
+            self.stores.clone(),
+            self.blobs.clone(),
+            self.events.clone(),
+            self.clock.clone(),
+            tokens,
+            settings,
+            timer,
+        ))
+    }
 }
 
 async fn serve_media(State(blobs): State<Arc<LocalBlobStore>>, Path(key): Path<String>) -> impl IntoResponse {

@@ -64,7 +64,7 @@ fn a_small_scenario_c_sends_every_post_under_each_design() {
     let mut runs = Vec::new();
     for design in [Design::Today, Design::timer()] {
         let measured = run(&scenario, design).unwrap();
-        assert_eq!(measured.not_sent, 0, "{}", table(&[measured.clone()]));
+        assert_eq!(measured.not_sent, 0, "{}", table(std::slice::from_ref(&measured)));
         assert_eq!(measured.within_caps.len(), 60);
         runs.push(measured);
     }

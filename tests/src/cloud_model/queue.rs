@@ -125,10 +125,8 @@ impl Mapping {
     /// as the mapping scales down when the queue is empty.
     async fn poll(&self) {
         loop {
-            let deliveries = match self.queue.receive(LONG_POLL).await {
-                Ok(deliveries) => deliveries,
-                Err(_) => Vec::new(),
-            };
+            // The in-memory queue never fails; an empty answer is an idle poll either way.
+            let deliveries = self.queue.receive(LONG_POLL).await.unwrap_or_default();
             if deliveries.is_empty() {
                 let mut pollers = self.lock();
                 if pollers.running > ESM_INITIAL_CONCURRENCY {
