@@ -647,3 +647,50 @@ async fn when_every_post_is_delivered_twice_should_spend_no_init_slot_on_a_lost_
     p.stop().await;
     Ok(())
 }
+
+/// The Lambda's path: a batch from the SQS event source mapping, as `infra/events/timer-wakeups.json` shows it, with
+/// a message that is not a timer message beside the real one. The post is initialised once, the foreign message is
+/// dropped rather than failed forever, the answer reports no failure, and the post's next wakeups are armed.
+#[tokio::test]
+async fn when_the_event_source_mapping_delivers_a_batch_should_publish_its_posts_and_report_no_failures(
+) -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        run_loop: false,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let mut event: serde_json::Value = serde_json::from_str(include_str!("../../infra/events/timer-wakeups.json"))?;
+    let wakeup = shared::ports::Wakeup {
+        post_id: post.clone(),
+        at: Utc::now(),
+    };
+    event["Records"][0]["body"] = serde_json::Value::String(shared::timer::encode_body(&[wakeup]));
+    let mut foreign = event["Records"][0].clone();
+    foreign["messageId"] = "not-ours".into();
+    foreign["body"] = r#"{"detail-type":"post.due"}"#.into();
+    event["Records"].as_array_mut().expect("records").push(foreign);
+
+    use shared::ports::TimerInbox;
+    let answer = publisher::handle_event(&p.deps, event, Utc::now() + Duration::minutes(15)).await?;
+    assert_eq!(answer, serde_json::json!({ "batchItemFailures": [] }));
+    assert_eq!(inits(&p), 1);
+    // The upload continues in a delivery of its own, armed at once.
+    let next = p.timer.receive(StdDuration::from_secs(2)).await?;
+    assert!(
+        next.iter().any(|d| d.wakeups.iter().any(|w| w.post_id == post)),
+        "the upload's own wakeup is armed"
+    );
+    p.stop().await;
+    Ok(())
+}
