@@ -25,6 +25,9 @@ pub enum EventType {
     PostFailed,
     #[serde(rename = "post.needs_review")]
     PostNeedsReview,
+    /// TikTok's daily cap refused the post; it tries again once, a day later.
+    #[serde(rename = "post.deferred")]
+    PostDeferred,
     #[serde(rename = "account.reauth_required")]
     AccountReauthRequired,
 }
@@ -39,6 +42,7 @@ impl EventType {
             Self::PostCompleted => "post.completed",
             Self::PostFailed => "post.failed",
             Self::PostNeedsReview => "post.needs_review",
+            Self::PostDeferred => "post.deferred",
             Self::AccountReauthRequired => "account.reauth_required",
         }
     }
