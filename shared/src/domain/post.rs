@@ -242,6 +242,9 @@ pub struct PublishProgress {
     /// Times TikTok's daily cap deferred the post by a day (at most [`DAILY_CAP_RETRIES`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cap_deferrals: u32,
+    /// FILE_UPLOAD inits sent again after an init without a clear answer (at most [`AMBIGUOUS_UPLOAD_REINITS`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub upload_reinits: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -253,6 +256,10 @@ pub const DAILY_CAP_CODES: [&str; 2] = ["spam_risk_too_many_posts", "reached_act
 /// A post refused by a daily cap waits this long and tries again, this many times; then it fails.
 pub const DAILY_CAP_WAIT: chrono::Duration = chrono::Duration::hours(24);
 pub const DAILY_CAP_RETRIES: u32 = 1;
+/// A FILE_UPLOAD init without a clear answer is safe to send again: TikTok cannot publish a video whose bytes it never
+/// received, and the first init's upload URL dies unused within the hour. Once, so that a TikTok that keeps timing out
+/// does not collect abandoned drafts; a PULL_FROM_URL init (TikTok may already be pulling) is never sent again.
+pub const AMBIGUOUS_UPLOAD_REINITS: u32 = 1;
 
 /// Why a post ended without being posted (or needs a person).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
