@@ -811,3 +811,57 @@ async fn when_a_daily_cap_refuses_the_post_should_defer_it_a_day_once_then_publi
     p.stop().await;
     Ok(())
 }
+
+/// TikTok's processing failed for a reason it calls retryable (`internal`): nothing was published, so the post is
+/// sent again with a new init after a backoff, with a `post.deferred` event, and completes.
+#[tokio::test]
+async fn when_tiktok_processing_fails_retryably_should_send_the_post_again_and_complete() -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        run_loop: false,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    p.sandbox.fail_next_processing(tiktok_sandbox::ProcessingFailure {
+        open_id: None,
+        fail_reason: "internal".into(),
+        times: 1,
+    });
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let deadline = || Utc::now() + Duration::days(1);
+    let handled = handle_through_upload(&p.deps, &post, deadline()).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    let first_publish = p.post(&post).await?.publish.publish_id;
+    tokio::time::sleep(StdDuration::from_millis(700)).await; // the sandbox processes, and fails
+    let handled = publisher::handle_due(&p.deps, &post, deadline()).await?;
+    let again = p.post(&post).await?;
+    assert_eq!(again.status, PostStatus::Scheduled, "{handled:?} {:?}", again.failure);
+    let until = again.publish.not_before.expect("sent again at an instant");
+    assert_eq!(handled, publisher::Handled::Waiting { until });
+    assert!(again.publish.publish_id.is_none(), "the failed publish is forgotten");
+
+    let later = p.deps_with_clock(std::sync::Arc::new(shared::ManualClock::at(
+        until + Duration::seconds(1),
+    )));
+    let handled = handle_through_upload(&later, &post, until + Duration::hours(1)).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    tokio::time::sleep(StdDuration::from_millis(700)).await;
+    let handled = publisher::handle_due(&later, &post, until + Duration::hours(1)).await?;
+    assert_eq!(handled, publisher::Handled::Completed);
+    assert_ne!(p.post(&post).await?.publish.publish_id, first_publish);
+    assert_eq!(
+        p.post_events(&post)?,
+        ["post.published", "post.deferred", "post.published", "post.completed"]
+    );
+    assert_eq!(inits(&p), 2);
+    p.stop().await;
+    Ok(())
+}
