@@ -76,8 +76,8 @@ async fn when_connecting_should_answer_tiktoks_authorize_url_with_the_three_scop
     assert_eq!(query_value(url, "redirect_uri").as_deref(), Some(REDIRECT_URI));
     assert_eq!(
         query_value(url, "disable_auto_auth").as_deref(),
-        Some("0"),
-        "a first account may reuse TikTok's login"
+        Some("1"),
+        "always TikTok's consent page, so nobody is connected without seeing what they grant"
     );
     assert_eq!(first.body["expiresAt"], json!(support::start() + STATE_LIFETIME));
     let state = query_value(url, "state").unwrap();
@@ -97,7 +97,7 @@ async fn when_connecting_should_answer_tiktoks_authorize_url_with_the_three_scop
     assert_eq!(
         query_value(url, "disable_auto_auth").as_deref(),
         Some("1"),
-        "a further account shows TikTok's consent page so the user can switch accounts"
+        "a further account too, so the user can switch accounts"
     );
     assert_ne!(query_value(url, "state").unwrap(), state, "a new state per connection");
 }

@@ -238,3 +238,27 @@ async fn attack_unknown_routes_and_methods_answer_in_the_error_shape() {
     let reply = app.call(Method::PUT, "/v1/posts", Some(&app.a.key), None).await;
     assert_error_shape(&reply, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
+
+/// An unauthenticated callback with a 5,000-character state: refused as unknown before any store lookup (in
+/// DynamoDB it would be a key past the 2 KB limit, a 503 and an alarm), in the error shape.
+#[tokio::test]
+async fn attack_callback_with_an_unbounded_state_is_refused_as_unknown_in_the_error_shape() {
+    let app = TestApp::new().await;
+    let huge = "s".repeat(5_000);
+    for query in [
+        format!("code=abc&state={huge}&scopes=user.info.basic,video.publish,video.upload"),
+        format!("error=access_denied&state={huge}"),
+        "code=abc&state=%00%01&scopes=user.info.basic".to_owned(),
+    ] {
+        let reply = app
+            .call(
+                Method::GET,
+                &format!("/v1/accounts/tiktok/callback?{query}"),
+                None,
+                None,
+            )
+            .await;
+        assert!(reply.status == StatusCode::BAD_REQUEST, "{query:.60}: {}", reply.status);
+        assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
+    }
+}
