@@ -697,3 +697,33 @@ async fn when_20_requests_need_a_refresh_at_once_should_make_exactly_one_token_c
         creator_calls.iter().map(|r| r.token_fingerprint.clone()).collect();
     assert_eq!(fingerprints.len(), 1, "every call used the one fresh token");
 }
+
+/// The code is spent once exchanged: a TikTok that then answers the profile calls slowly (or not at all) must not
+/// lose the connection or outlast the API's 29 s. The account is saved with its tokens, without a display name.
+#[tokio::test]
+async fn when_the_profile_calls_hang_after_the_exchange_should_still_save_the_connection_in_time() {
+    let app = sandboxed().await;
+    let tenant = app.empty_tenant("creators").await;
+    creator(&app, AccountSpec::public());
+    for endpoint in [Endpoint::UserInfo, Endpoint::CreatorInfo] {
+        app.sandbox()
+            .inject_fault(FaultSpec::new(endpoint, FaultAction::Delay { ms: 15_000 }).times(1));
+    }
+    let started = std::time::Instant::now();
+    let reply = app.connect(&tenant).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let stored = app
+        .stores
+        .accounts
+        .get_account(&account_id(&reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.tokens.is_some(), "the spent code's tokens are saved");
+    assert_eq!(token_calls(&app, "authorization_code"), 1);
+}

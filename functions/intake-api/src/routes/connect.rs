@@ -166,6 +166,10 @@ async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, Ap
     }
 }
 
+/// How long the profile calls after the code exchange may take together: the exchange may take TikTok's request
+/// timeout (20 s), and the whole callback must answer within API Gateway's 29 s.
+const PROFILE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn exchange(state: &AppState, code: &SecretCode) -> Result<TokenGrant, ApiError> {
     state
         .tokens
@@ -197,13 +201,36 @@ async fn connect_account(
         }
         return Err(refusal);
     }
-    let user = client.user_info(&grant.access_token).await.map_err(connect_refused)?;
-    // The handle (for post URLs) is not among the basic user fields; creator_info has it. Without it the account
-    // still works, so a failure here only costs the post URLs.
-    let username = match client.creator_info(&grant.access_token).await {
-        Ok(creator) => creator.creator_username.filter(|name| !name.is_empty()),
-        Err(error) => {
-            tracing::warn!(%error, "creator_info failed while connecting; the account has no username for now");
+    // The code is spent: from here on the tokens must be saved. The profile calls run together within a short
+    // budget (the exchange may already have used most of the API's 29 s), and a slow or failed one only costs the
+    // account its display name or handle for now, never the connection.
+    let (user, creator) = tokio::join!(
+        tokio::time::timeout(PROFILE_BUDGET, client.user_info(&grant.access_token)),
+        tokio::time::timeout(PROFILE_BUDGET, client.creator_info(&grant.access_token)),
+    );
+    let user = match user {
+        Ok(Ok(user)) => user,
+        outcome => {
+            tracing::warn!(
+                timed_out = outcome.is_err(),
+                "user info unavailable while connecting; saved without it"
+            );
+            UserInfo {
+                open_id: grant.open_id.clone(),
+                union_id: None,
+                display_name: String::new(),
+                avatar_url: None,
+            }
+        }
+    };
+    // The handle (for post URLs) is not among the basic user fields; creator_info has it.
+    let username = match creator {
+        Ok(Ok(creator)) => creator.creator_username.filter(|name| !name.is_empty()),
+        outcome => {
+            tracing::warn!(
+                timed_out = outcome.is_err(),
+                "creator_info unavailable while connecting; no username for now"
+            );
             None
         }
     };
