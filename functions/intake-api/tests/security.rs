@@ -262,3 +262,56 @@ async fn attack_callback_with_an_unbounded_state_is_refused_as_unknown_in_the_er
         assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
     }
 }
+
+/// Two workspaces hold the same creator. TikTok's revoke ends every token of the app for that creator, so one
+/// workspace disconnecting must not break the other: it forgets its own tokens and revokes nothing; the last one to
+/// disconnect revokes.
+#[tokio::test]
+async fn attack_one_workspace_disconnecting_a_shared_creator_leaves_the_other_connected() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let (alpha, bravo) = (
+        app.empty_tenant("alpha-shared").await,
+        app.empty_tenant("bravo-shared").await,
+    );
+    let alpha_account = app.connect(&alpha).await.body["id"].as_str().unwrap().to_owned();
+    let bravo_account = app.connect(&bravo).await.body["id"].as_str().unwrap().to_owned();
+    let revokes = || app.sandbox().requests_to(tiktok_sandbox::Endpoint::Revoke).len();
+
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/accounts/{alpha_account}"),
+            Some(&alpha.key),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.body);
+    assert_eq!(revokes(), 0, "the creator is still connected to another workspace");
+    let info = app
+        .call(
+            Method::GET,
+            &format!("/v1/accounts/{bravo_account}/creator-info"),
+            Some(&bravo.key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        info.status,
+        StatusCode::OK,
+        "the other workspace still posts: {}",
+        info.body
+    );
+
+    let last = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/accounts/{bravo_account}"),
+            Some(&bravo.key),
+            None,
+        )
+        .await;
+    assert_eq!(last.status, StatusCode::OK);
+    assert_eq!(revokes(), 1, "the last connection revokes at TikTok");
+}
