@@ -315,3 +315,50 @@ async fn attack_one_workspace_disconnecting_a_shared_creator_leaves_the_other_co
     assert_eq!(last.status, StatusCode::OK);
     assert_eq!(revokes(), 1, "the last connection revokes at TikTok");
 }
+
+/// A signed `authorization.removed` for `open_id` that TikTok created at `create_time`.
+async fn deliver_removal(app: &TestApp, open_id: &str, create_time: i64) -> Reply {
+    let body = json!({
+        "client_key": "sandbox-client-key", "event": "authorization.removed", "create_time": create_time,
+        "user_openid": open_id, "content": json!({ "reason": 1 }).to_string(),
+    })
+    .to_string();
+    let signature = webhook::sign(
+        &SecretString::from(CLIENT_SECRET),
+        app.clock.now().timestamp(),
+        body.as_bytes(),
+    );
+    deliver_webhook(app, &body, &signature).await
+}
+
+/// A redelivered (TikTok retries for 72 h) or replayed `authorization.removed` older than the user's latest
+/// connection must not disconnect it; one newer than the connection does.
+#[tokio::test]
+async fn attack_replayed_authorization_removed_never_undoes_a_newer_connection() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let tenant = app.empty_tenant("reconnected").await;
+    let account: shared::ids::AccountId = app.connect(&tenant).await.body["id"].as_str().unwrap().parse().unwrap();
+    let connected_at = app
+        .stores
+        .accounts
+        .get_account(&account)
+        .await
+        .unwrap()
+        .unwrap()
+        .connected_at;
+    let stale = deliver_removal(&app, &open_id, connected_at.timestamp() - 60).await;
+    assert_eq!(stale.status, StatusCode::OK, "{}", stale.body);
+    assert_eq!(stale.body["outcome"], "unchanged", "{}", stale.body);
+    let kept = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
+    assert!(
+        kept.tokens.is_some(),
+        "a removal older than the connection leaves it connected"
+    );
+
+    let fresh = deliver_removal(&app, &open_id, connected_at.timestamp() + 1).await;
+    assert_eq!(fresh.body["outcome"], "applied", "{}", fresh.body);
+    let gone = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
+    assert!(gone.tokens.is_none(), "a removal after the connection disconnects it");
+}
