@@ -727,3 +727,36 @@ async fn when_the_profile_calls_hang_after_the_exchange_should_still_save_the_co
     assert!(stored.tokens.is_some(), "the spent code's tokens are saved");
     assert_eq!(token_calls(&app, "authorization_code"), 1);
 }
+
+/// A refresher's lock must outlive its worst case (TikTok's request timeout, then sealing and saving with retries):
+/// a second refresher taking over meanwhile would spend the refresh token TikTok just rotated and lose the account.
+#[tokio::test]
+async fn when_a_refresh_is_slow_should_hold_the_lock_past_tiktoks_timeout_and_the_saves() {
+    let app = sandboxed().await;
+    let tenant = app.empty_tenant("creators").await;
+    creator(&app, AccountSpec::public());
+    let id = account_id(&app.connect(&tenant).await);
+    app.clock.advance(ChronoDuration::minutes(100));
+    app.sandbox()
+        .inject_fault(FaultSpec::new(Endpoint::Token, FaultAction::Delay { ms: 1_000 }).times(1));
+    let path = format!("/v1/accounts/{id}/creator-info");
+    let refreshing = app.call(Method::GET, &path, Some(&tenant.key), None);
+    let lock = async {
+        loop {
+            let account = app.stores.accounts.get_account(&id).await.unwrap().unwrap();
+            if let Some(until) = account.refresh_lock_until {
+                return until - app.clock.now();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let (reply, held_for) = tokio::join!(refreshing, lock);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let request_timeout = ChronoDuration::seconds(3); // the harness's TikTok request timeout
+    assert!(
+        held_for >= request_timeout + ChronoDuration::seconds(30),
+        "the lock covers the call and the saves: {held_for}"
+    );
+    let released = app.stores.accounts.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(released.refresh_lock_until, None, "released once saved");
+}

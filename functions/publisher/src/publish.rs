@@ -250,6 +250,9 @@ async fn initialised(
     let pulled = transfer == Transfer::PullFromUrl;
     let first_poll = now + deps.settings.first_poll_after;
     let attempt = post.publish.attempt;
+    // Logged before the save (an id, not a secret): if the store never takes it, the log is what ties TikTok's post
+    // to ours, and the post's resume then ends in needs_review, never in a second init.
+    tracing::info!(post_id = %post.id, publish_id = %outcome.publish_id, "TikTok accepted the init; saving its publish id");
     let saved = write_held(
         deps,
         &post,
@@ -263,9 +266,11 @@ async fn initialised(
             }
         },
     )
-    .await?;
+    .await
+    .inspect_err(|e| {
+        tracing::error!(post_id = %post.id, publish_id = %outcome.publish_id, error = %e, "publish id not saved");
+    })?;
     let Some(saved) = saved else { return Ok(Handled::Lost) };
-    tracing::info!(post_id = %saved.id, publish_id = %outcome.publish_id, "TikTok accepted the init");
     if pulled {
         record_fingerprints(deps, &saved).await;
         return Ok(Handled::Published { next_poll: first_poll });
