@@ -25,6 +25,14 @@ pub enum EventType {
     PostFailed,
     #[serde(rename = "post.needs_review")]
     PostNeedsReview,
+    /// A failed post was scheduled again by `POST /v1/posts/{id}/retry`.
+    #[serde(rename = "post.retried")]
+    PostRetried,
+    /// A person recorded what they found on TikTok for a post in `needs_review`.
+    #[serde(rename = "post.resolved")]
+    PostResolved,
+    #[serde(rename = "post.canceled")]
+    PostCanceled,
     #[serde(rename = "account.reauth_required")]
     AccountReauthRequired,
 }
@@ -39,6 +47,9 @@ impl EventType {
             Self::PostCompleted => "post.completed",
             Self::PostFailed => "post.failed",
             Self::PostNeedsReview => "post.needs_review",
+            Self::PostRetried => "post.retried",
+            Self::PostResolved => "post.resolved",
+            Self::PostCanceled => "post.canceled",
             Self::AccountReauthRequired => "account.reauth_required",
         }
     }
