@@ -100,6 +100,8 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::posts::patch_post,
             routes::posts::delete_post
         ))
+        .routes(routes!(routes::posts::retry_post))
+        .routes(routes!(routes::posts::resolve_post))
         .routes(routes!(routes::media::create_media))
         .routes(routes!(routes::media::get_media))
         .routes(routes!(routes::accounts::list_accounts))

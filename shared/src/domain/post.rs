@@ -663,6 +663,17 @@ impl Post {
         Ok(())
     }
 
+    /// `post.scheduled`, written with the write that scheduled the post (create, edit, retry).
+    pub fn note_scheduled(&mut self, now: DateTime<Utc>) {
+        let scheduled_at = self.scheduled_at.unwrap_or(now);
+        let event = self.event(
+            EventType::PostScheduled,
+            now,
+            serde_json::json!({ "scheduledAt": scheduled_at }),
+        );
+        self.outbox.push(event);
+    }
+
     /// Cancels a draft or scheduled post (the caller checked [`PostStatus::is_editable`]).
     pub fn mark_canceled(&mut self, by: &str, now: DateTime<Utc>) {
         let previous = self.status;
