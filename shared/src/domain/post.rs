@@ -754,91 +754,87 @@ mod tests {
         }
     }
 
-    fn policy(code: &str) -> RetryPolicy {
-        Failure::new(code, "").retry_policy()
+    fn assert_policy(codes: &[&str], expected: RetryPolicy) {
+        for code in codes {
+            assert_eq!(Failure::new(*code, "").retry_policy(), expected, "{code}");
+        }
     }
 
     #[test]
     fn account_failures_are_retryable_after_a_reconnect() {
-        for code in [
+        let codes = [
             "account_not_connected",
             "token_unreadable",
             "access_token_invalid",
             "scope_not_authorized",
-        ] {
-            assert_eq!(policy(code), RetryPolicy::AfterFix, "{code}");
-        }
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
     }
 
     #[test]
     fn app_setup_failures_are_retryable_once_fixed() {
-        for code in [
+        let codes = [
             "url_ownership_unverified",
             "unaudited_client_can_only_post_to_private_accounts",
-        ] {
-            assert_eq!(policy(code), RetryPolicy::AfterFix, "{code}");
-        }
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
     }
 
     #[test]
     fn caps_are_retryable_later() {
-        for code in [
+        let codes = [
             "spam_risk_too_many_posts",
             "reached_active_user_cap",
             "rate_limit_exceeded",
-        ] {
-            assert_eq!(policy(code), RetryPolicy::AfterFix, "{code}");
-        }
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
     }
 
     #[test]
     fn media_failures_are_retryable_once_the_media_is_fixed() {
-        for code in [
+        let codes = [
             "media_rejected",
             "media_changed",
             "upload_expired",
             "media_not_ready",
             "container_not_publishable",
-        ] {
-            assert_eq!(policy(code), RetryPolicy::AfterFix, "{code}");
-        }
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
     }
 
     #[test]
     fn creator_setting_failures_are_retryable_after_a_change() {
-        for code in [
+        let codes = [
             "privacy_unavailable",
             "interaction_disabled",
             "duration_over_creator_limit",
-        ] {
-            assert_eq!(policy(code), RetryPolicy::AfterFix, "{code}");
-        }
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
     }
 
     #[test]
     fn tiktok_trouble_is_retryable() {
-        for code in [
+        let codes = [
             "tiktok_unavailable",
             "internal",
             "video_pull_failed",
             NOT_PUBLISHED_CONFIRMED,
-        ] {
-            assert_eq!(policy(code), RetryPolicy::AfterFix, "{code}");
-        }
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
     }
 
     #[test]
     fn failures_after_tiktok_may_have_the_post_are_never_retried() {
-        for code in ["tracking_timeout", "tracking_failed", "init_outcome_unknown"] {
-            assert_eq!(policy(code), RetryPolicy::MayBeLive, "{code}");
-        }
+        let codes = ["tracking_timeout", "tracking_failed", "init_outcome_unknown"];
+        assert_policy(&codes, RetryPolicy::MayBeLive);
     }
 
     #[test]
     fn bans_and_unknown_reasons_are_not_retryable() {
-        for code in ["spam_risk_user_banned_from_posting", "something_new"] {
-            assert_eq!(policy(code), RetryPolicy::Never, "{code}");
-        }
+        assert_policy(
+            &["spam_risk_user_banned_from_posting", "something_new"],
+            RetryPolicy::Never,
+        );
     }
 
     #[test]

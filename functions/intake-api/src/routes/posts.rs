@@ -303,11 +303,7 @@ pub async fn delete_post(
         return Err(not_editable(&existing, "canceled"));
     }
     let now = state.clock.now();
-    let mut canceled = Post {
-        updated_at: now,
-        version: existing.version + 1,
-        ..existing.clone()
-    };
+    let mut canceled = next_write(&existing, now);
     canceled.mark_canceled(&caller.key_id, now);
     let canceled = save(&state, canceled, existing.version).await?;
     Ok(Json(PostView::from(&canceled)))
@@ -392,14 +388,19 @@ pub async fn resolve_post(
     let existing = load_post(&state, &caller.workspace_id, &id).await?;
     let resolution = read_resolution(&body).map_err(ApiError::Validation)?;
     let now = state.clock.now();
-    let mut resolved = Post {
-        updated_at: now,
-        version: existing.version + 1,
-        ..existing.clone()
-    };
+    let mut resolved = next_write(&existing, now);
     resolved.resolve(resolution, &caller.key_id, now).map_err(conflict)?;
     let resolved = save(&state, resolved, existing.version).await?;
     Ok(Json(PostView::from(&resolved)))
+}
+
+/// The stored post as the next write starts it: one version on, updated now.
+fn next_write(existing: &Post, now: chrono::DateTime<chrono::Utc>) -> Post {
+    Post {
+        updated_at: now,
+        version: existing.version + 1,
+        ..existing.clone()
+    }
 }
 
 /// Writes a transition (compare-and-set on the version read) and delivers the events it put in the outbox.
