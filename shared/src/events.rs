@@ -25,6 +25,9 @@ pub enum EventType {
     PostFailed,
     #[serde(rename = "post.needs_review")]
     PostNeedsReview,
+    /// TikTok's daily cap refused the post; it tries again once, a day later.
+    #[serde(rename = "post.deferred")]
+    PostDeferred,
     /// A failed post was scheduled again by `POST /v1/posts/{id}/retry`.
     #[serde(rename = "post.retried")]
     PostRetried,
@@ -47,6 +50,7 @@ impl EventType {
             Self::PostCompleted => "post.completed",
             Self::PostFailed => "post.failed",
             Self::PostNeedsReview => "post.needs_review",
+            Self::PostDeferred => "post.deferred",
             Self::PostRetried => "post.retried",
             Self::PostResolved => "post.resolved",
             Self::PostCanceled => "post.canceled",

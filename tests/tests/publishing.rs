@@ -334,7 +334,7 @@ async fn when_tiktok_rate_limits_or_refuses_with_http_200_should_wait_or_fail_wi
     let limited = p.connect(AccountSpec::public()).await?;
     let capped = p
         .connect(AccountSpec {
-            posting_blocked: Some("spam_risk_too_many_posts".into()),
+            posting_blocked: Some("spam_risk_user_banned_from_posting".into()),
             ..AccountSpec::public()
         })
         .await?;
@@ -389,8 +389,8 @@ async fn when_tiktok_rate_limits_or_refuses_with_http_200_should_wait_or_fail_wi
     );
     let done = p.wait_for(&refused, &[PostStatus::Failed], SETTLE).await?;
     let failure = done.failure.unwrap_or_else(|| panic!("no failure"));
-    assert_eq!(failure.code, "spam_risk_too_many_posts");
-    assert!(failure.message.contains("tomorrow"), "{}", failure.message);
+    assert_eq!(failure.code, "spam_risk_user_banned_from_posting");
+    assert!(failure.message.contains("banned"), "{}", failure.message);
     p.stop().await;
     Ok(())
 }
@@ -691,6 +691,115 @@ async fn when_the_event_source_mapping_delivers_a_batch_should_publish_its_posts
         next.iter().any(|d| d.wakeups.iter().any(|w| w.post_id == post)),
         "the upload's own wakeup is armed"
     );
+    p.stop().await;
+    Ok(())
+}
+
+/// TikTok accepted the post and then said nothing final: it may be live, so the post asks for review with what is
+/// known (publish id, last status) instead of failing and inviting a repost.
+#[tokio::test]
+async fn when_tracking_times_out_after_tiktok_accepted_should_need_review_not_fail() -> anyhow::Result<()> {
+    let mut options = Options {
+        pull_videos: true,
+        ..Options::default()
+    };
+    options.settings.tracking_deadline = Duration::seconds(1);
+    options.sandbox.processing_delay_ms = 120_000;
+    let p = Publishing::start(options).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let ended = p
+        .wait_for(
+            &post,
+            &[PostStatus::NeedsReview, PostStatus::Failed],
+            StdDuration::from_secs(20),
+        )
+        .await?;
+    assert_eq!(ended.status, PostStatus::NeedsReview);
+    let failure = ended.failure.expect("a reason");
+    assert_eq!(failure.code, "tracking_timeout");
+    let publish_id = ended.publish.publish_id.expect("the publish id is kept");
+    assert!(failure.message.contains(&publish_id), "{}", failure.message);
+    assert_eq!(p.post_events(&post)?, ["post.published", "post.needs_review"]);
+    assert_eq!(inits(&p), 1);
+    p.stop().await;
+    Ok(())
+}
+
+/// TikTok's daily cap at pre-flight: the post waits a day (TikTok's own advice) with a `post.deferred` event, then
+/// goes out; a second refusal a day later fails it with the reason.
+#[tokio::test]
+async fn when_a_daily_cap_refuses_the_post_should_defer_it_a_day_once_then_publish_or_fail() -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        run_loop: false,
+        pull_videos: true,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let spam = || {
+        FaultSpec::new(
+            Endpoint::CreatorInfo,
+            FaultAction::Respond {
+                status: 200,
+                code: Some("spam_risk_too_many_posts".into()),
+                message: None,
+            },
+        )
+        .times(1)
+    };
+    let deadline = || Utc::now() + Duration::days(3);
+    let mut outcomes = Vec::new();
+    for refusals_a_day_later in [0, 1] {
+        let post = p
+            .schedule(
+                &account,
+                PostType::Video,
+                vec![p.video(4096, 10_000).await?],
+                Utc::now(),
+                private_video_options(),
+            )
+            .await?;
+        p.sandbox.inject_fault(spam());
+        let handled = publisher::handle_due(&p.deps, &post, deadline()).await?;
+        let deferred = p.post(&post).await?;
+        let until = deferred.publish.not_before.expect("deferred to an instant");
+        assert_eq!(handled, publisher::Handled::Waiting { until });
+        assert!(
+            (until - Utc::now() - Duration::hours(24)).num_seconds().abs() < 5,
+            "a day later: {until}"
+        );
+        assert_eq!(p.post_events(&post)?, ["post.deferred"]);
+
+        // A day later: the publisher's clock moves on (its access token has expired by then and is refreshed).
+        if refusals_a_day_later > 0 {
+            p.sandbox.inject_fault(spam());
+        }
+        let tomorrow = shared::ManualClock::at(until + Duration::seconds(1));
+        let later = p.deps_with_clock(std::sync::Arc::new(tomorrow));
+        let handled = handle_through_upload(&later, &post, until + Duration::minutes(15)).await?;
+        outcomes.push((handled, p.post(&post).await?.failure.map(|f| f.code)));
+    }
+    assert!(
+        matches!(outcomes[0].0, publisher::Handled::Published { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[1].0,
+        publisher::Handled::Failed {
+            code: "spam_risk_too_many_posts".into()
+        }
+    );
+    assert_eq!(inits(&p), 1, "only the post TikTok allowed was initialised");
     p.stop().await;
     Ok(())
 }

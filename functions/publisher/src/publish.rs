@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use shared::{
     accounts::{is_token_refused, TokenError},
-    domain::{Post, PostStatus, Privacy, RateLimited, Transfer},
+    domain::{Failure, Post, PostStatus, Privacy, RateLimited, Transfer},
     ports::{BlobError, ByteRange, Wakeup},
     tiktok::{
         ChunkAck, ChunkPlan, ErrorClass, InitOutcome, PhotoPost, PhotoPostMode, SecretUrl, TikTokError,
@@ -50,7 +50,7 @@ pub(crate) async fn publish_scheduled(
         }
         let ready = match preflight(deps, &post).await? {
             Preflight::Ready(ready) => ready,
-            Preflight::Fail(failure) => return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await,
+            Preflight::Fail(failure) => return fail_or_defer(deps, &post, failure).await,
             Preflight::Wait { until, reason } => return wait(deps, &post, until, reason).await,
         };
         sleep_until(deps, due).await;
@@ -211,7 +211,7 @@ async fn init_failed(deps: &PublisherDeps, post: &Post, error: &TikTokError) -> 
             }
             end(deps, post, |p, now| p.mark_failed(failure::tiktok_refused(error), now)).await
         }
-        _ => end(deps, post, |p, now| p.mark_failed(failure::tiktok_refused(error), now)).await,
+        _ => fail_or_defer(deps, post, failure::tiktok_refused(error)).await,
     }
 }
 
@@ -543,6 +543,25 @@ async fn wait(
         Handled::Waiting { until }
     } else {
         Handled::Lost
+    })
+}
+
+/// Fails the post, unless a daily cap refused it before anything was created and it may try again tomorrow (TikTok's
+/// own advice), once.
+async fn fail_or_defer(deps: &PublisherDeps, post: &Post, failure: Failure) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    let mut deferred = post.clone();
+    if !deferred.defer_for_daily_cap(&failure, now) {
+        return end(deps, post, |p, now| p.mark_failed(failure, now)).await;
+    }
+    tracing::info!(post_id = %post.id, code = %failure.code, "daily cap: trying again in a day");
+    let written = write(deps, post, |p| {
+        p.defer_for_daily_cap(&failure, now);
+    })
+    .await?;
+    Ok(match (written, deferred.publish.not_before) {
+        (Some(_), Some(until)) => Handled::Waiting { until },
+        _ => Handled::Lost,
     })
 }
 

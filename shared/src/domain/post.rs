@@ -245,7 +245,20 @@ pub struct PublishProgress {
     /// before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// Times TikTok's daily cap deferred the post by a day (at most [`DAILY_CAP_RETRIES`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cap_deferrals: u32,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// TikTok's answers meaning "this creator (or this app) posted enough today": its advice is to try again tomorrow.
+pub const DAILY_CAP_CODES: [&str; 2] = ["spam_risk_too_many_posts", "reached_active_user_cap"];
+/// A post refused by a daily cap waits this long and tries again, this many times; then it fails.
+pub const DAILY_CAP_WAIT: chrono::Duration = chrono::Duration::hours(24);
+pub const DAILY_CAP_RETRIES: u32 = 1;
 
 /// Why a post ended without being posted (or needs a person).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -501,6 +514,27 @@ impl Post {
     pub fn record_public_post_id(&mut self, post_id: String, username: Option<&str>) {
         self.publish.post_url = username.map(|name| format!("https://www.tiktok.com/@{name}/video/{post_id}"));
         self.publish.tiktok_post_id = Some(post_id);
+    }
+
+    /// A daily cap refused the post before anything was created: it waits a day and tries once more, with a
+    /// `post.deferred` event; false when it already did (the caller fails it).
+    pub fn defer_for_daily_cap(&mut self, failure: &Failure, now: DateTime<Utc>) -> bool {
+        if !DAILY_CAP_CODES.contains(&failure.code.as_str()) || self.publish.cap_deferrals >= DAILY_CAP_RETRIES {
+            return false;
+        }
+        let until = now + DAILY_CAP_WAIT;
+        self.status = PostStatus::Scheduled;
+        self.publish.cap_deferrals += 1;
+        self.publish.not_before = Some(until);
+        self.publish.lease_until = None;
+        self.publish.init_started_at = None;
+        let event = self.event(
+            EventType::PostDeferred,
+            now,
+            serde_json::json!({ "code": failure.code, "message": failure.message, "until": until }),
+        );
+        self.outbox.push(event);
+        true
     }
 
     pub fn mark_failed(&mut self, failure: Failure, now: DateTime<Utc>) {

@@ -18,7 +18,7 @@ pub trait EventInbox: Send + Sync {
     async fn receive(&self, count: usize, within: Duration) -> anyhow::Result<Vec<Event>>;
 }
 
-const TYPES: [EventType; 11] = [
+const TYPES: [EventType; 12] = [
     EventType::MediaValidated,
     EventType::MediaRejected,
     EventType::PostScheduled,
@@ -26,6 +26,7 @@ const TYPES: [EventType; 11] = [
     EventType::PostCompleted,
     EventType::PostFailed,
     EventType::PostNeedsReview,
+    EventType::PostDeferred,
     EventType::PostRetried,
     EventType::PostResolved,
     EventType::PostCanceled,
