@@ -1039,6 +1039,34 @@ async fn when_a_post_in_review_is_not_on_tiktok_should_let_it_be_retried() {
 }
 
 #[tokio::test]
+async fn when_tiktok_accepted_a_post_whose_tracking_ended_in_review_should_retry_only_after_a_person_found_it_missing()
+{
+    let app = TestApp::new().await;
+    let id = ended(&app, PostStatus::NeedsReview, "tracking_timeout").await;
+    as_publisher_left_it(&app, &id, |post| {
+        post.publish.publish_id = Some("v_pub_file~v2.77".into())
+    })
+    .await;
+    assert_eq!(retry(&app, &id, None).await.body["error"]["code"], "needs_review");
+
+    let reply = resolve(&app, &id, json!({"outcome": "not_published"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.body["publishId"], "v_pub_file~v2.77",
+        "what TikTok said stays on record until the retry"
+    );
+    let resolved = app.events.events().pop().unwrap();
+    assert_eq!(resolved.data["publishId"], "v_pub_file~v2.77");
+
+    let retried = retry(&app, &id, None).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert!(
+        retried.body.get("publishId").is_none(),
+        "the retry starts a new attempt"
+    );
+}
+
+#[tokio::test]
 async fn when_a_resolution_is_unreadable_should_name_outcome_or_post_url() {
     let app = TestApp::new().await;
     let id = ended(&app, PostStatus::NeedsReview, "init_outcome_unknown").await;
