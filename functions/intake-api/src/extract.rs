@@ -101,10 +101,10 @@ impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(request.headers()) {
             let RawBody(bytes) = RawBody::from_request(request, state).await?;
-            return match bytes.is_empty() {
-                true => Ok(OptionalJsonBody(Value::Object(Default::default()))),
-                false => Err(ApiError::UnsupportedMediaType),
-            };
+            if !bytes.is_empty() {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            return Ok(OptionalJsonBody(Value::Object(Default::default())));
         }
         JsonBody::from_request(request, state)
             .await

@@ -885,6 +885,19 @@ async fn when_a_retry_names_a_time_should_schedule_it_then_under_the_create_rule
         "a refused retry changes nothing"
     );
 
+    let reply = retry(&app, &id, Some(json!([]))).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a body that is there must be an object"
+    );
+    let other = ended(&app, PostStatus::Failed, "internal").await;
+    assert_eq!(
+        retry(&app, &other, Some(Value::Null)).await.status,
+        StatusCode::OK,
+        "a JSON null body is no body"
+    );
+
     let reply = retry(&app, &id, Some(json!({"scheduledAt": "2026-11-26T12:00:00+01:00"}))).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["scheduledAt"], "2026-11-26T11:00:00Z");

@@ -211,8 +211,8 @@ pub fn read_patch(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) 
     (draft, reader.violations)
 }
 
-/// Reads a `POST /v1/posts/{id}/retry` body (`{}` or `{"scheduledAt": ...}`; absent means now): the stored post,
-/// to publish at that time, checked by [`check_draft`] exactly like a new post.
+/// Reads a `POST /v1/posts/{id}/retry` body (`{}`, `null` or `{"scheduledAt": ...}`; absent means now): the stored
+/// post, to publish at that time, checked by [`check_draft`] exactly like a new post.
 pub fn read_retry(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) {
     let mut reader = Reader::default();
     let mut draft = PostDraft {
@@ -220,6 +220,9 @@ pub fn read_retry(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) 
         schedule_changed: true,
         ..stored_draft(existing, Intent::Publish)
     };
+    if body.is_null() {
+        return (draft, reader.violations);
+    }
     let Some(fields) = reader.object(body, "") else {
         return (draft, reader.violations);
     };
