@@ -120,7 +120,7 @@ pub async fn create_post(
         }
         Err(e) => return Err(e.into()),
     }
-    let post = deliver(&state, post).await?;
+    let post = deliver(&state, post).await;
     if post.status == PostStatus::Scheduled {
         arm_wakeup(&state, &post).await;
     }
@@ -406,11 +406,21 @@ fn next_write(existing: &Post, now: chrono::DateTime<chrono::Utc>) -> Post {
 /// Writes a transition (compare-and-set on the version read) and delivers the events it put in the outbox.
 async fn save(state: &AppState, post: Post, expected_version: u64) -> Result<Post, ApiError> {
     state.stores.posts.update_post(&post, expected_version).await?;
-    deliver(state, post).await
+    Ok(deliver(state, post).await)
 }
 
-async fn deliver(state: &AppState, post: Post) -> Result<Post, ApiError> {
-    Ok(deliver_outbox(state.stores.posts.as_ref(), state.events.as_ref(), post).await?)
+/// Delivers what the written post holds in its outbox. The transition is saved whatever happens here, so a failure
+/// is logged, not answered: the events stay in the outbox and the post stays due until the publisher delivers them
+/// (an error would invite the caller to repeat a create that succeeded).
+async fn deliver(state: &AppState, post: Post) -> Post {
+    let written = post.clone();
+    match deliver_outbox(state.stores.posts.as_ref(), state.events.as_ref(), post).await {
+        Ok(post) => post,
+        Err(error) => {
+            tracing::warn!(post_id = %written.id, error = %error, "outbox not delivered; the publisher will deliver it");
+            written
+        }
+    }
 }
 
 fn conflict(refusal: Refusal) -> ApiError {
