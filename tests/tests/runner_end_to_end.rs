@@ -217,9 +217,12 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
     for post in [&video_post, &photo_post] {
+        // Consumers dedupe by event id: an outbox the intake and the publisher both delivered counts once.
+        let mut seen = std::collections::HashSet::new();
         let kinds: Vec<&str> = events
             .iter()
             .filter(|e| e.post_id.as_ref().map(|p| p.as_str()) == post["id"].as_str())
+            .filter(|e| seen.insert(e.id.clone()))
             .map(|e| e.event_type.as_str())
             .filter(|kind| *kind != "post.due")
             .collect();
