@@ -58,6 +58,21 @@ impl Client {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Polls the post until it settles (`completed`, `failed`, `needs_review`); its view.
+    async fn settled(&self, id: &str) -> anyhow::Result<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, shown) = self
+                .call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None)
+                .await?;
+            if matches!(shown["status"].as_str(), Some("completed" | "failed" | "needs_review")) {
+                return Ok(shown);
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "{id} still {}", shown["status"]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `POST /v1/media`, then the bytes to the upload URL, then waits for the verdict.
     async fn upload(&self, path: &Path, kind: &str, content_type: &str) -> anyhow::Result<(String, Duration)> {
         let bytes = std::fs::read(path)?;
@@ -189,18 +204,7 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
         .map(|s| s.control())
         .context("the runner sandbox")?;
     for post in [&video_post, &photo_post] {
-        let id = post["id"].as_str().context("id")?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let done = loop {
-            let (_, shown) = client
-                .call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None)
-                .await?;
-            if matches!(shown["status"].as_str(), Some("completed" | "failed" | "needs_review")) {
-                break shown;
-            }
-            anyhow::ensure!(std::time::Instant::now() < deadline, "{id} still {}", shown["status"]);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let done = client.settled(post["id"].as_str().context("id")?).await?;
         assert_eq!(done["status"], "completed", "{done}");
         let published: DateTime<Utc> = done["publishedAt"].as_str().context("publishedAt")?.parse()?;
         let lateness = published - at;
@@ -482,23 +486,6 @@ async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> an
     );
     strict.shutdown().await;
     Ok(())
-}
-
-impl Client {
-    /// Polls the post until it settles (`completed`, `failed`, `needs_review`); its view.
-    async fn settled(&self, id: &str) -> anyhow::Result<Value> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let (_, shown) = self
-                .call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None)
-                .await?;
-            if matches!(shown["status"].as_str(), Some("completed" | "failed" | "needs_review")) {
-                return Ok(shown);
-            }
-            anyhow::ensure!(std::time::Instant::now() < deadline, "{id} still {}", shown["status"]);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
 }
 
 /// Issue 12 §3 through the runner: a post TikTok refused is retried and completes; a post whose init got no answer
