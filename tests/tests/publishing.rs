@@ -266,65 +266,73 @@ async fn when_the_same_file_was_posted_to_the_account_should_refuse_a_duplicate_
     Ok(())
 }
 
+/// An init without a clear answer. FILE_UPLOAD: TikTok cannot publish a video whose bytes it never received, so a new
+/// init is sent once (a timeout that happens once then completes, with exactly one publish holding bytes); when that
+/// is unclear too, `needs_review`. PULL_FROM_URL: TikTok may already be pulling, so never a second init.
 #[tokio::test]
-async fn when_init_times_out_or_fails_with_5xx_should_go_to_needs_review_without_a_second_init() -> anyhow::Result<()> {
-    let p = Publishing::start(Options::default()).await?;
-    let timeout_account = p.connect(AccountSpec::public()).await?;
-    let error_account = p.connect(AccountSpec::public()).await?;
-    let timeout_open_id = p
-        .stores
-        .accounts
-        .get_account(&timeout_account)
-        .await?
-        .map(|a| a.open_id)
-        .unwrap_or_default();
-    let error_open_id = p
-        .stores
-        .accounts
-        .get_account(&error_account)
-        .await?
-        .map(|a| a.open_id)
-        .unwrap_or_default();
-    // TikTok processes the init, then the answer never comes back in time.
-    p.sandbox.inject_fault(
-        FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 5_000 }).for_open_id(timeout_open_id),
-    );
-    p.sandbox
-        .inject_fault(FaultSpec::server_error(Endpoint::VideoInit).for_open_id(error_open_id));
-    let timed_out = p
-        .schedule(
-            &timeout_account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
+async fn when_init_times_out_or_fails_with_5xx_should_send_an_upload_again_once_and_a_pull_never() -> anyhow::Result<()>
+{
+    for pull in [false, true] {
+        let p = Publishing::start(Options {
+            pull_videos: pull,
+            ..Options::default()
+        })
         .await?;
-    let errored = p
-        .schedule(
-            &error_account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
-    for post in [&timed_out, &errored] {
-        let done = p
-            .wait_for(
-                post,
-                &[PostStatus::NeedsReview, PostStatus::Failed, PostStatus::Completed],
-                SETTLE,
-            )
-            .await?;
-        assert_eq!(done.status, PostStatus::NeedsReview);
-        assert_eq!(done.failure.map(|f| f.code).as_deref(), Some("init_outcome_unknown"));
-        assert_eq!(p.post_events(post)?, ["post.needs_review"]);
+        let once_account = p.connect(AccountSpec::public()).await?;
+        let always_account = p.connect(AccountSpec::public()).await?;
+        let once_open_id = open_id(&p, &once_account).await?;
+        let always_open_id = open_id(&p, &always_account).await?;
+        // TikTok processes the init, then the answer never comes back in time; the other account only gets 5xx.
+        p.sandbox.inject_fault(
+            FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 5_000 })
+                .for_open_id(once_open_id.clone())
+                .times(1),
+        );
+        p.sandbox.inject_fault(
+            FaultSpec::server_error(Endpoint::VideoInit)
+                .for_open_id(always_open_id)
+                .always(),
+        );
+        let mut posts = Vec::new();
+        for account in [&once_account, &always_account] {
+            let video = p.video(4096, 10_000).await?;
+            posts.push(
+                p.schedule(
+                    account,
+                    PostType::Video,
+                    vec![video],
+                    Utc::now(),
+                    private_video_options(),
+                )
+                .await?,
+            );
+        }
+        let ended = [PostStatus::NeedsReview, PostStatus::Failed, PostStatus::Completed];
+        let once = p.wait_for(&posts[0], &ended, SETTLE).await?;
+        let always = p.wait_for(&posts[1], &ended, SETTLE).await?;
+        assert_eq!(always.status, PostStatus::NeedsReview);
+        assert_eq!(always.failure.map(|f| f.code).as_deref(), Some("init_outcome_unknown"));
+        assert_eq!(p.post_events(&posts[1])?, ["post.needs_review"]);
+        // The sandbox logs a call when it answers: the delayed init shows up once its 5 s are over.
+        tokio::time::sleep(StdDuration::from_secs(6)).await;
+        let publishes = p.sandbox.publishes();
+        let of = |open_id: &str| publishes.iter().filter(|s| s.open_id == open_id).collect::<Vec<_>>();
+        if pull {
+            assert_eq!(once.status, PostStatus::NeedsReview, "a pull is never sent twice");
+            assert_eq!(inits(&p), 2, "one init each, never repeated");
+        } else {
+            assert_eq!(once.status, PostStatus::Completed, "{:?}", once.failure);
+            assert_eq!(inits(&p), 4, "each upload init sent again once");
+            let received: Vec<u64> = of(&once_open_id).iter().map(|s| s.received_bytes).collect();
+            assert_eq!(received.len(), 2, "the abandoned init and the new one");
+            assert_eq!(
+                received.iter().filter(|b| **b > 0).count(),
+                1,
+                "only one ever got the video: {received:?}"
+            );
+        }
+        p.stop().await;
     }
-    // The sandbox logs a call when it answers: the delayed init shows up once its 5 s are over.
-    tokio::time::sleep(StdDuration::from_secs(6)).await;
-    assert_eq!(inits(&p), 2, "one init each, never repeated");
-    p.stop().await;
     Ok(())
 }
 
@@ -800,6 +808,60 @@ async fn when_a_daily_cap_refuses_the_post_should_defer_it_a_day_once_then_publi
         }
     );
     assert_eq!(inits(&p), 1, "only the post TikTok allowed was initialised");
+    p.stop().await;
+    Ok(())
+}
+
+/// TikTok's processing failed for a reason it calls retryable (`internal`): nothing was published, so the post is
+/// sent again with a new init after a backoff, with a `post.deferred` event, and completes.
+#[tokio::test]
+async fn when_tiktok_processing_fails_retryably_should_send_the_post_again_and_complete() -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        run_loop: false,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    p.sandbox.fail_next_processing(tiktok_sandbox::ProcessingFailure {
+        open_id: None,
+        fail_reason: "internal".into(),
+        times: 1,
+    });
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![p.video(4096, 10_000).await?],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let deadline = || Utc::now() + Duration::days(1);
+    let handled = handle_through_upload(&p.deps, &post, deadline()).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    let first_publish = p.post(&post).await?.publish.publish_id;
+    tokio::time::sleep(StdDuration::from_millis(700)).await; // the sandbox processes, and fails
+    let handled = publisher::handle_due(&p.deps, &post, deadline()).await?;
+    let again = p.post(&post).await?;
+    assert_eq!(again.status, PostStatus::Scheduled, "{handled:?} {:?}", again.failure);
+    let until = again.publish.not_before.expect("sent again at an instant");
+    assert_eq!(handled, publisher::Handled::Waiting { until });
+    assert!(again.publish.publish_id.is_none(), "the failed publish is forgotten");
+
+    let later = p.deps_with_clock(std::sync::Arc::new(shared::ManualClock::at(
+        until + Duration::seconds(1),
+    )));
+    let handled = handle_through_upload(&later, &post, until + Duration::hours(1)).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    tokio::time::sleep(StdDuration::from_millis(700)).await;
+    let handled = publisher::handle_due(&later, &post, until + Duration::hours(1)).await?;
+    assert_eq!(handled, publisher::Handled::Completed);
+    assert_ne!(p.post(&post).await?.publish.publish_id, first_publish);
+    assert_eq!(
+        p.post_events(&post)?,
+        ["post.published", "post.deferred", "post.published", "post.completed"]
+    );
+    assert_eq!(inits(&p), 2);
     p.stop().await;
     Ok(())
 }

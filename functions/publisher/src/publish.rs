@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use shared::{
     accounts::{is_token_refused, TokenError},
-    domain::{Failure, Post, PostStatus, Privacy, RateLimited, Transfer},
+    domain::{Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS},
     ports::{BlobError, ByteRange, Wakeup},
     tiktok::{
         ChunkAck, ChunkPlan, ErrorClass, InitOutcome, PhotoPost, PhotoPostMode, SecretUrl, TikTokError,
@@ -177,13 +177,25 @@ async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled,
             };
             continue;
         }
-        return init_failed(deps, &post, &error).await;
+        return init_failed(deps, &post, &ready.source, &error).await;
     }
 }
 
-async fn init_failed(deps: &PublisherDeps, post: &Post, error: &TikTokError) -> Result<Handled, PublisherError> {
+async fn init_failed(
+    deps: &PublisherDeps,
+    post: &Post,
+    source: &Source,
+    error: &TikTokError,
+) -> Result<Handled, PublisherError> {
     let now = deps.clock.now();
     match error.class() {
+        ErrorClass::OutcomeUnknown
+            if matches!(source, Source::VideoUpload { .. })
+                && post.publish.upload_reinits < AMBIGUOUS_UPLOAD_REINITS =>
+        {
+            tracing::warn!(post_id = %post.id, error = %error, "FILE_UPLOAD init without a clear answer; sending a new init");
+            release_with(deps, post, now, |p| p.publish.upload_reinits += 1).await
+        }
         ErrorClass::OutcomeUnknown => {
             end(deps, post, |p, now| {
                 p.mark_needs_review(failure::init_outcome_unknown(error), now)
@@ -513,11 +525,22 @@ async fn set_lease(
 
 /// Nothing was sent to TikTok: back to `scheduled`, due again at `until`.
 async fn release(deps: &PublisherDeps, post: &Post, until: DateTime<Utc>) -> Result<Handled, PublisherError> {
+    release_with(deps, post, until, |_| {}).await
+}
+
+/// [`release`], noting why in the post as `note` does (nothing was sent, or nothing TikTok could ever publish).
+async fn release_with(
+    deps: &PublisherDeps,
+    post: &Post,
+    until: DateTime<Utc>,
+    note: impl FnOnce(&mut Post),
+) -> Result<Handled, PublisherError> {
     let written = write(deps, post, |p| {
         p.status = PostStatus::Scheduled;
         p.publish.lease_until = None;
         p.publish.init_started_at = None;
         p.publish.not_before = Some(until);
+        note(p);
     })
     .await?;
     Ok(if written.is_some() {

@@ -113,7 +113,7 @@ pub(crate) fn apply_status(
                 .fail_reason
                 .clone()
                 .unwrap_or_else(|| shared::tiktok::FailReason::parse("internal"));
-            post.mark_failed(reason.failure(status.log_id.clone()), now);
+            post.mark_processing_failed(reason.failure(status.log_id.clone()), reason.retry(), now);
         }
         _ => {
             post.publish.polls += 1;
@@ -140,6 +140,11 @@ fn ended(written: Option<Post>) -> Result<Handled, PublisherError> {
             PostStatus::Completed => Handled::Completed,
             PostStatus::Failed => Handled::Failed {
                 code: post.failure.map(|f| f.code).unwrap_or_default(),
+            },
+            // Sent again (a retryable processing failure, a daily cap): look again when it is due.
+            PostStatus::Scheduled => match post.publish.not_before {
+                Some(until) => Handled::Waiting { until },
+                None => Handled::NothingToDo,
             },
             PostStatus::NeedsReview => {
                 crate::metrics::post_needs_review(post.updated_at);

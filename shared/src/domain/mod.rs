@@ -9,7 +9,7 @@ pub use account::{Account, AccountStatus, RateLimited, RateWindows, SealedTokens
 pub use media::{Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus};
 pub use post::{
     AuditEntry, Failure, Post, PostOptions, PostStatus, PostType, Privacy, PublishProgress, Refusal, Resolution,
-    RetryPolicy, Transfer,
+    RetryPolicy, Transfer, AMBIGUOUS_UPLOAD_REINITS, DAILY_CAP_CODES, DAILY_CAP_RETRIES, DAILY_CAP_WAIT,
 };
 pub use workspace::{ApiKey, Workspace};
 

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::media::Finding;
+use crate::tiktok::FailRetry;
 use crate::{
     events::{Event, EventType},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
@@ -248,6 +249,12 @@ pub struct PublishProgress {
     /// Times TikTok's daily cap deferred the post by a day (at most [`DAILY_CAP_RETRIES`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cap_deferrals: u32,
+    /// FILE_UPLOAD inits sent again after an init without a clear answer (at most [`AMBIGUOUS_UPLOAD_REINITS`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub upload_reinits: u32,
+    /// Times TikTok's processing failed for a reason it calls retryable and the post was sent again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub processing_retries: u32,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -259,6 +266,14 @@ pub const DAILY_CAP_CODES: [&str; 2] = ["spam_risk_too_many_posts", "reached_act
 /// A post refused by a daily cap waits this long and tries again, this many times; then it fails.
 pub const DAILY_CAP_WAIT: chrono::Duration = chrono::Duration::hours(24);
 pub const DAILY_CAP_RETRIES: u32 = 1;
+/// A FILE_UPLOAD init without a clear answer is safe to send again: TikTok cannot publish a video whose bytes it never
+/// received, and the first init's upload URL dies unused within the hour. Once, so that a TikTok that keeps timing out
+/// does not collect abandoned drafts; a PULL_FROM_URL init (TikTok may already be pulling) is never sent again.
+pub const AMBIGUOUS_UPLOAD_REINITS: u32 = 1;
+/// TikTok's processing failures it calls retryable (`internal`, failed pulls): sent again this many times, the n-th
+/// after `PROCESSING_RETRY_WAIT` × 2ⁿ⁻¹, then the post fails with the last reason.
+pub const PROCESSING_RETRIES: u32 = 2;
+pub const PROCESSING_RETRY_WAIT: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Why a post ended without being posted (or needs a person).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -522,19 +537,45 @@ impl Post {
         if !DAILY_CAP_CODES.contains(&failure.code.as_str()) || self.publish.cap_deferrals >= DAILY_CAP_RETRIES {
             return false;
         }
-        let until = now + DAILY_CAP_WAIT;
-        self.status = PostStatus::Scheduled;
         self.publish.cap_deferrals += 1;
-        self.publish.not_before = Some(until);
-        self.publish.lease_until = None;
-        self.publish.init_started_at = None;
+        self.send_again_at(now + DAILY_CAP_WAIT, failure, now);
+        true
+    }
+
+    /// TikTok's processing failed (its status or webhook): sent again when TikTok calls the reason retryable and the
+    /// budget allows (nothing was published, so a new init cannot double-post), deferred a day for its daily cap,
+    /// else failed with the reason.
+    pub fn mark_processing_failed(&mut self, failure: Failure, retry: FailRetry, now: DateTime<Utc>) {
+        match retry {
+            FailRetry::Retry if self.publish.processing_retries < PROCESSING_RETRIES => {
+                let wait = PROCESSING_RETRY_WAIT * (1 << self.publish.processing_retries);
+                self.publish.processing_retries += 1;
+                self.send_again_at(now + wait, &failure, now);
+            }
+            FailRetry::AfterCap if self.defer_for_daily_cap(&failure, now) => {}
+            _ => self.mark_failed(failure, now),
+        }
+    }
+
+    /// Back to `scheduled` for a new init at `until`, with a `post.deferred` event saying why. What belonged to an
+    /// earlier init (its publish id, its upload) is forgotten, so nothing resumes it; the counters stay.
+    fn send_again_at(&mut self, until: DateTime<Utc>, why: &Failure, now: DateTime<Utc>) {
+        let earlier = std::mem::take(&mut self.publish);
+        self.publish = PublishProgress {
+            attempt: earlier.attempt,
+            cap_deferrals: earlier.cap_deferrals,
+            upload_reinits: earlier.upload_reinits,
+            processing_retries: earlier.processing_retries,
+            not_before: Some(until),
+            ..PublishProgress::default()
+        };
+        self.status = PostStatus::Scheduled;
         let event = self.event(
             EventType::PostDeferred,
             now,
-            serde_json::json!({ "code": failure.code, "message": failure.message, "until": until }),
+            serde_json::json!({ "code": why.code, "message": why.message, "until": until }),
         );
         self.outbox.push(event);
-        true
     }
 
     pub fn mark_failed(&mut self, failure: Failure, now: DateTime<Utc>) {

@@ -111,7 +111,7 @@ async fn apply(state: &AppState, delivery: &WebhookDelivery) -> Result<WebhookOu
                     return false;
                 }
                 post.publish.tiktok_status = Some("FAILED".into());
-                post.mark_failed(reason.failure(None), now);
+                post.mark_processing_failed(reason.failure(None), reason.retry(), now);
                 true
             })
             .await
