@@ -397,10 +397,8 @@ const RETRY_AFTER_FIX: &[&str] = &[
     "url_ownership_unverified",
     "unaudited_client_can_only_post_to_private_accounts",
     "media_url_not_configured",
-    // Caps: wait, then retry (TikTok advises 24 hours).
-    "spam_risk_too_many_posts",
+    // Caps: wait, then retry (TikTok advises 24 hours); the daily caps are `DAILY_CAP_CODES`.
     "spam_risk_too_many_pending_share",
-    "reached_active_user_cap",
     "rate_limit_exceeded",
     // The media: upload it, replace it, remux it.
     "media_missing",
@@ -443,7 +441,7 @@ impl Failure {
         let code = self.code.as_str();
         if MAY_BE_LIVE.contains(&code) {
             RetryPolicy::MayBeLive
-        } else if RETRY_AFTER_FIX.contains(&code) {
+        } else if RETRY_AFTER_FIX.contains(&code) || DAILY_CAP_CODES.contains(&code) {
             RetryPolicy::AfterFix
         } else {
             RetryPolicy::Never
