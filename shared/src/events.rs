@@ -28,6 +28,14 @@ pub enum EventType {
     /// TikTok's daily cap refused the post; it tries again once, a day later.
     #[serde(rename = "post.deferred")]
     PostDeferred,
+    /// A failed post was scheduled again by `POST /v1/posts/{id}/retry`.
+    #[serde(rename = "post.retried")]
+    PostRetried,
+    /// A person recorded what they found on TikTok for a post in `needs_review`.
+    #[serde(rename = "post.resolved")]
+    PostResolved,
+    #[serde(rename = "post.canceled")]
+    PostCanceled,
     #[serde(rename = "account.reauth_required")]
     AccountReauthRequired,
 }
@@ -43,6 +51,9 @@ impl EventType {
             Self::PostFailed => "post.failed",
             Self::PostNeedsReview => "post.needs_review",
             Self::PostDeferred => "post.deferred",
+            Self::PostRetried => "post.retried",
+            Self::PostResolved => "post.resolved",
+            Self::PostCanceled => "post.canceled",
             Self::AccountReauthRequired => "account.reauth_required",
         }
     }

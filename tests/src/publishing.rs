@@ -356,6 +356,7 @@ impl Publishing {
             publish: Default::default(),
             failure: None,
             outbox: Vec::new(),
+            audit: Vec::new(),
             created_at: now,
             updated_at: now,
             version: 1,

@@ -18,7 +18,7 @@ pub trait EventInbox: Send + Sync {
     async fn receive(&self, count: usize, within: Duration) -> anyhow::Result<Vec<Event>>;
 }
 
-const TYPES: [EventType; 9] = [
+const TYPES: [EventType; 12] = [
     EventType::MediaValidated,
     EventType::MediaRejected,
     EventType::PostScheduled,
@@ -27,6 +27,9 @@ const TYPES: [EventType; 9] = [
     EventType::PostFailed,
     EventType::PostNeedsReview,
     EventType::PostDeferred,
+    EventType::PostRetried,
+    EventType::PostResolved,
+    EventType::PostCanceled,
     EventType::AccountReauthRequired,
 ];
 
