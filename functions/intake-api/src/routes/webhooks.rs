@@ -193,7 +193,7 @@ async fn move_post(
 
 /// The user removed the app at TikTok (the tokens are already dead): every workspace's account of that user is
 /// disconnected and its tokens forgotten, and the product hears that the account must be connected again.
-/// Disconnects the user's connections made before `removed_at`: TikTok redelivers for days and a signed delivery can be
+/// Disconnects the user's connections made before `removed_at` (to the second): TikTok redelivers for days and a signed delivery can be
 /// replayed within the signature's tolerance, and neither may undo a connection the user made since.
 async fn disconnect_user(
     state: &AppState,
@@ -211,7 +211,8 @@ async fn disconnect_user(
         // Judged on every read of the compare-and-set, so a reconnect that lands meanwhile is never undone either.
         let written = update_account(state, account, |account, now| {
             let already = account.status == AccountStatus::Disconnected && account.tokens.is_none();
-            if already || account.connected_at >= removed_at {
+            // TikTok counts whole seconds: a connection in the same second as the removal counts as before it.
+            if already || account.connected_at.timestamp() > removed_at.timestamp() {
                 return false;
             }
             forget_tokens(account, now);
