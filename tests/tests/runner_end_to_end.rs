@@ -624,3 +624,28 @@ async fn a_refused_post_is_retried_and_a_post_in_review_resolved_then_retried() 
     system.shutdown().await;
     Ok(())
 }
+
+/// A runner whose events file cannot be written would accept posts and never publish them: it refuses to start,
+/// naming the file. A healthy one says so on `GET /health`.
+#[tokio::test]
+async fn a_runner_that_cannot_write_its_events_refuses_to_start_and_a_healthy_one_reports_ok() -> anyhow::Result<()> {
+    let broken = tempfile::tempdir()?;
+    // A directory where the events file must go: no file can be opened there.
+    std::fs::create_dir_all(broken.path().join("events.jsonl").join("in-the-way"))?;
+    let refused = postato_dev::start(runner_config(broken.path(), &[])?).await;
+    let error = format!(
+        "{:#}",
+        refused
+            .err()
+            .context("a runner without its events file must not start")?
+    );
+    assert!(error.contains("events.jsonl"), "{error}");
+
+    let healthy = tempfile::tempdir()?;
+    let system = postato_dev::start(runner_config(healthy.path(), &[])?).await?;
+    let reply = reqwest::get(format!("{}/health", system.base_url)).await?;
+    assert_eq!(reply.status(), reqwest::StatusCode::OK);
+    assert_eq!(reply.json::<Value>().await?["status"], "ok");
+    system.shutdown().await;
+    Ok(())
+}
