@@ -364,6 +364,10 @@ fn rule_violations(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>,
                     ))
                 }
                 MediaStatus::Valid => {
+                    // Caught now, not at fire time months later: TikTok can never take this file as it stands.
+                    if let Some(fix) = media.unpublishable_container().filter(|_| post_type == PostType::Video) {
+                        violate(&field, "container_not_publishable", fix);
+                    }
                     if let (PostType::Video, Some(cover_ms), Some(duration_ms)) = (
                         post_type,
                         draft.options.cover_timestamp_ms,
@@ -994,6 +998,47 @@ mod tests {
             fields(&run(&f, &body, false).0),
             vec![("scheduledAt", "invalid_format")]
         );
+    }
+
+    #[test]
+    fn a_video_tiktok_can_never_take_is_refused_at_creation_until_it_has_an_mp4_rendition() {
+        let mut f = fixture();
+        let body = video_body(&f);
+        let video = f.media.get_mut(&f.video).unwrap();
+        video.verdict = Some(MediaVerdict {
+            accepted: true,
+            detected_kind: "video".into(),
+            violations: vec![],
+            warnings: vec![],
+            facts: crate::domain::MediaFacts {
+                container: Some("mpegts".into()),
+                ..Default::default()
+            },
+            fingerprint: None,
+            rendition_key: None,
+            rendition: None,
+            info: Vec::new(),
+            etag: None,
+            validated_at: now(),
+        });
+        let (violations, _) = run(&f, &body, false);
+        assert_eq!(fields(&violations), vec![("media[0].id", "container_not_publishable")]);
+        assert!(
+            violations[0].message.contains("ffmpeg -i input -c copy output.mp4"),
+            "{}",
+            violations[0].message
+        );
+
+        let video = f.media.get_mut(&f.video).unwrap();
+        if let Some(verdict) = video.verdict.as_mut() {
+            verdict.rendition = Some(crate::domain::Rendition {
+                container: "mp4".into(),
+                size_bytes: 1,
+                status: crate::domain::RenditionStatus::Ready,
+                etag: None,
+            });
+        }
+        assert!(run(&f, &body, false).0.is_empty(), "its MP4 remux is published instead");
     }
 
     #[test]
