@@ -18,6 +18,27 @@ fn private_video_options() -> PostOptions {
     }
 }
 
+/// A small private video post of `account`'s, due now.
+async fn small_video_due_now(p: &Publishing, account: &shared::ids::AccountId) -> anyhow::Result<shared::ids::PostId> {
+    let video = p.video(4096, 10_000).await?;
+    p.schedule(
+        account,
+        PostType::Video,
+        vec![video],
+        Utc::now(),
+        private_video_options(),
+    )
+    .await
+}
+
+/// The publisher without its loop: the test drives `handle_due` itself.
+fn by_hand() -> Options {
+    Options {
+        run_loop: false,
+        ..Options::default()
+    }
+}
+
 fn inits(p: &Publishing) -> usize {
     p.sandbox.requests_to(Endpoint::VideoInit).len() + p.sandbox.requests_to(Endpoint::ContentInit).len()
 }
@@ -365,24 +386,8 @@ async fn when_tiktok_rate_limits_or_refuses_with_http_200_should_wait_or_fail_wi
         .for_open_id(limited_open_id)
         .times(1),
     );
-    let waits = p
-        .schedule(
-            &limited,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
-    let refused = p
-        .schedule(
-            &capped,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let waits = small_video_due_now(&p, &limited).await?;
+    let refused = small_video_due_now(&p, &capped).await?;
     let done = p
         .wait_for(
             &waits,
@@ -449,15 +454,7 @@ async fn when_tiktok_reports_failed_processing_should_fail_with_tiktoks_reason_a
         fail_reason: "frame_rate_check_failed".into(),
         times: 1,
     });
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let post = small_video_due_now(&p, &account).await?;
     let done = p
         .wait_for(&post, &[PostStatus::Failed, PostStatus::Completed], SETTLE)
         .await?;
@@ -469,10 +466,7 @@ async fn when_tiktok_reports_failed_processing_should_fail_with_tiktoks_reason_a
 }
 
 fn short_lease() -> Options {
-    let mut options = Options {
-        run_loop: false,
-        ..Options::default()
-    };
+    let mut options = by_hand();
     options.settings.lease = Duration::seconds(1);
     options.settings.upload_lease = Duration::seconds(1);
     options
@@ -497,15 +491,7 @@ async fn when_the_worker_dies_between_init_and_saving_the_id_should_go_to_needs_
         FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 2_000 })
             .for_open_id(open_id(&p, &account).await?),
     );
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let post = small_video_due_now(&p, &account).await?;
     let deps = p.deps.clone();
     let worker = {
         let post = post.clone();
@@ -597,15 +583,7 @@ async fn when_the_bus_refuses_events_should_deliver_them_later_in_order_and_lose
     })
     .await?;
     let account = p.connect(AccountSpec::public()).await?;
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let post = small_video_due_now(&p, &account).await?;
     let done = p.wait_for(&post, &[PostStatus::Completed], SETTLE).await?;
     assert!(done.outbox.is_empty());
     assert_eq!(p.post_events(&post)?, ["post.published", "post.completed"]);
@@ -662,11 +640,7 @@ async fn when_every_post_is_delivered_twice_should_spend_no_init_slot_on_a_lost_
 #[tokio::test]
 async fn when_the_event_source_mapping_delivers_a_batch_should_publish_its_posts_and_report_no_failures(
 ) -> anyhow::Result<()> {
-    let p = Publishing::start(Options {
-        run_loop: false,
-        ..Options::default()
-    })
-    .await?;
+    let p = Publishing::start(by_hand()).await?;
     let account = p.connect(AccountSpec::public()).await?;
     let video = p.video(4096, 10_000).await?;
     let post = p
@@ -768,15 +742,7 @@ async fn when_a_daily_cap_refuses_the_post_should_defer_it_a_day_once_then_publi
     let deadline = || Utc::now() + Duration::days(3);
     let mut outcomes = Vec::new();
     for refusals_a_day_later in [0, 1] {
-        let post = p
-            .schedule(
-                &account,
-                PostType::Video,
-                vec![p.video(4096, 10_000).await?],
-                Utc::now(),
-                private_video_options(),
-            )
-            .await?;
+        let post = small_video_due_now(&p, &account).await?;
         p.sandbox.inject_fault(spam());
         let handled = publisher::handle_due(&p.deps, &post, deadline()).await?;
         let deferred = p.post(&post).await?;
@@ -816,26 +782,14 @@ async fn when_a_daily_cap_refuses_the_post_should_defer_it_a_day_once_then_publi
 /// sent again with a new init after a backoff, with a `post.deferred` event, and completes.
 #[tokio::test]
 async fn when_tiktok_processing_fails_retryably_should_send_the_post_again_and_complete() -> anyhow::Result<()> {
-    let p = Publishing::start(Options {
-        run_loop: false,
-        ..Options::default()
-    })
-    .await?;
+    let p = Publishing::start(by_hand()).await?;
     let account = p.connect(AccountSpec::public()).await?;
     p.sandbox.fail_next_processing(tiktok_sandbox::ProcessingFailure {
         open_id: None,
         fail_reason: "internal".into(),
         times: 1,
     });
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let post = small_video_due_now(&p, &account).await?;
     let deadline = || Utc::now() + Duration::days(1);
     let handled = handle_through_upload(&p.deps, &post, deadline()).await?;
     assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
