@@ -105,6 +105,7 @@ cold_start() { # function secret(yes|no)
     AWS_LAMBDA_LOG_FORMAT=JSON AWS_LAMBDA_LOG_LEVEL=INFO
     AWS_ENDPOINT_URL="$endpoint" AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
     TABLE_NAME=postato-cold MEDIA_BUCKET=postato-local-media EVENT_BUS_NAME=postato-cold
+    TIMER_QUEUE_URL="$endpoint/123456789012/postato-cold-timer"
     TIKTOK_APP_AUDITED=false TIKTOK_REDIRECT_URI=https://api.example.com/v1/accounts/tiktok/callback
   )
   if [ "$with_secret" = yes ]; then

@@ -84,6 +84,12 @@ TIMER_USERS = {"IntakeApiFunction", "PublisherFunction"}
 TIMER_CALL = re.compile(
     r"(?:timer(?:\s*\.\s*(?:clone|as_ref)\s*\(\s*\))*\s*\.\s*schedule|\bTimer\s*::\s*schedule)\s*\(", re.IGNORECASE
 )
+# `events.publish(`, `self.events.publish(`, `deps.events\n    .publish(`: the event sink port's one method.
+EVENT_PUBLISH = re.compile(r"events(?:\s*\.\s*(?:clone|as_ref)\s*\(\s*\))*\s*\.\s*publish\s*\(")
+# The EventBridge adapter's one call, and the action that authorises it.
+EVENTBRIDGE_ADAPTER = ROOT / "shared/src/adapters/eventbridge.rs"
+EVENTBRIDGE_SDK_TO_IAM = {"put_events": {"events:PutEvents"}}
+
 # What SQS needs from a sender of a queue encrypted with a customer-managed key (AWS's SSE guidance for producers).
 SQS_SENDER_KMS = {"kms:GenerateDataKey", "kms:Decrypt"}
 
@@ -260,6 +266,41 @@ def timer_consumers():
 def arms_timers(crate):
     """Whether the crate (or a shared module it uses) calls the timer port; comments do not count."""
     return any(TIMER_CALL.search(re.sub(r"//[^\n]*", "", source)) for source in linked_sources(crate))
+
+
+def publishes_events(crate):
+    """Whether the crate (or a shared module it uses) publishes through the event sink; comments do not count."""
+    return any(EVENT_PUBLISH.search(re.sub(r"//[^\n]*", "", source)) for source in linked_sources(crate))
+
+
+def event_grants(resource):
+    """(actions, resources) of the function's Allow statements that name EventBridge actions."""
+    actions, resources = set(), set()
+    for statement in allow_statements(resource):
+        named = {action for action in as_list(statement.get("Action")) if action.startswith("events:")}
+        if named:
+            actions |= named
+            resources |= set(as_list(statement.get("Resource")))
+    return actions, resources
+
+
+class EventBridgeGrants(unittest.TestCase):
+    """Events go to the stack's own bus only, from the functions whose code publishes them."""
+
+    def test_the_sink_calls_only_put_events(self):
+        calls = set(CLIENT_CALL.findall(without_tests(EVENTBRIDGE_ADAPTER.read_text())))
+        self.assertIn("put_events", calls)
+        self.assertEqual(client_calls_outside_the_table(EVENTBRIDGE_ADAPTER, EVENTBRIDGE_SDK_TO_IAM), set())
+
+    def test_each_function_that_publishes_may_put_events_on_the_bus_and_nothing_else(self):
+        publishers = {resource for resource, crate in FUNCTIONS.items() if publishes_events(crate)}
+        # Stated by hand as well as derived: every function announces what it does (media, posts, accounts).
+        self.assertEqual(publishers, set(FUNCTIONS))
+        for resource in FUNCTIONS:
+            with self.subTest(function=resource):
+                actions, resources = event_grants(resource)
+                self.assertEqual(actions, {"events:PutEvents"})
+                self.assertEqual(resources, {"EventBus.Arn"})
 
 
 class DynamoDbGrants(unittest.TestCase):

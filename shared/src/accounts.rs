@@ -17,8 +17,10 @@ use crate::{
     Clock,
 };
 
-/// How long a refresher may hold the lock before others may take over (a crashed refresher must not block forever).
-const LOCK_TTL: Duration = Duration::seconds(30);
+/// What the lock must cover beyond TikTok's refresh call: sealing and the saves with their retries (8 attempts with
+/// up to 1.3 s of backoff each, plus the store calls). A second refresher taking over while the first still saves
+/// would spend a refresh token TikTok has already rotated, and the account would be lost to a reconnect.
+const LOCK_MARGIN: Duration = Duration::seconds(30);
 /// How long a caller waits for someone else's refresh before giving up for now.
 const MAX_WAIT: StdDuration = StdDuration::from_secs(35);
 const WAIT_STEP: StdDuration = StdDuration::from_millis(50);
@@ -123,7 +125,7 @@ impl TokenService {
                 continue;
             }
             let locked = Account {
-                refresh_lock_until: Some(now + LOCK_TTL),
+                refresh_lock_until: Some(now + self.lock_ttl()),
                 updated_at: now,
                 version: account.version + 1,
                 ..account.clone()
@@ -135,6 +137,12 @@ impl TokenService {
                 Err(e) => return Err(TokenError::Transient(Box::new(e))),
             }
         }
+    }
+
+    /// How long a refresher holds the lock before others may take over: longer than its worst case (TikTok's request
+    /// timeout and the saves), and still bounded so that a crashed refresher does not block the account for long.
+    fn lock_ttl(&self) -> Duration {
+        Duration::from_std(self.client.config().timeouts.request).unwrap_or(Duration::seconds(60)) + LOCK_MARGIN
     }
 
     async fn refresh_holding_lock(&self, account: Account) -> Result<AccessToken, TokenError> {
@@ -152,10 +160,13 @@ impl TokenService {
         };
         match self.client.refresh(&refresh_token).await {
             Ok(grant) => {
-                let sealed = self
-                    .cipher
-                    .seal_grant(&grant)
-                    .map_err(|e| TokenError::Unreadable(account.id.clone(), e))?;
+                let sealed = match self.cipher.seal_grant(&grant) {
+                    Ok(sealed) => sealed,
+                    Err(e) => {
+                        self.release_lock(&account.id).await;
+                        return Err(TokenError::Unreadable(account.id.clone(), e));
+                    }
+                };
                 let scopes = grant.scopes.as_slice().to_vec();
                 let saved = self
                     .save(&account.id, |account, now| {
@@ -217,7 +228,7 @@ impl TokenService {
             })
             .await;
         if let Err(e) = released {
-            // The lock expires by itself after LOCK_TTL.
+            // The lock expires by itself (`lock_ttl`).
             tracing::warn!(account_id = %id, error = %e, "refresh lock not released");
         }
     }

@@ -25,6 +25,17 @@ pub enum EventType {
     PostFailed,
     #[serde(rename = "post.needs_review")]
     PostNeedsReview,
+    /// TikTok's daily cap refused the post; it tries again once, a day later.
+    #[serde(rename = "post.deferred")]
+    PostDeferred,
+    /// A failed post was scheduled again by `POST /v1/posts/{id}/retry`.
+    #[serde(rename = "post.retried")]
+    PostRetried,
+    /// A person recorded what they found on TikTok for a post in `needs_review`.
+    #[serde(rename = "post.resolved")]
+    PostResolved,
+    #[serde(rename = "post.canceled")]
+    PostCanceled,
     #[serde(rename = "account.reauth_required")]
     AccountReauthRequired,
 }
@@ -39,6 +50,10 @@ impl EventType {
             Self::PostCompleted => "post.completed",
             Self::PostFailed => "post.failed",
             Self::PostNeedsReview => "post.needs_review",
+            Self::PostDeferred => "post.deferred",
+            Self::PostRetried => "post.retried",
+            Self::PostResolved => "post.resolved",
+            Self::PostCanceled => "post.canceled",
             Self::AccountReauthRequired => "account.reauth_required",
         }
     }

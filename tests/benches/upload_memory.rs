@@ -186,6 +186,7 @@ async fn child(size: u64) -> anyhow::Result<()> {
         publish: Default::default(),
         failure: None,
         outbox: vec![],
+        audit: vec![],
         created_at: now,
         updated_at: now,
         version: 1,

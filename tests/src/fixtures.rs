@@ -39,6 +39,7 @@ pub fn post(workspace: &WorkspaceId, account: &AccountId, created_at: DateTime<U
         publish: Default::default(),
         failure: None,
         outbox: Vec::new(),
+        audit: Vec::new(),
         created_at,
         updated_at: created_at,
         version: 1,

@@ -213,6 +213,27 @@ impl Publishing {
         self.tasks.push(tokio::spawn(run));
     }
 
+    /// The same publisher reading its time from `clock`: to act as it would a day later, say.
+    pub fn deps_with_clock(&self, clock: Arc<dyn shared::Clock>) -> PublisherDeps {
+        let deps = &self.deps;
+        let tokens = TokenService::new(
+            self.stores.accounts.clone(),
+            deps.tokens.client().clone(),
+            self.cipher.clone(),
+            deps.events.clone(),
+            clock.clone(),
+        );
+        PublisherDeps::new(
+            self.stores.clone(),
+            deps.blobs.clone(),
+            deps.events.clone(),
+            clock,
+            tokens,
+            deps.settings.clone(),
+            deps.timer.clone(),
+        )
+    }
+
     /// A sandbox creator connected to the workspace with sealed tokens, as the OAuth callback stores them.
     pub async fn connect(&self, spec: AccountSpec) -> anyhow::Result<AccountId> {
         let username = spec.username.clone();
@@ -341,6 +362,7 @@ impl Publishing {
             publish: Default::default(),
             failure: None,
             outbox: Vec::new(),
+            audit: Vec::new(),
             created_at: now,
             updated_at: now,
             version: 1,
@@ -355,10 +377,21 @@ impl Publishing {
 
     /// Waits until the post is in one of `statuses` (and its outbox delivered), or fails after `timeout`.
     pub async fn wait_for(&self, id: &PostId, statuses: &[PostStatus], timeout: StdDuration) -> anyhow::Result<Post> {
+        self.wait_until(id, |post| statuses.contains(&post.status), timeout)
+            .await
+    }
+
+    /// Waits until the post satisfies `done` with its events delivered.
+    pub async fn wait_until(
+        &self,
+        id: &PostId,
+        done: impl Fn(&Post) -> bool,
+        timeout: StdDuration,
+    ) -> anyhow::Result<Post> {
         let started = tokio::time::Instant::now();
         loop {
             let post = self.post(id).await?;
-            if statuses.contains(&post.status) && post.outbox.is_empty() {
+            if done(&post) && post.outbox.is_empty() {
                 return Ok(post);
             }
             if started.elapsed() > timeout {

@@ -1,8 +1,9 @@
 //! The publisher's promises under fire: 1,000 posts over 100 sandbox accounts, with TikTok answering 5xx, 429,
-//! timeouts, dropped connections and errors with HTTP 200, every `post.due` delivered twice by two publishers
-//! dispatching at once, and workers killed between init and saving the publish id. From the sandbox's own records:
-//! no post is initialised twice, every post ends `completed`, `failed` with a code, or `needs_review`, and no token
-//! ever makes more than 6 inits in a minute.
+//! timeouts, dropped connections and errors with HTTP 200, every post armed twice by two publishers dispatching at
+//! once on one timer, and workers killed between init and saving the publish id. From the sandbox's own records: no
+//! post can be published twice (an upload init without a clear answer is sent again once, the first one never
+//! getting a byte), every post ends `completed`, `failed` with a code, or `needs_review` (or, refused by
+//! TikTok's daily cap, waits a day with a `post.deferred` event), and no token ever makes more than 6 inits a minute.
 
 use std::{collections::HashMap, time::Duration as StdDuration};
 
@@ -73,9 +74,17 @@ async fn one_thousand_posts_under_faults_are_published_at_most_once_and_all_end_
     p.start_second_publisher();
 
     let ended = [PostStatus::Completed, PostStatus::Failed, PostStatus::NeedsReview];
+    // A daily cap defers the post a day (TikTok's advice), so within this run it ends waiting, with its event.
+    let deferred = |post: &shared::domain::Post| post.status == PostStatus::Scheduled && post.publish.cap_deferrals > 0;
     let mut outcomes: HashMap<&'static str, usize> = HashMap::new();
     for post in &posts {
-        let done = p.wait_for(post, &ended, SETTLE).await?;
+        let done = p
+            .wait_until(post, |post| ended.contains(&post.status) || deferred(post), SETTLE)
+            .await?;
+        if deferred(&done) {
+            *outcomes.entry("deferred_a_day").or_default() += 1;
+            continue;
+        }
         if done.status == PostStatus::Failed {
             assert!(
                 done.failure.as_ref().is_some_and(|f| !f.code.is_empty()),
@@ -101,7 +110,8 @@ async fn one_thousand_posts_under_faults_are_published_at_most_once_and_all_end_
         finished[500], finished[900], finished[990], finished[999]
     );
 
-    assert_no_post_initialised_twice(&p, &posts);
+    let abandoned = assert_no_post_publishable_twice(&p, &posts);
+    println!("upload inits abandoned after an unclear answer and sent again: {abandoned}");
     assert_no_token_over_six_inits_a_minute(&p);
     assert_eq!(outcomes.values().sum::<usize>(), ACCOUNTS * POSTS_PER_ACCOUNT);
     assert!(
@@ -191,15 +201,24 @@ async fn kill_workers_mid_init(
     Ok(())
 }
 
-fn assert_no_post_initialised_twice(p: &Publishing, posts: &[PostId]) {
-    let mut per_post: HashMap<String, usize> = HashMap::new();
+/// From the sandbox's records: no post could be published twice. A FILE_UPLOAD init sent again after one without a
+/// clear answer leaves the first publish without bytes (TikTok cannot publish it and its upload URL dies within the
+/// hour); so per post at most one publish holds bytes (or was pulled). Returns how many inits were abandoned so.
+fn assert_no_post_publishable_twice(p: &Publishing, posts: &[PostId]) -> usize {
+    let mut publishable: HashMap<String, usize> = HashMap::new();
+    let mut abandoned = 0;
     for publish in p.sandbox.publishes() {
         let caption = publish.post_info["title"].as_str().unwrap_or_default().to_owned();
-        *per_post.entry(caption).or_default() += 1;
+        if publish.source == "FILE_UPLOAD" && publish.received_bytes == 0 {
+            abandoned += 1;
+        } else {
+            *publishable.entry(caption).or_default() += 1;
+        }
     }
-    let twice: Vec<_> = per_post.iter().filter(|(_, count)| **count > 1).collect();
-    assert!(twice.is_empty(), "posts TikTok received more than once: {twice:?}");
-    assert!(per_post.len() <= posts.len());
+    let twice: Vec<_> = publishable.iter().filter(|(_, count)| **count > 1).collect();
+    assert!(twice.is_empty(), "posts TikTok could publish more than once: {twice:?}");
+    assert!(publishable.len() <= posts.len());
+    abandoned
 }
 
 fn assert_no_token_over_six_inits_a_minute(p: &Publishing) {

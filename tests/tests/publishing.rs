@@ -18,6 +18,27 @@ fn private_video_options() -> PostOptions {
     }
 }
 
+/// A small private video post of `account`'s, due now.
+async fn small_video_due_now(p: &Publishing, account: &shared::ids::AccountId) -> anyhow::Result<shared::ids::PostId> {
+    let video = p.video(4096, 10_000).await?;
+    p.schedule(
+        account,
+        PostType::Video,
+        vec![video],
+        Utc::now(),
+        private_video_options(),
+    )
+    .await
+}
+
+/// The publisher without its loop: the test drives `handle_due` itself.
+fn by_hand() -> Options {
+    Options {
+        run_loop: false,
+        ..Options::default()
+    }
+}
+
 fn inits(p: &Publishing) -> usize {
     p.sandbox.requests_to(Endpoint::VideoInit).len() + p.sandbox.requests_to(Endpoint::ContentInit).len()
 }
@@ -266,65 +287,73 @@ async fn when_the_same_file_was_posted_to_the_account_should_refuse_a_duplicate_
     Ok(())
 }
 
+/// An init without a clear answer. FILE_UPLOAD: TikTok cannot publish a video whose bytes it never received, so a new
+/// init is sent once (a timeout that happens once then completes, with exactly one publish holding bytes); when that
+/// is unclear too, `needs_review`. PULL_FROM_URL: TikTok may already be pulling, so never a second init.
 #[tokio::test]
-async fn when_init_times_out_or_fails_with_5xx_should_go_to_needs_review_without_a_second_init() -> anyhow::Result<()> {
-    let p = Publishing::start(Options::default()).await?;
-    let timeout_account = p.connect(AccountSpec::public()).await?;
-    let error_account = p.connect(AccountSpec::public()).await?;
-    let timeout_open_id = p
-        .stores
-        .accounts
-        .get_account(&timeout_account)
-        .await?
-        .map(|a| a.open_id)
-        .unwrap_or_default();
-    let error_open_id = p
-        .stores
-        .accounts
-        .get_account(&error_account)
-        .await?
-        .map(|a| a.open_id)
-        .unwrap_or_default();
-    // TikTok processes the init, then the answer never comes back in time.
-    p.sandbox.inject_fault(
-        FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 5_000 }).for_open_id(timeout_open_id),
-    );
-    p.sandbox
-        .inject_fault(FaultSpec::server_error(Endpoint::VideoInit).for_open_id(error_open_id));
-    let timed_out = p
-        .schedule(
-            &timeout_account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
+async fn when_init_times_out_or_fails_with_5xx_should_send_an_upload_again_once_and_a_pull_never() -> anyhow::Result<()>
+{
+    for pull in [false, true] {
+        let p = Publishing::start(Options {
+            pull_videos: pull,
+            ..Options::default()
+        })
         .await?;
-    let errored = p
-        .schedule(
-            &error_account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
-    for post in [&timed_out, &errored] {
-        let done = p
-            .wait_for(
-                post,
-                &[PostStatus::NeedsReview, PostStatus::Failed, PostStatus::Completed],
-                SETTLE,
-            )
-            .await?;
-        assert_eq!(done.status, PostStatus::NeedsReview);
-        assert_eq!(done.failure.map(|f| f.code).as_deref(), Some("init_outcome_unknown"));
-        assert_eq!(p.post_events(post)?, ["post.needs_review"]);
+        let once_account = p.connect(AccountSpec::public()).await?;
+        let always_account = p.connect(AccountSpec::public()).await?;
+        let once_open_id = open_id(&p, &once_account).await?;
+        let always_open_id = open_id(&p, &always_account).await?;
+        // TikTok processes the init, then the answer never comes back in time; the other account only gets 5xx.
+        p.sandbox.inject_fault(
+            FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 5_000 })
+                .for_open_id(once_open_id.clone())
+                .times(1),
+        );
+        p.sandbox.inject_fault(
+            FaultSpec::server_error(Endpoint::VideoInit)
+                .for_open_id(always_open_id)
+                .always(),
+        );
+        let mut posts = Vec::new();
+        for account in [&once_account, &always_account] {
+            let video = p.video(4096, 10_000).await?;
+            posts.push(
+                p.schedule(
+                    account,
+                    PostType::Video,
+                    vec![video],
+                    Utc::now(),
+                    private_video_options(),
+                )
+                .await?,
+            );
+        }
+        let ended = [PostStatus::NeedsReview, PostStatus::Failed, PostStatus::Completed];
+        let once = p.wait_for(&posts[0], &ended, SETTLE).await?;
+        let always = p.wait_for(&posts[1], &ended, SETTLE).await?;
+        assert_eq!(always.status, PostStatus::NeedsReview);
+        assert_eq!(always.failure.map(|f| f.code).as_deref(), Some("init_outcome_unknown"));
+        assert_eq!(p.post_events(&posts[1])?, ["post.needs_review"]);
+        // The sandbox logs a call when it answers: the delayed init shows up once its 5 s are over.
+        tokio::time::sleep(StdDuration::from_secs(6)).await;
+        let publishes = p.sandbox.publishes();
+        let of = |open_id: &str| publishes.iter().filter(|s| s.open_id == open_id).collect::<Vec<_>>();
+        if pull {
+            assert_eq!(once.status, PostStatus::NeedsReview, "a pull is never sent twice");
+            assert_eq!(inits(&p), 2, "one init each, never repeated");
+        } else {
+            assert_eq!(once.status, PostStatus::Completed, "{:?}", once.failure);
+            assert_eq!(inits(&p), 4, "each upload init sent again once");
+            let received: Vec<u64> = of(&once_open_id).iter().map(|s| s.received_bytes).collect();
+            assert_eq!(received.len(), 2, "the abandoned init and the new one");
+            assert_eq!(
+                received.iter().filter(|b| **b > 0).count(),
+                1,
+                "only one ever got the video: {received:?}"
+            );
+        }
+        p.stop().await;
     }
-    // The sandbox logs a call when it answers: the delayed init shows up once its 5 s are over.
-    tokio::time::sleep(StdDuration::from_secs(6)).await;
-    assert_eq!(inits(&p), 2, "one init each, never repeated");
-    p.stop().await;
     Ok(())
 }
 
@@ -334,7 +363,7 @@ async fn when_tiktok_rate_limits_or_refuses_with_http_200_should_wait_or_fail_wi
     let limited = p.connect(AccountSpec::public()).await?;
     let capped = p
         .connect(AccountSpec {
-            posting_blocked: Some("spam_risk_too_many_posts".into()),
+            posting_blocked: Some("spam_risk_user_banned_from_posting".into()),
             ..AccountSpec::public()
         })
         .await?;
@@ -357,24 +386,8 @@ async fn when_tiktok_rate_limits_or_refuses_with_http_200_should_wait_or_fail_wi
         .for_open_id(limited_open_id)
         .times(1),
     );
-    let waits = p
-        .schedule(
-            &limited,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
-    let refused = p
-        .schedule(
-            &capped,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let waits = small_video_due_now(&p, &limited).await?;
+    let refused = small_video_due_now(&p, &capped).await?;
     let done = p
         .wait_for(
             &waits,
@@ -389,8 +402,8 @@ async fn when_tiktok_rate_limits_or_refuses_with_http_200_should_wait_or_fail_wi
     );
     let done = p.wait_for(&refused, &[PostStatus::Failed], SETTLE).await?;
     let failure = done.failure.unwrap_or_else(|| panic!("no failure"));
-    assert_eq!(failure.code, "spam_risk_too_many_posts");
-    assert!(failure.message.contains("tomorrow"), "{}", failure.message);
+    assert_eq!(failure.code, "spam_risk_user_banned_from_posting");
+    assert!(failure.message.contains("banned"), "{}", failure.message);
     p.stop().await;
     Ok(())
 }
@@ -441,15 +454,7 @@ async fn when_tiktok_reports_failed_processing_should_fail_with_tiktoks_reason_a
         fail_reason: "frame_rate_check_failed".into(),
         times: 1,
     });
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let post = small_video_due_now(&p, &account).await?;
     let done = p
         .wait_for(&post, &[PostStatus::Failed, PostStatus::Completed], SETTLE)
         .await?;
@@ -461,10 +466,7 @@ async fn when_tiktok_reports_failed_processing_should_fail_with_tiktoks_reason_a
 }
 
 fn short_lease() -> Options {
-    let mut options = Options {
-        run_loop: false,
-        ..Options::default()
-    };
+    let mut options = by_hand();
     options.settings.lease = Duration::seconds(1);
     options.settings.upload_lease = Duration::seconds(1);
     options
@@ -489,15 +491,7 @@ async fn when_the_worker_dies_between_init_and_saving_the_id_should_go_to_needs_
         FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 2_000 })
             .for_open_id(open_id(&p, &account).await?),
     );
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let post = small_video_due_now(&p, &account).await?;
     let deps = p.deps.clone();
     let worker = {
         let post = post.clone();
@@ -589,15 +583,7 @@ async fn when_the_bus_refuses_events_should_deliver_them_later_in_order_and_lose
     })
     .await?;
     let account = p.connect(AccountSpec::public()).await?;
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![p.video(4096, 10_000).await?],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+    let post = small_video_due_now(&p, &account).await?;
     let done = p.wait_for(&post, &[PostStatus::Completed], SETTLE).await?;
     assert!(done.outbox.is_empty());
     assert_eq!(p.post_events(&post)?, ["post.published", "post.completed"]);
@@ -644,6 +630,192 @@ async fn when_every_post_is_delivered_twice_should_spend_no_init_slot_on_a_lost_
         latest < Duration::seconds(5),
         "the last init came {latest} after scheduledAt"
     );
+    p.stop().await;
+    Ok(())
+}
+
+/// The Lambda's path: a batch from the SQS event source mapping, as `infra/events/timer-wakeups.json` shows it, with
+/// a message that is not a timer message beside the real one. The post is initialised once, the foreign message is
+/// dropped rather than failed forever, the answer reports no failure, and the post's next wakeups are armed.
+#[tokio::test]
+async fn when_the_event_source_mapping_delivers_a_batch_should_publish_its_posts_and_report_no_failures(
+) -> anyhow::Result<()> {
+    let p = Publishing::start(by_hand()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let mut event: serde_json::Value = serde_json::from_str(include_str!("../../infra/events/timer-wakeups.json"))?;
+    let wakeup = shared::ports::Wakeup {
+        post_id: post.clone(),
+        at: Utc::now(),
+    };
+    event["Records"][0]["body"] = serde_json::Value::String(shared::timer::encode_body(&[wakeup]));
+    let mut foreign = event["Records"][0].clone();
+    foreign["messageId"] = "not-ours".into();
+    foreign["body"] = r#"{"detail-type":"post.due"}"#.into();
+    event["Records"].as_array_mut().expect("records").push(foreign);
+
+    use shared::ports::TimerInbox;
+    let answer = publisher::handle_event(&p.deps, event, Utc::now() + Duration::minutes(15)).await?;
+    assert_eq!(answer, serde_json::json!({ "batchItemFailures": [] }));
+    assert_eq!(inits(&p), 1);
+    // The upload continues in a delivery of its own, armed at once.
+    let next = p.timer.receive(StdDuration::from_secs(2)).await?;
+    assert!(
+        next.iter().any(|d| d.wakeups.iter().any(|w| w.post_id == post)),
+        "the upload's own wakeup is armed"
+    );
+    p.stop().await;
+    Ok(())
+}
+
+/// TikTok accepted the post and then said nothing final: it may be live, so the post asks for review with what is
+/// known (publish id, last status) instead of failing and inviting a repost.
+#[tokio::test]
+async fn when_tracking_times_out_after_tiktok_accepted_should_need_review_not_fail() -> anyhow::Result<()> {
+    let mut options = Options {
+        pull_videos: true,
+        ..Options::default()
+    };
+    options.settings.tracking_deadline = Duration::seconds(1);
+    options.sandbox.processing_delay_ms = 120_000;
+    let p = Publishing::start(options).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let post = p
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video],
+            Utc::now(),
+            private_video_options(),
+        )
+        .await?;
+    let ended = p
+        .wait_for(
+            &post,
+            &[PostStatus::NeedsReview, PostStatus::Failed],
+            StdDuration::from_secs(20),
+        )
+        .await?;
+    assert_eq!(ended.status, PostStatus::NeedsReview);
+    let failure = ended.failure.expect("a reason");
+    assert_eq!(failure.code, "tracking_timeout");
+    let publish_id = ended.publish.publish_id.expect("the publish id is kept");
+    assert!(failure.message.contains(&publish_id), "{}", failure.message);
+    assert_eq!(p.post_events(&post)?, ["post.published", "post.needs_review"]);
+    assert_eq!(inits(&p), 1);
+    p.stop().await;
+    Ok(())
+}
+
+/// TikTok's daily cap at pre-flight: the post waits a day (TikTok's own advice) with a `post.deferred` event, then
+/// goes out; a second refusal a day later fails it with the reason.
+#[tokio::test]
+async fn when_a_daily_cap_refuses_the_post_should_defer_it_a_day_once_then_publish_or_fail() -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        run_loop: false,
+        pull_videos: true,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let spam = || {
+        FaultSpec::new(
+            Endpoint::CreatorInfo,
+            FaultAction::Respond {
+                status: 200,
+                code: Some("spam_risk_too_many_posts".into()),
+                message: None,
+            },
+        )
+        .times(1)
+    };
+    let deadline = || Utc::now() + Duration::days(3);
+    let mut outcomes = Vec::new();
+    for refusals_a_day_later in [0, 1] {
+        let post = small_video_due_now(&p, &account).await?;
+        p.sandbox.inject_fault(spam());
+        let handled = publisher::handle_due(&p.deps, &post, deadline()).await?;
+        let deferred = p.post(&post).await?;
+        let until = deferred.publish.not_before.expect("deferred to an instant");
+        assert_eq!(handled, publisher::Handled::Waiting { until });
+        assert!(
+            (until - Utc::now() - Duration::hours(24)).num_seconds().abs() < 5,
+            "a day later: {until}"
+        );
+        assert_eq!(p.post_events(&post)?, ["post.deferred"]);
+
+        // A day later: the publisher's clock moves on (its access token has expired by then and is refreshed).
+        if refusals_a_day_later > 0 {
+            p.sandbox.inject_fault(spam());
+        }
+        let tomorrow = shared::ManualClock::at(until + Duration::seconds(1));
+        let later = p.deps_with_clock(std::sync::Arc::new(tomorrow));
+        let handled = handle_through_upload(&later, &post, until + Duration::minutes(15)).await?;
+        outcomes.push((handled, p.post(&post).await?.failure.map(|f| f.code)));
+    }
+    assert!(
+        matches!(outcomes[0].0, publisher::Handled::Published { .. }),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[1].0,
+        publisher::Handled::Failed {
+            code: "spam_risk_too_many_posts".into()
+        }
+    );
+    assert_eq!(inits(&p), 1, "only the post TikTok allowed was initialised");
+    p.stop().await;
+    Ok(())
+}
+
+/// TikTok's processing failed for a reason it calls retryable (`internal`): nothing was published, so the post is
+/// sent again with a new init after a backoff, with a `post.deferred` event, and completes.
+#[tokio::test]
+async fn when_tiktok_processing_fails_retryably_should_send_the_post_again_and_complete() -> anyhow::Result<()> {
+    let p = Publishing::start(by_hand()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    p.sandbox.fail_next_processing(tiktok_sandbox::ProcessingFailure {
+        open_id: None,
+        fail_reason: "internal".into(),
+        times: 1,
+    });
+    let post = small_video_due_now(&p, &account).await?;
+    let deadline = || Utc::now() + Duration::days(1);
+    let handled = handle_through_upload(&p.deps, &post, deadline()).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    let first_publish = p.post(&post).await?.publish.publish_id;
+    tokio::time::sleep(StdDuration::from_millis(700)).await; // the sandbox processes, and fails
+    let handled = publisher::handle_due(&p.deps, &post, deadline()).await?;
+    let again = p.post(&post).await?;
+    assert_eq!(again.status, PostStatus::Scheduled, "{handled:?} {:?}", again.failure);
+    let until = again.publish.not_before.expect("sent again at an instant");
+    assert_eq!(handled, publisher::Handled::Waiting { until });
+    assert!(again.publish.publish_id.is_none(), "the failed publish is forgotten");
+
+    let later = p.deps_with_clock(std::sync::Arc::new(shared::ManualClock::at(
+        until + Duration::seconds(1),
+    )));
+    let handled = handle_through_upload(&later, &post, until + Duration::hours(1)).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    tokio::time::sleep(StdDuration::from_millis(700)).await;
+    let handled = publisher::handle_due(&later, &post, until + Duration::hours(1)).await?;
+    assert_eq!(handled, publisher::Handled::Completed);
+    assert_ne!(p.post(&post).await?.publish.publish_id, first_publish);
+    assert_eq!(
+        p.post_events(&post)?,
+        ["post.published", "post.deferred", "post.published", "post.completed"]
+    );
+    assert_eq!(inits(&p), 2);
     p.stop().await;
     Ok(())
 }

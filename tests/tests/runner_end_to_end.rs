@@ -58,6 +58,21 @@ impl Client {
         Ok((status, response.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Polls the post until it settles (`completed`, `failed`, `needs_review`); its view.
+    async fn settled(&self, id: &str) -> anyhow::Result<Value> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, shown) = self
+                .call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None)
+                .await?;
+            if matches!(shown["status"].as_str(), Some("completed" | "failed" | "needs_review")) {
+                return Ok(shown);
+            }
+            anyhow::ensure!(std::time::Instant::now() < deadline, "{id} still {}", shown["status"]);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `POST /v1/media`, then the bytes to the upload URL, then waits for the verdict.
     async fn upload(&self, path: &Path, kind: &str, content_type: &str) -> anyhow::Result<(String, Duration)> {
         let bytes = std::fs::read(path)?;
@@ -189,18 +204,7 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
         .map(|s| s.control())
         .context("the runner sandbox")?;
     for post in [&video_post, &photo_post] {
-        let id = post["id"].as_str().context("id")?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let done = loop {
-            let (_, shown) = client
-                .call(reqwest::Method::GET, &format!("/v1/posts/{id}"), None)
-                .await?;
-            if matches!(shown["status"].as_str(), Some("completed" | "failed" | "needs_review")) {
-                break shown;
-            }
-            anyhow::ensure!(std::time::Instant::now() < deadline, "{id} still {}", shown["status"]);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let done = client.settled(post["id"].as_str().context("id")?).await?;
         assert_eq!(done["status"], "completed", "{done}");
         let published: DateTime<Utc> = done["publishedAt"].as_str().context("publishedAt")?.parse()?;
         let lateness = published - at;
@@ -217,9 +221,12 @@ async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
     for post in [&video_post, &photo_post] {
+        // Consumers dedupe by event id: an outbox the intake and the publisher both delivered counts once.
+        let mut seen = std::collections::HashSet::new();
         let kinds: Vec<&str> = events
             .iter()
             .filter(|e| e.post_id.as_ref().map(|p| p.as_str()) == post["id"].as_str())
+            .filter(|e| seen.insert(e.id.clone()))
             .map(|e| e.event_type.as_str())
             .filter(|kind| *kind != "post.due")
             .collect();
@@ -478,5 +485,167 @@ async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> an
         "{shown}"
     );
     strict.shutdown().await;
+    Ok(())
+}
+
+/// Issue 12 §3 through the runner: a post TikTok refused is retried and completes; a post whose init got no answer
+/// waits in `needs_review`, is refused a retry until a person resolves it `not_published`, then retried and
+/// completed. Each post is published once, and its events are in the order of its transitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_post_is_retried_and_a_post_in_review_resolved_then_retried() -> anyhow::Result<()> {
+    use tiktok_sandbox::{FaultAction, FaultSpec};
+    if !ffmpeg_or_skip() {
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.mp4");
+    vertical_clip(&video, 2)?;
+    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
+    let client = Client::of(&system);
+    let account = system.account_id.clone().context("the dev account")?;
+    let sandbox = system
+        .sandbox
+        .as_ref()
+        .map(|s| s.control())
+        .context("the runner sandbox")?;
+    let (video_id, _) = client.upload(&video, "video", "video/mp4").await?;
+    let body = json!({
+        "platform": "tiktok", "accountId": account, "postType": "video", "content": "Take two",
+        "media": [{"id": video_id}], "options": {"privacy": "private", "allowDuet": false, "allowStitch": false}
+    });
+    let post = |call: &'static str, id: &str| (reqwest::Method::POST, format!("/v1/posts/{id}/{call}"));
+
+    // TikTok refuses the first init with a reason a user can fix.
+    sandbox.inject_fault(FaultSpec::new(
+        Endpoint::VideoInit,
+        FaultAction::Respond {
+            status: 200,
+            code: Some("privacy_level_option_mismatch".into()),
+            message: None,
+        },
+    ));
+    let (status, refused) = client
+        .call(reqwest::Method::POST, "/v1/posts", Some(body.clone()))
+        .await?;
+    anyhow::ensure!(status == StatusCode::CREATED, "{refused}");
+    let refused_id = refused["id"].as_str().context("id")?.to_owned();
+    let failed = client.settled(&refused_id).await?;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(failed["failure"]["code"], "privacy_level_option_mismatch");
+    let (method, path) = post("retry", &refused_id);
+    let (status, retried) = client.call(method, &path, None).await?;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(client.settled(&refused_id).await?["status"], "completed");
+    let (method, path) = post("retry", &refused_id);
+    let (status, again) = client.call(method, &path, None).await?;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a completed post is never retried: {again}"
+    );
+
+    // The init's connection drops before TikTok processed it: the publisher cannot know that nothing happened. (A
+    // second file: TikTok flags the same media posted again as spam.)
+    let other = data.path().join("other.mp4");
+    vertical_clip(&other, 3)?;
+    let (other_id, _) = client.upload(&other, "video", "video/mp4").await?;
+    let mut body = body;
+    body["media"] = json!([{"id": other_id}]);
+    sandbox.inject_fault(FaultSpec::new(Endpoint::VideoInit, FaultAction::Drop));
+    let (status, lost) = client.call(reqwest::Method::POST, "/v1/posts", Some(body)).await?;
+    anyhow::ensure!(status == StatusCode::CREATED, "{lost}");
+    let lost_id = lost["id"].as_str().context("id")?.to_owned();
+    let review = client.settled(&lost_id).await?;
+    assert_eq!(review["status"], "needs_review", "{review}");
+    let (method, path) = post("retry", &lost_id);
+    let (status, early) = client.call(method, &path, None).await?;
+    assert_eq!(status, StatusCode::CONFLICT, "{early}");
+    assert_eq!(early["error"]["code"], "needs_review");
+    let (method, path) = post("resolve", &lost_id);
+    let (status, resolved) = client
+        .call(method, &path, Some(json!({"outcome": "not_published"})))
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{resolved}");
+    let (method, path) = post("retry", &lost_id);
+    let (status, retried) = client.call(method, &path, None).await?;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    let done = client.settled(&lost_id).await?;
+    assert_eq!(done["status"], "completed", "{done}");
+    let actions: Vec<&str> = done["audit"]
+        .as_array()
+        .context("audit")?
+        .iter()
+        .filter_map(|entry| entry["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["resolved", "retried"]);
+
+    let completed = sandbox
+        .publishes()
+        .into_iter()
+        .filter(|p| p.status == "PUBLISH_COMPLETE")
+        .count();
+    assert_eq!(completed, 2, "each post went out once");
+    let events: Vec<Event> = std::fs::read_to_string(&system.events_file)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let kinds_of = |id: &str| {
+        let mut seen = std::collections::HashSet::new();
+        events
+            .iter()
+            .filter(|e| e.post_id.as_ref().map(|p| p.as_str()) == Some(id))
+            .filter(|e| seen.insert(e.id.clone()))
+            .map(|e| e.event_type.as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        kinds_of(&refused_id),
+        [
+            "post.scheduled",
+            "post.failed",
+            "post.retried",
+            "post.scheduled",
+            "post.published",
+            "post.completed"
+        ]
+    );
+    assert_eq!(
+        kinds_of(&lost_id),
+        [
+            "post.scheduled",
+            "post.needs_review",
+            "post.resolved",
+            "post.retried",
+            "post.scheduled",
+            "post.published",
+            "post.completed"
+        ]
+    );
+    system.shutdown().await;
+    Ok(())
+}
+
+/// A runner whose events file cannot be written would accept posts and never publish them: it refuses to start,
+/// naming the file. A healthy one says so on `GET /health`.
+#[tokio::test]
+async fn a_runner_that_cannot_write_its_events_refuses_to_start_and_a_healthy_one_reports_ok() -> anyhow::Result<()> {
+    let broken = tempfile::tempdir()?;
+    // A directory where the events file must go: no file can be opened there.
+    std::fs::create_dir_all(broken.path().join("events.jsonl").join("in-the-way"))?;
+    let refused = postato_dev::start(runner_config(broken.path(), &[])?).await;
+    let error = format!(
+        "{:#}",
+        refused
+            .err()
+            .context("a runner without its events file must not start")?
+    );
+    assert!(error.contains("events.jsonl"), "{error}");
+
+    let healthy = tempfile::tempdir()?;
+    let system = postato_dev::start(runner_config(healthy.path(), &[])?).await?;
+    let reply = reqwest::get(format!("{}/health", system.base_url)).await?;
+    assert_eq!(reply.status(), reqwest::StatusCode::OK);
+    assert_eq!(reply.json::<Value>().await?["status"], "ok");
+    system.shutdown().await;
     Ok(())
 }

@@ -35,10 +35,12 @@ pub async fn request_id(request: Request, next: Next) -> Response {
     response
 }
 
-/// The authenticated caller: the workspace its API key belongs to. Every read and write is scoped to it.
+/// The authenticated caller: the workspace its API key belongs to (every read and write is scoped to it), and the
+/// key's id ([`ApiKey::id`], never the key) for the audit trail.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub workspace_id: WorkspaceId,
+    pub key_id: String,
 }
 
 impl<S> FromRequestParts<S> for Caller
@@ -65,6 +67,7 @@ where
             .await?;
         match key {
             Some(key) if !key.revoked => Ok(Caller {
+                key_id: key.id(),
                 workspace_id: key.workspace_id,
             }),
             _ => Err(ApiError::Unauthorized),
@@ -86,6 +89,26 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::MalformedRequest(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// A JSON body that may be left out: no body at all reads as `{}`; a body that is there must be JSON.
+pub struct OptionalJsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(request.headers()) {
+            let RawBody(bytes) = RawBody::from_request(request, state).await?;
+            if !bytes.is_empty() {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            return Ok(OptionalJsonBody(Value::Object(Default::default())));
+        }
+        JsonBody::from_request(request, state)
+            .await
+            .map(|JsonBody(value)| OptionalJsonBody(value))
     }
 }
 

@@ -100,6 +100,8 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             routes::posts::patch_post,
             routes::posts::delete_post
         ))
+        .routes(routes!(routes::posts::retry_post))
+        .routes(routes!(routes::posts::resolve_post))
         .routes(routes!(routes::media::create_media))
         .routes(routes!(routes::media::get_media))
         .routes(routes!(routes::accounts::list_accounts))
@@ -117,7 +119,10 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// `Link` type with snake_case field names (`operation_id`), which OpenAPI does not know.
 fn with_links(mut document: serde_json::Value) -> serde_json::Value {
     let follow = [
-        ("/v1/posts", &["get_post", "patch_post", "delete_post"][..]),
+        (
+            "/v1/posts",
+            &["get_post", "patch_post", "delete_post", "retry_post", "resolve_post"][..],
+        ),
         ("/v1/media", &["get_media"][..]),
     ];
     for (path, targets) in follow {

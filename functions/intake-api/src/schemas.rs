@@ -97,6 +97,35 @@ pub struct PatchPostRequest {
     status: Option<Intent>,
 }
 
+/// The body of `POST /v1/posts/{id}/retry`; it may be left out entirely.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPostRequest {
+    /// When to publish; absent (or `null`) means now. The same limits as at creation (not in the past, at most a
+    /// year ahead).
+    scheduled_at: Option<chrono::DateTime<chrono::FixedOffset>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveOutcome {
+    /// The post is on TikTok: the post becomes `completed`.
+    Published,
+    /// The post is not on TikTok: the post becomes `failed` with `not_published_confirmed`, which `retry` accepts.
+    NotPublished,
+}
+
+/// The body of `POST /v1/posts/{id}/resolve`: what a person found on TikTok.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResolvePostRequest {
+    outcome: ResolveOutcome,
+    /// With `published` only, optional: the post's https URL on tiktok.com. TikTok's post id is taken from a
+    /// `https://www.tiktok.com/@user/video/{id}` (or `/photo/{id}`) URL.
+    #[schema(max_length = 2048)]
+    post_url: Option<String>,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateMediaRequest {

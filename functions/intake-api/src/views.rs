@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::{
     domain::{
-        Account, AccountStatus, Failure, Finding, Media, MediaFacts, MediaKind, MediaStatus, Post, PostOptions,
-        PostStatus, PostType, Privacy, RenditionStatus,
+        Account, AccountStatus, AuditEntry, Failure, Finding, Media, MediaFacts, MediaKind, MediaStatus, Post,
+        PostOptions, PostStatus, PostType, Privacy, RenditionStatus,
     },
     ids::{AccountId, MediaId, PostId},
     ports::UploadTarget,
@@ -50,6 +50,8 @@ pub struct PostView {
     pub published_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// Retries, resolutions and cancels, oldest first, each with the id of the API key that asked.
+    pub audit: Vec<AuditEntry>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -74,6 +76,7 @@ impl From<&Post> for PostView {
             post_url: post.publish.post_url.clone(),
             published_at: post.publish.published_at,
             completed_at: post.publish.completed_at,
+            audit: post.audit.clone(),
             created_at: post.created_at,
             updated_at: post.updated_at,
         }

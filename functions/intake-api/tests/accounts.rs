@@ -76,8 +76,8 @@ async fn when_connecting_should_answer_tiktoks_authorize_url_with_the_three_scop
     assert_eq!(query_value(url, "redirect_uri").as_deref(), Some(REDIRECT_URI));
     assert_eq!(
         query_value(url, "disable_auto_auth").as_deref(),
-        Some("0"),
-        "a first account may reuse TikTok's login"
+        Some("1"),
+        "always TikTok's consent page, so nobody is connected without seeing what they grant"
     );
     assert_eq!(first.body["expiresAt"], json!(support::start() + STATE_LIFETIME));
     let state = query_value(url, "state").unwrap();
@@ -97,7 +97,7 @@ async fn when_connecting_should_answer_tiktoks_authorize_url_with_the_three_scop
     assert_eq!(
         query_value(url, "disable_auto_auth").as_deref(),
         Some("1"),
-        "a further account shows TikTok's consent page so the user can switch accounts"
+        "a further account too, so the user can switch accounts"
     );
     assert_ne!(query_value(url, "state").unwrap(), state, "a new state per connection");
 }
@@ -696,4 +696,67 @@ async fn when_20_requests_need_a_refresh_at_once_should_make_exactly_one_token_c
     let fingerprints: std::collections::HashSet<_> =
         creator_calls.iter().map(|r| r.token_fingerprint.clone()).collect();
     assert_eq!(fingerprints.len(), 1, "every call used the one fresh token");
+}
+
+/// The code is spent once exchanged: a TikTok that then answers the profile calls slowly (or not at all) must not
+/// lose the connection or outlast the API's 29 s. The account is saved with its tokens, without a display name.
+#[tokio::test]
+async fn when_the_profile_calls_hang_after_the_exchange_should_still_save_the_connection_in_time() {
+    let app = sandboxed().await;
+    let tenant = app.empty_tenant("creators").await;
+    creator(&app, AccountSpec::public());
+    for endpoint in [Endpoint::UserInfo, Endpoint::CreatorInfo] {
+        app.sandbox()
+            .inject_fault(FaultSpec::new(endpoint, FaultAction::Delay { ms: 15_000 }).times(1));
+    }
+    let started = std::time::Instant::now();
+    let reply = app.connect(&tenant).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    let stored = app
+        .stores
+        .accounts
+        .get_account(&account_id(&reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(stored.tokens.is_some(), "the spent code's tokens are saved");
+    assert_eq!(token_calls(&app, "authorization_code"), 1);
+}
+
+/// A refresher's lock must outlive its worst case (TikTok's request timeout, then sealing and saving with retries):
+/// a second refresher taking over meanwhile would spend the refresh token TikTok just rotated and lose the account.
+#[tokio::test]
+async fn when_a_refresh_is_slow_should_hold_the_lock_past_tiktoks_timeout_and_the_saves() {
+    let app = sandboxed().await;
+    let tenant = app.empty_tenant("creators").await;
+    creator(&app, AccountSpec::public());
+    let id = account_id(&app.connect(&tenant).await);
+    app.clock.advance(ChronoDuration::minutes(100));
+    app.sandbox()
+        .inject_fault(FaultSpec::new(Endpoint::Token, FaultAction::Delay { ms: 1_000 }).times(1));
+    let path = format!("/v1/accounts/{id}/creator-info");
+    let refreshing = app.call(Method::GET, &path, Some(&tenant.key), None);
+    let lock = async {
+        loop {
+            let account = app.stores.accounts.get_account(&id).await.unwrap().unwrap();
+            if let Some(until) = account.refresh_lock_until {
+                return until - app.clock.now();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let (reply, held_for) = tokio::join!(refreshing, lock);
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let request_timeout = ChronoDuration::seconds(3); // the harness's TikTok request timeout
+    assert!(
+        held_for >= request_timeout + ChronoDuration::seconds(30),
+        "the lock covers the call and the saves: {held_for}"
+    );
+    let released = app.stores.accounts.get_account(&id).await.unwrap().unwrap();
+    assert_eq!(released.refresh_lock_until, None, "released once saved");
 }

@@ -9,7 +9,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 use shared::{
-    domain::{AccountStatus, MediaKind, MediaStatus},
+    domain::{AccountStatus, Failure, MediaKind, MediaStatus, PostStatus},
     events::EventType,
 };
 use support::{account_record, TestApp};
@@ -725,6 +725,394 @@ async fn when_canceling_a_scheduled_post_should_cancel_it_once() {
         .await
         .unwrap();
     assert!(due.is_empty(), "a canceled post leaves the due index");
+    assert_eq!(
+        event_types(&app),
+        [EventType::PostScheduled, EventType::PostCanceled],
+        "one post.canceled, for the cancel that changed something"
+    );
+    let canceled = app.events.events().pop().unwrap();
+    assert_eq!(canceled.post_id.unwrap().to_string(), id);
+    assert_eq!(canceled.data["previousStatus"], "scheduled");
+    assert_eq!(first.body["audit"][0]["action"], "canceled");
+    assert_eq!(first.body["audit"][0]["by"], key_id(&app.a.key));
+}
+
+#[tokio::test]
+async fn when_the_bus_refuses_the_cancel_event_should_keep_it_in_the_outbox_for_the_publisher() {
+    let app = TestApp::new().await;
+    let id = created(&app, app.video_post()).await;
+    app.events.refuse_next(1);
+    let reply = app
+        .call(Method::DELETE, &format!("/v1/posts/{id}"), Some(&app.a.key), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let post = stored(&app, &id).await;
+    let waiting: Vec<EventType> = post.outbox.iter().map(|e| e.event_type).collect();
+    assert_eq!(waiting, [EventType::PostCanceled]);
+    let due = app.stores.posts.due_posts(support::start(), None, 10).await.unwrap();
+    assert_eq!(
+        due.len(),
+        1,
+        "a post with undelivered events is due, so the publisher delivers them"
+    );
+}
+
+// ---------------------------------------------------------------- retry and resolve
+
+/// Creates a post for tenant A; its id.
+async fn created(app: &TestApp, body: Value) -> String {
+    let reply = app.post_as(&app.a, body).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn stored(app: &TestApp, id: &str) -> shared::domain::Post {
+    let id: shared::ids::PostId = id.parse().unwrap();
+    app.stores.posts.get_post(&id).await.unwrap().unwrap()
+}
+
+/// Writes the post as the publisher would have left it.
+async fn as_publisher_left_it(app: &TestApp, id: &str, change: impl FnOnce(&mut shared::domain::Post)) {
+    let mut post = stored(app, id).await;
+    let version = post.version;
+    change(&mut post);
+    post.version += 1;
+    app.stores.posts.update_post(&post, version).await.unwrap();
+}
+
+/// A post for tenant A that ended `status` with `code`, its events already delivered.
+async fn ended(app: &TestApp, status: PostStatus, code: &str) -> String {
+    let id = created(app, app.video_post()).await;
+    as_publisher_left_it(app, &id, |post| {
+        post.status = status;
+        post.publish.attempt = 1;
+        post.failure = Some(Failure::new(code, "what the publisher said"));
+    })
+    .await;
+    id
+}
+
+fn event_types(app: &TestApp) -> Vec<EventType> {
+    app.events.events().iter().map(|e| e.event_type).collect()
+}
+
+fn key_id(key: &str) -> String {
+    format!("key_{}", &shared::domain::ApiKey::hash_secret(key)[..16])
+}
+
+async fn retry(app: &TestApp, id: &str, body: Option<Value>) -> support::Reply {
+    app.call(Method::POST, &format!("/v1/posts/{id}/retry"), Some(&app.a.key), body)
+        .await
+}
+
+async fn resolve(app: &TestApp, id: &str, body: Value) -> support::Reply {
+    app.call(
+        Method::POST,
+        &format!("/v1/posts/{id}/resolve"),
+        Some(&app.a.key),
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn when_a_failed_post_is_retried_without_a_body_should_schedule_it_now_with_an_event_and_an_audit_entry() {
+    let app = TestApp::new().await;
+    let id = ended(&app, PostStatus::Failed, "upload_expired").await;
+    app.clock.advance(chrono::Duration::hours(2));
+    let before = stored(&app, &id).await;
+
+    let reply = retry(&app, &id, None).await;
+
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let now = support::start() + chrono::Duration::hours(2);
+    assert_eq!(reply.body["status"], "scheduled");
+    assert_eq!(reply.body["scheduledAt"], json!(now));
+    assert!(
+        reply.body.get("failure").is_none(),
+        "the failure is cleared: {}",
+        reply.body
+    );
+    let audit = &reply.body["audit"];
+    assert_eq!(audit.as_array().unwrap().len(), 1);
+    assert_eq!(audit[0]["action"], "retried");
+    assert_eq!(audit[0]["by"], key_id(&app.a.key));
+    assert_eq!(audit[0]["at"], json!(now));
+    assert!(!audit.to_string().contains(&app.a.key), "the key itself is never shown");
+    let post = stored(&app, &id).await;
+    assert_eq!(
+        post.publish,
+        Default::default(),
+        "the previous attempt's record is cleared"
+    );
+    assert!(post.outbox.is_empty(), "its events were delivered");
+    assert!(post.version > before.version);
+    assert_eq!(
+        event_types(&app),
+        [
+            EventType::PostScheduled,
+            EventType::PostRetried,
+            EventType::PostScheduled
+        ]
+    );
+    let retried = &app.events.events()[1];
+    assert_eq!(retried.data["previousFailure"], "upload_expired");
+    assert!(
+        app.timer
+            .wakeups()
+            .iter()
+            .any(|w| w.post_id == post.id && w.at == now - shared::timer::DEFAULT_LEAD),
+        "a retry for now arms the publisher at once"
+    );
+}
+
+#[tokio::test]
+async fn when_a_retry_names_a_time_should_schedule_it_then_under_the_create_rules() {
+    let app = TestApp::new().await;
+    let id = ended(&app, PostStatus::Failed, "spam_risk_too_many_posts").await;
+    for (body, field) in [
+        (json!({"scheduledAt": "2026-11-20T09:00:00Z"}), "scheduledAt"),
+        (json!({"scheduledAt": "tomorrow"}), "scheduledAt"),
+        (json!({"content": "new caption"}), "content"),
+    ] {
+        let reply = retry(&app, &id, Some(body.clone())).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", reply.body);
+        assert_eq!(reply.fields(), [field], "{body}");
+    }
+    assert_eq!(
+        stored(&app, &id).await.status,
+        PostStatus::Failed,
+        "a refused retry changes nothing"
+    );
+
+    let reply = retry(&app, &id, Some(json!([]))).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a body that is there must be an object"
+    );
+    let other = ended(&app, PostStatus::Failed, "internal").await;
+    assert_eq!(
+        retry(&app, &other, Some(Value::Null)).await.status,
+        StatusCode::OK,
+        "a JSON null body is no body"
+    );
+
+    let reply = retry(&app, &id, Some(json!({"scheduledAt": "2026-11-26T12:00:00+01:00"}))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["scheduledAt"], "2026-11-26T11:00:00Z");
+    assert_eq!(reply.body["status"], "scheduled");
+}
+
+#[tokio::test]
+async fn when_the_media_or_account_went_bad_should_refuse_the_retry_with_the_same_422_as_a_create() {
+    let app = TestApp::new().await;
+    let rejected = app.add_media(&app.a, MediaKind::Video, MediaStatus::Invalid).await;
+    let disconnected = account_record(&app.a.workspace, AccountStatus::ReauthRequired);
+    app.stores.accounts.create_account(&disconnected).await.unwrap();
+
+    let mut bad_media = app.video_post();
+    bad_media["media"] = json!([{"id": rejected}]);
+    let mut bad_account = app.video_post();
+    bad_account["accountId"] = json!(disconnected.id);
+    for create in [bad_media, bad_account] {
+        let id = ended(&app, PostStatus::Failed, "media_rejected").await;
+        as_publisher_left_it(&app, &id, |post| {
+            post.media = vec![create["media"][0]["id"].as_str().unwrap().parse().unwrap()];
+            post.account_id = create["accountId"].as_str().unwrap().parse().unwrap();
+        })
+        .await;
+        let as_create = app.post_as(&app.a, create.clone()).await;
+        let reply = retry(&app, &id, None).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+        assert_eq!(reply.fields(), as_create.fields());
+        assert_eq!(reply.codes(), as_create.codes());
+    }
+}
+
+#[tokio::test]
+async fn when_retrying_could_double_post_or_the_post_has_not_failed_should_refuse_with_409() {
+    let app = TestApp::new().await;
+    let accepted = ended(&app, PostStatus::Failed, "internal").await;
+    as_publisher_left_it(&app, &accepted, |post| {
+        post.publish.publish_id = Some("v_pub_file~v2.123".into())
+    })
+    .await;
+    let tracking = ended(&app, PostStatus::Failed, "tracking_timeout").await;
+    let banned = ended(&app, PostStatus::Failed, "spam_risk_user_banned_from_posting").await;
+    let in_review = ended(&app, PostStatus::NeedsReview, "init_outcome_unknown").await;
+    let completed = ended(&app, PostStatus::Completed, "unused").await;
+    let scheduled = created(&app, app.video_post()).await;
+    for (id, code) in [
+        (&accepted, "may_double_post"),
+        (&tracking, "may_double_post"),
+        (&banned, "not_retryable"),
+        (&in_review, "needs_review"),
+        (&completed, "not_retryable"),
+        (&scheduled, "not_retryable"),
+    ] {
+        let before = stored(&app, id).await;
+        let reply = retry(&app, id, None).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT, "{code}: {}", reply.body);
+        assert_eq!(reply.body["error"]["code"], code);
+        assert!(!reply.body["error"]["message"].as_str().unwrap().is_empty());
+        assert_eq!(
+            stored(&app, id).await,
+            before,
+            "{code}: a refused retry changes nothing"
+        );
+    }
+    assert!(!event_types(&app).contains(&EventType::PostRetried));
+}
+
+#[tokio::test]
+async fn when_another_workspace_retries_or_resolves_a_post_should_return_404() {
+    let app = TestApp::new().await;
+    let failed = ended(&app, PostStatus::Failed, "media_changed").await;
+    let in_review = ended(&app, PostStatus::NeedsReview, "init_outcome_unknown").await;
+    let retried = app
+        .call(
+            Method::POST,
+            &format!("/v1/posts/{failed}/retry"),
+            Some(&app.b.key),
+            None,
+        )
+        .await;
+    let resolved = app
+        .call(
+            Method::POST,
+            &format!("/v1/posts/{in_review}/resolve"),
+            Some(&app.b.key),
+            Some(json!({"outcome": "not_published"})),
+        )
+        .await;
+    assert_eq!(retried.status, StatusCode::NOT_FOUND);
+    assert_eq!(resolved.status, StatusCode::NOT_FOUND);
+    assert_eq!(stored(&app, &failed).await.status, PostStatus::Failed);
+    assert_eq!(stored(&app, &in_review).await.status, PostStatus::NeedsReview);
+}
+
+#[tokio::test]
+async fn when_a_post_in_review_is_found_on_tiktok_should_complete_it_with_tiktoks_post_id() {
+    let app = TestApp::new().await;
+    let id = ended(&app, PostStatus::NeedsReview, "init_outcome_unknown").await;
+    let url = "https://www.tiktok.com/@launchteam/video/7311234567890123456";
+
+    let reply = resolve(&app, &id, json!({"outcome": "published", "postUrl": url})).await;
+
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "completed");
+    assert_eq!(reply.body["postUrl"], url);
+    assert_eq!(reply.body["tiktokPostId"], "7311234567890123456");
+    assert_eq!(reply.body["completedAt"], json!(support::start()));
+    assert_eq!(reply.body["audit"][0]["action"], "resolved");
+    assert_eq!(reply.body["audit"][0]["by"], key_id(&app.a.key));
+    let resolved = app.events.events().pop().unwrap();
+    assert_eq!(resolved.event_type, EventType::PostResolved);
+    assert_eq!(resolved.data["outcome"], "published");
+    assert_eq!(resolved.data["tiktokPostId"], "7311234567890123456");
+    assert_eq!(
+        retry(&app, &id, None).await.status,
+        StatusCode::CONFLICT,
+        "a post found on TikTok is never retried"
+    );
+}
+
+#[tokio::test]
+async fn when_a_post_in_review_is_not_on_tiktok_should_let_it_be_retried() {
+    let app = TestApp::new().await;
+    let id = ended(&app, PostStatus::NeedsReview, "init_outcome_unknown").await;
+    assert_eq!(retry(&app, &id, None).await.body["error"]["code"], "needs_review");
+
+    let reply = resolve(&app, &id, json!({"outcome": "not_published"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "failed");
+    assert_eq!(reply.body["failure"]["code"], "not_published_confirmed");
+
+    let retried = retry(&app, &id, None).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert_eq!(retried.body["status"], "scheduled");
+    let actions: Vec<&str> = retried.body["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["resolved", "retried"]);
+    assert_eq!(
+        event_types(&app),
+        [
+            EventType::PostScheduled,
+            EventType::PostResolved,
+            EventType::PostRetried,
+            EventType::PostScheduled
+        ],
+        "the post's events in the order of its transitions"
+    );
+}
+
+#[tokio::test]
+async fn when_tiktok_accepted_a_post_whose_tracking_ended_in_review_should_retry_only_after_a_person_found_it_missing()
+{
+    let app = TestApp::new().await;
+    let id = ended(&app, PostStatus::NeedsReview, "tracking_timeout").await;
+    as_publisher_left_it(&app, &id, |post| {
+        post.publish.publish_id = Some("v_pub_file~v2.77".into())
+    })
+    .await;
+    assert_eq!(retry(&app, &id, None).await.body["error"]["code"], "needs_review");
+
+    let reply = resolve(&app, &id, json!({"outcome": "not_published"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.body["publishId"], "v_pub_file~v2.77",
+        "what TikTok said stays on record until the retry"
+    );
+    let resolved = app.events.events().pop().unwrap();
+    assert_eq!(resolved.data["publishId"], "v_pub_file~v2.77");
+
+    let retried = retry(&app, &id, None).await;
+    assert_eq!(retried.status, StatusCode::OK, "{}", retried.body);
+    assert!(
+        retried.body.get("publishId").is_none(),
+        "the retry starts a new attempt"
+    );
+}
+
+#[tokio::test]
+async fn when_a_resolution_is_unreadable_should_name_outcome_or_post_url() {
+    let app = TestApp::new().await;
+    let id = ended(&app, PostStatus::NeedsReview, "init_outcome_unknown").await;
+    for (body, field) in [
+        (json!({}), "outcome"),
+        (json!({"outcome": "deleted"}), "outcome"),
+        (
+            json!({"outcome": "published", "postUrl": "http://www.tiktok.com/@u/video/1"}),
+            "postUrl",
+        ),
+        (
+            json!({"outcome": "published", "postUrl": "https://tiktok.com.example/@u/video/1"}),
+            "postUrl",
+        ),
+        (json!({"outcome": "published", "postUrl": 7}), "postUrl"),
+    ] {
+        let reply = resolve(&app, &id, body.clone()).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(reply.fields(), [field], "{body}");
+    }
+    assert_eq!(stored(&app, &id).await.status, PostStatus::NeedsReview);
+}
+
+#[tokio::test]
+async fn when_the_post_is_not_in_review_should_refuse_to_resolve_it_with_409() {
+    let app = TestApp::new().await;
+    let failed = ended(&app, PostStatus::Failed, "media_changed").await;
+    let scheduled = created(&app, app.video_post()).await;
+    for id in [failed, scheduled] {
+        let reply = resolve(&app, &id, json!({"outcome": "not_published"})).await;
+        assert_eq!(reply.status, StatusCode::CONFLICT);
+        assert_eq!(reply.body["error"]["code"], "not_in_review");
+    }
 }
 
 // ---------------------------------------------------------------- media
@@ -852,6 +1240,8 @@ async fn when_asked_for_the_openapi_document_should_list_every_route() {
         ("get", "/v1/posts/{id}"),
         ("patch", "/v1/posts/{id}"),
         ("delete", "/v1/posts/{id}"),
+        ("post", "/v1/posts/{id}/retry"),
+        ("post", "/v1/posts/{id}/resolve"),
         ("post", "/v1/media"),
         ("get", "/v1/media/{id}"),
         ("get", "/v1/accounts"),

@@ -238,3 +238,127 @@ async fn attack_unknown_routes_and_methods_answer_in_the_error_shape() {
     let reply = app.call(Method::PUT, "/v1/posts", Some(&app.a.key), None).await;
     assert_error_shape(&reply, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
+
+/// An unauthenticated callback with a 5,000-character state: refused as unknown before any store lookup (in
+/// DynamoDB it would be a key past the 2 KB limit, a 503 and an alarm), in the error shape.
+#[tokio::test]
+async fn attack_callback_with_an_unbounded_state_is_refused_as_unknown_in_the_error_shape() {
+    let app = TestApp::new().await;
+    let huge = "s".repeat(5_000);
+    for query in [
+        format!("code=abc&state={huge}&scopes=user.info.basic,video.publish,video.upload"),
+        format!("error=access_denied&state={huge}"),
+        "code=abc&state=%00%01&scopes=user.info.basic".to_owned(),
+    ] {
+        let reply = app
+            .call(
+                Method::GET,
+                &format!("/v1/accounts/tiktok/callback?{query}"),
+                None,
+                None,
+            )
+            .await;
+        assert!(reply.status == StatusCode::BAD_REQUEST, "{query:.60}: {}", reply.status);
+        assert!(reply.body["error"]["code"].is_string(), "{}", reply.body);
+    }
+}
+
+/// Two workspaces hold the same creator. TikTok's revoke ends every token of the app for that creator, so one
+/// workspace disconnecting must not break the other: it forgets its own tokens and revokes nothing; the last one to
+/// disconnect revokes.
+#[tokio::test]
+async fn attack_one_workspace_disconnecting_a_shared_creator_leaves_the_other_connected() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let (alpha, bravo) = (
+        app.empty_tenant("alpha-shared").await,
+        app.empty_tenant("bravo-shared").await,
+    );
+    let alpha_account = app.connect(&alpha).await.body["id"].as_str().unwrap().to_owned();
+    let bravo_account = app.connect(&bravo).await.body["id"].as_str().unwrap().to_owned();
+    let revokes = || app.sandbox().requests_to(tiktok_sandbox::Endpoint::Revoke).len();
+
+    let gone = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/accounts/{alpha_account}"),
+            Some(&alpha.key),
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.body);
+    assert_eq!(revokes(), 0, "the creator is still connected to another workspace");
+    let info = app
+        .call(
+            Method::GET,
+            &format!("/v1/accounts/{bravo_account}/creator-info"),
+            Some(&bravo.key),
+            None,
+        )
+        .await;
+    assert_eq!(
+        info.status,
+        StatusCode::OK,
+        "the other workspace still posts: {}",
+        info.body
+    );
+
+    let last = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/accounts/{bravo_account}"),
+            Some(&bravo.key),
+            None,
+        )
+        .await;
+    assert_eq!(last.status, StatusCode::OK);
+    assert_eq!(revokes(), 1, "the last connection revokes at TikTok");
+}
+
+/// A signed `authorization.removed` for `open_id` that TikTok created at `create_time`.
+async fn deliver_removal(app: &TestApp, open_id: &str, create_time: i64) -> Reply {
+    let body = json!({
+        "client_key": "sandbox-client-key", "event": "authorization.removed", "create_time": create_time,
+        "user_openid": open_id, "content": json!({ "reason": 1 }).to_string(),
+    })
+    .to_string();
+    let signature = webhook::sign(
+        &SecretString::from(CLIENT_SECRET),
+        app.clock.now().timestamp(),
+        body.as_bytes(),
+    );
+    deliver_webhook(app, &body, &signature).await
+}
+
+/// A redelivered (TikTok retries for 72 h) or replayed `authorization.removed` older than the user's latest
+/// connection must not disconnect it; one newer than the connection does.
+#[tokio::test]
+async fn attack_replayed_authorization_removed_never_undoes_a_newer_connection() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let tenant = app.empty_tenant("reconnected").await;
+    let account: shared::ids::AccountId = app.connect(&tenant).await.body["id"].as_str().unwrap().parse().unwrap();
+    let connected_at = app
+        .stores
+        .accounts
+        .get_account(&account)
+        .await
+        .unwrap()
+        .unwrap()
+        .connected_at;
+    let stale = deliver_removal(&app, &open_id, connected_at.timestamp() - 60).await;
+    assert_eq!(stale.status, StatusCode::OK, "{}", stale.body);
+    assert_eq!(stale.body["outcome"], "unchanged", "{}", stale.body);
+    let kept = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
+    assert!(
+        kept.tokens.is_some(),
+        "a removal older than the connection leaves it connected"
+    );
+
+    let fresh = deliver_removal(&app, &open_id, connected_at.timestamp() + 1).await;
+    assert_eq!(fresh.body["outcome"], "applied", "{}", fresh.body);
+    let gone = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
+    assert!(gone.tokens.is_none(), "a removal after the connection disconnects it");
+}

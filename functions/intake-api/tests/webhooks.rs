@@ -35,9 +35,10 @@ async fn published_post(app: &TestApp, status: PostStatus) -> Post {
     accepted
 }
 
+/// An event TikTok created a minute after the harness's start (after every record the tests create).
 fn envelope(event: &str, open_id: &str, content: Value) -> String {
     json!({
-        "client_key": "sandbox-client-key", "event": event, "create_time": 1_700_000_000,
+        "client_key": "sandbox-client-key", "event": event, "create_time": support::start().timestamp() + 60,
         "user_openid": open_id, "content": content.to_string(),
     })
     .to_string()

@@ -127,18 +127,14 @@ fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result
                 .first()
                 .ok_or_else(|| Failure::new("media_missing", "the post has no video"))?;
             // A remuxed transport stream is sent as its MP4 rendition.
-            match video.publishable_container() {
-                Some("mp4" | "mov") => {}
-                other => {
-                    return Err(Failure::new(
-                        "container_not_publishable",
-                        format!(
-                            "TikTok's API takes MP4 or MOV, not {}: remux without re-encoding, e.g. \
-                             `ffmpeg -i input -c copy output.mp4`, upload it and edit the post",
-                            other.unwrap_or("this container")
-                        ),
-                    ))
-                }
+            if video.publishable_container().is_none() {
+                return Err(Failure::new(
+                    "container_not_publishable",
+                    "the video's container is unknown; upload it again as MP4 or MOV",
+                ));
+            }
+            if let Some(fix) = video.unpublishable_container() {
+                return Err(Failure::new("container_not_publishable", fix));
             }
             if let Some(url) = public_url(video) {
                 return Ok(Source::VideoPull { url });

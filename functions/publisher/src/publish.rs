@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use shared::{
     accounts::{is_token_refused, TokenError},
-    domain::{Post, PostStatus, Privacy, RateLimited, Transfer},
+    domain::{Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS},
     ports::{BlobError, ByteRange, Wakeup},
     tiktok::{
         ChunkAck, ChunkPlan, ErrorClass, InitOutcome, PhotoPost, PhotoPostMode, SecretUrl, TikTokError,
@@ -50,7 +50,7 @@ pub(crate) async fn publish_scheduled(
         }
         let ready = match preflight(deps, &post).await? {
             Preflight::Ready(ready) => ready,
-            Preflight::Fail(failure) => return end(deps, &post, |p, now| p.mark_failed(failure.clone(), now)).await,
+            Preflight::Fail(failure) => return fail_or_defer(deps, &post, failure).await,
             Preflight::Wait { until, reason } => return wait(deps, &post, until, reason).await,
         };
         sleep_until(deps, due).await;
@@ -177,13 +177,25 @@ async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled,
             };
             continue;
         }
-        return init_failed(deps, &post, &error).await;
+        return init_failed(deps, &post, &ready.source, &error).await;
     }
 }
 
-async fn init_failed(deps: &PublisherDeps, post: &Post, error: &TikTokError) -> Result<Handled, PublisherError> {
+async fn init_failed(
+    deps: &PublisherDeps,
+    post: &Post,
+    source: &Source,
+    error: &TikTokError,
+) -> Result<Handled, PublisherError> {
     let now = deps.clock.now();
     match error.class() {
+        ErrorClass::OutcomeUnknown
+            if matches!(source, Source::VideoUpload { .. })
+                && post.publish.upload_reinits < AMBIGUOUS_UPLOAD_REINITS =>
+        {
+            tracing::warn!(post_id = %post.id, error = %error, "FILE_UPLOAD init without a clear answer; sending a new init");
+            release_with(deps, post, now, |p| p.publish.upload_reinits += 1).await
+        }
         ErrorClass::OutcomeUnknown => {
             end(deps, post, |p, now| {
                 p.mark_needs_review(failure::init_outcome_unknown(error), now)
@@ -211,7 +223,7 @@ async fn init_failed(deps: &PublisherDeps, post: &Post, error: &TikTokError) -> 
             }
             end(deps, post, |p, now| p.mark_failed(failure::tiktok_refused(error), now)).await
         }
-        _ => end(deps, post, |p, now| p.mark_failed(failure::tiktok_refused(error), now)).await,
+        _ => fail_or_defer(deps, post, failure::tiktok_refused(error)).await,
     }
 }
 
@@ -238,6 +250,9 @@ async fn initialised(
     let pulled = transfer == Transfer::PullFromUrl;
     let first_poll = now + deps.settings.first_poll_after;
     let attempt = post.publish.attempt;
+    // Logged before the save (an id, not a secret): if the store never takes it, the log is what ties TikTok's post
+    // to ours, and the post's resume then ends in needs_review, never in a second init.
+    tracing::info!(post_id = %post.id, publish_id = %outcome.publish_id, "TikTok accepted the init; saving its publish id");
     let saved = write_held(
         deps,
         &post,
@@ -251,9 +266,11 @@ async fn initialised(
             }
         },
     )
-    .await?;
+    .await
+    .inspect_err(|e| {
+        tracing::error!(post_id = %post.id, publish_id = %outcome.publish_id, error = %e, "publish id not saved");
+    })?;
     let Some(saved) = saved else { return Ok(Handled::Lost) };
-    tracing::info!(post_id = %saved.id, publish_id = %outcome.publish_id, "TikTok accepted the init");
     if pulled {
         record_fingerprints(deps, &saved).await;
         return Ok(Handled::Published { next_poll: first_poll });
@@ -513,11 +530,22 @@ async fn set_lease(
 
 /// Nothing was sent to TikTok: back to `scheduled`, due again at `until`.
 async fn release(deps: &PublisherDeps, post: &Post, until: DateTime<Utc>) -> Result<Handled, PublisherError> {
+    release_with(deps, post, until, |_| {}).await
+}
+
+/// [`release`], noting why in the post as `note` does (nothing was sent, or nothing TikTok could ever publish).
+async fn release_with(
+    deps: &PublisherDeps,
+    post: &Post,
+    until: DateTime<Utc>,
+    note: impl FnOnce(&mut Post),
+) -> Result<Handled, PublisherError> {
     let written = write(deps, post, |p| {
         p.status = PostStatus::Scheduled;
         p.publish.lease_until = None;
         p.publish.init_started_at = None;
         p.publish.not_before = Some(until);
+        note(p);
     })
     .await?;
     Ok(if written.is_some() {
@@ -543,6 +571,25 @@ async fn wait(
         Handled::Waiting { until }
     } else {
         Handled::Lost
+    })
+}
+
+/// Fails the post, unless a daily cap refused it before anything was created and it may try again tomorrow (TikTok's
+/// own advice), once.
+async fn fail_or_defer(deps: &PublisherDeps, post: &Post, failure: Failure) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    let mut deferred = post.clone();
+    if !deferred.defer_for_daily_cap(&failure, now) {
+        return end(deps, post, |p, now| p.mark_failed(failure, now)).await;
+    }
+    tracing::info!(post_id = %post.id, code = %failure.code, "daily cap: trying again in a day");
+    let written = write(deps, post, |p| {
+        p.defer_for_daily_cap(&failure, now);
+    })
+    .await?;
+    Ok(match (written, deferred.publish.not_before) {
+        (Some(_), Some(until)) => Handled::Waiting { until },
+        _ => Handled::Lost,
     })
 }
 

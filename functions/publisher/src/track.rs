@@ -24,15 +24,21 @@ pub(crate) async fn poll(deps: &PublisherDeps, post: Post, deadline: DateTime<Ut
     let Some(publish_id) = post.publish.publish_id.clone() else {
         return Ok(Handled::NothingToDo);
     };
+    // TikTok accepted the post, so it may well be live: `failed` would invite a repost that TikTok flags as spam.
+    // `needs_review` says what is known and lets the user record what they find (`POST /v1/posts/{id}/resolve`).
     if now > published_at + deps.settings.tracking_deadline {
-        let failure = Failure::new(
-            "tracking_timeout",
-            format!(
-                "TikTok accepted the post but reported no final status within {} hours; check the TikTok account",
+        let failure = Failure {
+            code: "tracking_timeout".into(),
+            message: format!(
+                "TikTok accepted the post (publish id {publish_id}, last status {}) but reported no final status \
+                 within {} hours; it may be live. Check the TikTok account and resolve the post",
+                post.publish.tiktok_status.as_deref().unwrap_or("none"),
                 deps.settings.tracking_deadline.num_hours()
             ),
-        );
-        return ended(write(deps, &post, |p| p.mark_failed(failure, now)).await?);
+            tiktok_fail_reason: None,
+            log_id: post.publish.last_log_id.clone(),
+        };
+        return ended(write(deps, &post, |p| p.mark_needs_review(failure, now)).await?);
     }
     if let Err(free_at) = take_slot(deps, &post.account_id, RateLimited::Status, now).await? {
         return poll_later(deps, &post, free_at).await;
@@ -60,13 +66,14 @@ pub(crate) async fn poll(deps: &PublisherDeps, post: Post, deadline: DateTime<Ut
                 let failure = Failure {
                     code: "tracking_failed".into(),
                     message: format!(
-                        "TikTok refused to report this post's status ({}); check the TikTok account",
+                        "TikTok accepted the post (publish id {publish_id}) but refused to report its status ({}); it \
+                         may be live. Check the TikTok account and resolve the post",
                         e.code()
                     ),
                     tiktok_fail_reason: None,
                     log_id: e.log_id().map(str::to_owned),
                 };
-                return ended(write(deps, &post, |p| p.mark_failed(failure, now)).await?);
+                return ended(write(deps, &post, |p| p.mark_needs_review(failure, now)).await?);
             }
             Err(e) => {
                 tracing::warn!(post_id = %post.id, error = %e, "status poll failed; polling again later");
@@ -106,7 +113,7 @@ pub(crate) fn apply_status(
                 .fail_reason
                 .clone()
                 .unwrap_or_else(|| shared::tiktok::FailReason::parse("internal"));
-            post.mark_failed(reason.failure(status.log_id.clone()), now);
+            post.mark_processing_failed(reason.failure(status.log_id.clone()), reason.retry(), now);
         }
         _ => {
             post.publish.polls += 1;
@@ -134,6 +141,15 @@ fn ended(written: Option<Post>) -> Result<Handled, PublisherError> {
             PostStatus::Failed => Handled::Failed {
                 code: post.failure.map(|f| f.code).unwrap_or_default(),
             },
+            // Sent again (a retryable processing failure, a daily cap): look again when it is due.
+            PostStatus::Scheduled => match post.publish.not_before {
+                Some(until) => Handled::Waiting { until },
+                None => Handled::NothingToDo,
+            },
+            PostStatus::NeedsReview => {
+                crate::metrics::post_needs_review(post.updated_at);
+                Handled::NeedsReview
+            }
             _ => match post.publish.next_poll_at {
                 Some(next_poll) => Handled::Tracking { next_poll },
                 None => Handled::NothingToDo,

@@ -817,12 +817,14 @@ function postView(post) {
     actions.push(el("button", { type: "button", onclick: () => editPost(post) }, "Edit"));
     actions.push(action("Cancel post", "DELETE", `/v1/posts/${post.id}`));
   }
-  // Offered only where the API has the route (another issue adds them).
+  // Offered only where the API has the route. Retry without a body publishes now; the API refuses (409) what could
+  // post twice. Resolve records what the user found on TikTok; "not on TikTok" makes the post retryable.
   if (post.status === "failed" && state.routes.has("/v1/posts/{id}/retry")) {
     actions.push(action("Retry", "POST", `/v1/posts/${post.id}/retry`));
   }
   if (post.status === "needs_review" && state.routes.has("/v1/posts/{id}/resolve")) {
-    actions.push(action("Resolve", "POST", `/v1/posts/${post.id}/resolve`));
+    actions.push(action("Found on TikTok", "POST", `/v1/posts/${post.id}/resolve`, { outcome: "published" }));
+    actions.push(action("Not on TikTok", "POST", `/v1/posts/${post.id}/resolve`, { outcome: "not_published" }));
   }
   return el("li", { class: `post ${post.status}`, "data-post": post.id, "data-status": post.status },
     el("div", { class: "post-head" },
@@ -851,13 +853,13 @@ function postView(post) {
 }
 
 // A button that calls the API and then shows the posts as they now are (or the API's refusal).
-function action(label, method, path) {
-  return el("button", { type: "button", onclick: () => act(method, path) }, label);
+function action(label, method, path, body) {
+  return el("button", { type: "button", onclick: () => act(method, path, body) }, label);
 }
 
-async function act(method, path) {
+async function act(method, path, body) {
   try {
-    await state.api.request(method, path);
+    await state.api.request(method, path, body);
   } catch (error) {
     $("post-list").prepend(el("li", {}, errorBox(error)));
     return;

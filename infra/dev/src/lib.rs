@@ -4,6 +4,7 @@
 
 mod composer;
 pub mod config;
+mod health;
 mod local_routes;
 mod secrets;
 mod system;

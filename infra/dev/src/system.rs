@@ -33,6 +33,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use crate::{
     composer,
     config::{Backend, DevConfig},
+    health,
     local_routes::{self, UploadHook},
     secrets::LocalSecrets,
     tiktok,
@@ -84,6 +85,10 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
 
     let events_file = config.data_dir.join("events.jsonl");
     let bus = Arc::new(LocalEventSink::new(Some(events_file.clone())));
+    // A runner that cannot write its events would accept posts and never publish them: refuse to start instead.
+    bus.check_writable()
+        .await
+        .with_context(|| format!("cannot write the events file {}", events_file.display()))?;
     let adapters = adapters(&config, &secrets, &base_url, bus.clone()).await?;
 
     let api_key = config
@@ -163,7 +168,9 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         },
     });
     // The composer page, served here only: the intake Lambda serves the API alone.
-    let mut app = intake_api::router(state).merge(composer::router(api_key.clone()));
+    let mut app = intake_api::router(state)
+        .merge(composer::router(api_key.clone()))
+        .merge(health::router(bus.clone()));
     if let (Some(local_blobs), Some(validator)) = (&adapters.local_blobs, validator) {
         app = app.merge(local_routes::router(
             local_blobs.clone(),

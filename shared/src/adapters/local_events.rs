@@ -26,8 +26,9 @@ pub struct LocalEventSink {
 
 struct Journal {
     path: PathBuf,
-    /// Opened at the first publish; one writer at a time keeps each publish's lines together.
+    /// Opened at the first publish (or `check_writable`); one writer at a time keeps each publish's lines together.
     file: AsyncMutex<Option<tokio::fs::File>>,
+    failure: Mutex<Option<String>>,
 }
 
 impl LocalEventSink {
@@ -37,6 +38,7 @@ impl LocalEventSink {
             journal: jsonl_path.map(|path| Journal {
                 path,
                 file: AsyncMutex::new(None),
+                failure: Mutex::new(None),
             }),
         }
     }
@@ -51,27 +53,60 @@ impl LocalEventSink {
         receiver
     }
 
+    /// Opens the journal now: a runner whose events cannot be written must not start (it would accept posts and
+    /// never publish them).
+    pub async fn check_writable(&self) -> Result<(), EventError> {
+        match &self.journal {
+            Some(journal) => Self::open(journal, &mut *journal.file.lock().await).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The last journal write's failure, until a write succeeds again (the runner's `GET /health`).
+    pub fn failure(&self) -> Option<String> {
+        self.journal
+            .as_ref()
+            .and_then(|journal| journal.failure.lock().unwrap_or_else(PoisonError::into_inner).clone())
+    }
+
+    async fn open(journal: &Journal, file: &mut Option<tokio::fs::File>) -> Result<(), EventError> {
+        if file.is_some() {
+            return Ok(());
+        }
+        if let Some(parent) = journal.path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| EventError::Unavailable(Box::new(e)))?;
+        }
+        let opened = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&journal.path)
+            .await
+            .map_err(|e| EventError::Unavailable(Box::new(e)))?;
+        *file = Some(opened);
+        Ok(())
+    }
+
     async fn append(journal: &Journal, events: &[Event]) -> Result<(), EventError> {
+        let written = Self::write_lines(journal, events).await;
+        *journal.failure.lock().unwrap_or_else(PoisonError::into_inner) = written.as_ref().err().map(|e| {
+            let cause = std::error::Error::source(e)
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            format!("{}: {e}: {cause}", journal.path.display())
+        });
+        written
+    }
+
+    async fn write_lines(journal: &Journal, events: &[Event]) -> Result<(), EventError> {
         let mut lines = Vec::new();
         for event in events {
             serde_json::to_writer(&mut lines, event).map_err(|e| EventError::Unavailable(Box::new(e)))?;
             lines.push(b'\n');
         }
         let mut file = journal.file.lock().await;
-        if file.is_none() {
-            if let Some(parent) = journal.path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-                tokio::fs::create_dir_all(parent)
-                    .await
-                    .map_err(|e| EventError::Unavailable(Box::new(e)))?;
-            }
-            let opened = tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&journal.path)
-                .await
-                .map_err(|e| EventError::Unavailable(Box::new(e)))?;
-            *file = Some(opened);
-        }
+        Self::open(journal, &mut file).await?;
         if let Some(file) = file.as_mut() {
             file.write_all(&lines)
                 .await

@@ -955,6 +955,7 @@ mod tests {
             created_at: now,
             updated_at: now,
             outbox: Vec::new(),
+            audit: Vec::new(),
             version: 1,
         };
         post.publish.publish_id = Some(publish_id.to_owned());

@@ -232,6 +232,18 @@ impl Media {
         }
     }
 
+    /// Why TikTok's API can never take this video as it stands (it takes MP4 and MOV; a transport stream is
+    /// published as its MP4 remux), with the fix; `None` when it can, or while that is not known yet.
+    pub fn unpublishable_container(&self) -> Option<String> {
+        match self.publishable_container()? {
+            "mp4" | "mov" => None,
+            other => Some(format!(
+                "TikTok's API takes MP4 or MOV, not {other}: remux without re-encoding, e.g. \
+                 `ffmpeg -i input -c copy output.mp4`, upload it and edit the post"
+            )),
+        }
+    }
+
     pub fn publishable_size(&self) -> u64 {
         match self.verdict.as_ref() {
             Some(MediaVerdict {

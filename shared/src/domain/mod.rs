@@ -7,7 +7,10 @@ pub mod workspace;
 
 pub use account::{Account, AccountStatus, RateLimited, RateWindows, SealedTokens};
 pub use media::{Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus};
-pub use post::{Failure, Post, PostOptions, PostStatus, PostType, Privacy, PublishProgress, Transfer};
+pub use post::{
+    AuditEntry, Failure, Post, PostOptions, PostStatus, PostType, Privacy, PublishProgress, Refusal, Resolution,
+    RetryPolicy, Transfer, AMBIGUOUS_UPLOAD_REINITS, DAILY_CAP_CODES, DAILY_CAP_RETRIES, DAILY_CAP_WAIT,
+};
 pub use workspace::{ApiKey, Workspace};
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -4,13 +4,20 @@
 //! draft ──publish──> scheduled ──due──> publishing ──TikTok accepted──> published ──PUBLISH_COMPLETE──> completed
 //!   └─cancel─> canceled  └─cancel      ├─permanent error─> failed            └─FAILED─> failed
 //!                                      └─init outcome unknown─> needs_review
+//!
+//! failed ──retry (a fixable failure, nothing accepted by TikTok)──> scheduled
+//! needs_review ──resolve published──> completed
+//!              └─resolve not_published─> failed (`not_published_confirmed`, which retry accepts)
 //! ```
+//!
+//! The transitions a person asks for (retry, resolve, cancel) are recorded in the post's audit trail.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::media::Finding;
+use crate::tiktok::FailRetry;
 use crate::{
     events::{Event, EventType},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
@@ -239,7 +246,34 @@ pub struct PublishProgress {
     /// before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// Times TikTok's daily cap deferred the post by a day (at most [`DAILY_CAP_RETRIES`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cap_deferrals: u32,
+    /// FILE_UPLOAD inits sent again after an init without a clear answer (at most [`AMBIGUOUS_UPLOAD_REINITS`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub upload_reinits: u32,
+    /// Times TikTok's processing failed for a reason it calls retryable and the post was sent again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub processing_retries: u32,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// TikTok's answers meaning "this creator (or this app) posted enough today": its advice is to try again tomorrow.
+pub const DAILY_CAP_CODES: [&str; 2] = ["spam_risk_too_many_posts", "reached_active_user_cap"];
+/// A post refused by a daily cap waits this long and tries again, this many times; then it fails.
+pub const DAILY_CAP_WAIT: chrono::Duration = chrono::Duration::hours(24);
+pub const DAILY_CAP_RETRIES: u32 = 1;
+/// A FILE_UPLOAD init without a clear answer is safe to send again: TikTok cannot publish a video whose bytes it never
+/// received, and the first init's upload URL dies unused within the hour. Once, so that a TikTok that keeps timing out
+/// does not collect abandoned drafts; a PULL_FROM_URL init (TikTok may already be pulling) is never sent again.
+pub const AMBIGUOUS_UPLOAD_REINITS: u32 = 1;
+/// TikTok's processing failures it calls retryable (`internal`, failed pulls): sent again this many times, the n-th
+/// after `PROCESSING_RETRY_WAIT` × 2ⁿ⁻¹, then the post fails with the last reason.
+pub const PROCESSING_RETRIES: u32 = 2;
+pub const PROCESSING_RETRY_WAIT: chrono::Duration = chrono::Duration::minutes(1);
 
 /// Why a post ended without being posted (or needs a person).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -282,8 +316,137 @@ pub struct Post {
     /// delays an event but never loses it (the post stays due until its outbox is empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outbox: Vec<Event>,
+    /// What people did to the post through the API (retry, resolve, cancel), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<AuditEntry>,
     /// Incremented by every write; writers compare-and-set on it.
     pub version: u64,
+}
+
+/// One action a caller took on a post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    /// The id of the API key that asked (`key_...`), never the key.
+    pub by: String,
+    /// `retried`, `resolved` or `canceled`.
+    pub action: String,
+    /// What changed, in words.
+    pub detail: String,
+}
+
+/// What a person found on TikTok for a post whose outcome was unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// It is on TikTok; the URL (and TikTok's post id in it) when the person gave one.
+    Published {
+        post_url: Option<String>,
+        tiktok_post_id: Option<String>,
+    },
+    /// It is not on TikTok: the post may be retried.
+    NotPublished,
+}
+
+/// Why a transition a caller asked for is refused (answered as 409 with this code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a user may do about a failed post, by its failure code. The one place that decides which failures
+/// `POST /v1/posts/{id}/retry` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryPolicy {
+    /// The cause lies outside the post's record and a user can remove it (reconnect the account, verify the URL
+    /// prefix, wait out a cap, upload or replace the media, change a creator setting or the post's options), or it
+    /// was TikTok's passing trouble. Nothing reached TikTok's feed, so the same post may be scheduled again.
+    AfterFix,
+    /// TikTok may have published it (it accepted the post, or the outcome is unknown): retrying could post twice.
+    MayBeLive,
+    /// Nothing a user can change makes the same post go out (a posting ban, a reason nobody knows).
+    Never,
+}
+
+/// The failure code a person records with `resolve` `not_published`: the post is known not to be on TikTok.
+pub const NOT_PUBLISHED_CONFIRMED: &str = "not_published_confirmed";
+
+/// Failures a user can fix, then retry: by the publisher's codes (`functions/publisher/src/failure.rs`,
+/// `preflight.rs`, `publish.rs`), TikTok's error codes (`tiktok/error.rs`) and TikTok's `fail_reason`s.
+const RETRY_AFTER_FIX: &[&str] = &[
+    // The account: reconnect it.
+    "account_not_connected",
+    "token_unreadable",
+    "reauth_required",
+    "access_token_invalid",
+    "scope_not_authorized",
+    "scope_permission_missed",
+    "invalid_grant",
+    "auth_removed",
+    // The app's setup at TikTok or in Postato: verify the URL prefix, set the account private, configure the URL.
+    "url_ownership_unverified",
+    "unaudited_client_can_only_post_to_private_accounts",
+    "media_url_not_configured",
+    // Caps: wait, then retry (TikTok advises 24 hours); the daily caps are `DAILY_CAP_CODES`.
+    "spam_risk_too_many_pending_share",
+    "rate_limit_exceeded",
+    // The media: upload it, replace it, remux it.
+    "media_missing",
+    "media_rejected",
+    "media_changed",
+    "media_not_ready",
+    "upload_expired",
+    "upload_url_expired",
+    "container_not_publishable",
+    "file_too_large",
+    "duration_over_creator_limit",
+    "duplicate_media",
+    "file_format_check_failed",
+    "duration_check_failed",
+    "frame_rate_check_failed",
+    "picture_size_check_failed",
+    "video_bitrate_check_failed",
+    // The creator's settings or the post's options: change them in TikTok, or edit the post once it is scheduled.
+    "privacy_required",
+    "privacy_unavailable",
+    "privacy_level_option_mismatch",
+    "privacy_level_not_authorized",
+    "interaction_disabled",
+    "spam_risk_text",
+    // TikTok's passing trouble, nothing created.
+    "tiktok_unavailable",
+    "internal",
+    "video_pull_failed",
+    "photo_pull_failed",
+    "publish_cancelled",
+    // A person checked TikTok: not there.
+    NOT_PUBLISHED_CONFIRMED,
+];
+
+/// Failures after which the post may be live on TikTok.
+const MAY_BE_LIVE: &[&str] = &["tracking_timeout", "tracking_failed", "init_outcome_unknown"];
+
+impl Failure {
+    pub fn retry_policy(&self) -> RetryPolicy {
+        let code = self.code.as_str();
+        if MAY_BE_LIVE.contains(&code) {
+            RetryPolicy::MayBeLive
+        } else if RETRY_AFTER_FIX.contains(&code) || DAILY_CAP_CODES.contains(&code) {
+            RetryPolicy::AfterFix
+        } else {
+            RetryPolicy::Never
+        }
+    }
 }
 
 impl Post {
@@ -366,6 +529,53 @@ impl Post {
         self.publish.tiktok_post_id = Some(post_id);
     }
 
+    /// A daily cap refused the post before anything was created: it waits a day and tries once more, with a
+    /// `post.deferred` event; false when it already did (the caller fails it).
+    pub fn defer_for_daily_cap(&mut self, failure: &Failure, now: DateTime<Utc>) -> bool {
+        if !DAILY_CAP_CODES.contains(&failure.code.as_str()) || self.publish.cap_deferrals >= DAILY_CAP_RETRIES {
+            return false;
+        }
+        self.publish.cap_deferrals += 1;
+        self.send_again_at(now + DAILY_CAP_WAIT, failure, now);
+        true
+    }
+
+    /// TikTok's processing failed (its status or webhook): sent again when TikTok calls the reason retryable and the
+    /// budget allows (nothing was published, so a new init cannot double-post), deferred a day for its daily cap,
+    /// else failed with the reason.
+    pub fn mark_processing_failed(&mut self, failure: Failure, retry: FailRetry, now: DateTime<Utc>) {
+        match retry {
+            FailRetry::Retry if self.publish.processing_retries < PROCESSING_RETRIES => {
+                let wait = PROCESSING_RETRY_WAIT * (1 << self.publish.processing_retries);
+                self.publish.processing_retries += 1;
+                self.send_again_at(now + wait, &failure, now);
+            }
+            FailRetry::AfterCap if self.defer_for_daily_cap(&failure, now) => {}
+            _ => self.mark_failed(failure, now),
+        }
+    }
+
+    /// Back to `scheduled` for a new init at `until`, with a `post.deferred` event saying why. What belonged to an
+    /// earlier init (its publish id, its upload) is forgotten, so nothing resumes it; the counters stay.
+    fn send_again_at(&mut self, until: DateTime<Utc>, why: &Failure, now: DateTime<Utc>) {
+        let earlier = std::mem::take(&mut self.publish);
+        self.publish = PublishProgress {
+            attempt: earlier.attempt,
+            cap_deferrals: earlier.cap_deferrals,
+            upload_reinits: earlier.upload_reinits,
+            processing_retries: earlier.processing_retries,
+            not_before: Some(until),
+            ..PublishProgress::default()
+        };
+        self.status = PostStatus::Scheduled;
+        let event = self.event(
+            EventType::PostDeferred,
+            now,
+            serde_json::json!({ "code": why.code, "message": why.message, "until": until }),
+        );
+        self.outbox.push(event);
+    }
+
     pub fn mark_failed(&mut self, failure: Failure, now: DateTime<Utc>) {
         self.end(PostStatus::Failed, EventType::PostFailed, failure, now);
     }
@@ -396,6 +606,184 @@ impl Post {
     }
 }
 
+/// The transitions callers ask for through the API, each with its event in the outbox and an entry in the audit
+/// trail. `by` is the caller's API key id. Callers bump `version` and `updated_at` when they write.
+impl Post {
+    /// Why `retry` is refused, if it is: only failed posts TikTok never accepted, for a failure a user can fix.
+    pub fn retry_refusal(&self) -> Option<Refusal> {
+        match self.status {
+            PostStatus::Failed => {}
+            PostStatus::NeedsReview => {
+                return Some(Refusal::new(
+                    "needs_review",
+                    format!(
+                        "whether TikTok published post {} is unknown: check the TikTok account, then record what you \
+                         found with POST /v1/posts/{}/resolve (outcome not_published makes it retryable)",
+                        self.id, self.id
+                    ),
+                ))
+            }
+            other => {
+                return Some(Refusal::new(
+                    "not_retryable",
+                    format!(
+                        "post {} is {}: only failed posts can be retried",
+                        self.id,
+                        other.as_str()
+                    ),
+                ))
+            }
+        }
+        let confirmed_absent = self.failure.as_ref().is_some_and(|f| f.code == NOT_PUBLISHED_CONFIRMED);
+        if let Some(publish_id) = self.publish.publish_id.as_deref().filter(|_| !confirmed_absent) {
+            return Some(may_double_post(&self.id, Some(publish_id)));
+        }
+        match self.failure.as_ref().map(Failure::retry_policy) {
+            None | Some(RetryPolicy::AfterFix) => None,
+            Some(RetryPolicy::MayBeLive) => Some(may_double_post(&self.id, None)),
+            Some(RetryPolicy::Never) => {
+                let failure = self.failure.as_ref().map(|f| format!("{}: {}", f.code, f.message));
+                Some(Refusal::new(
+                    "not_retryable",
+                    format!(
+                        "post {} failed for a reason retrying cannot fix ({}); create a new post if it still should go out",
+                        self.id,
+                        failure.unwrap_or_default()
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Schedules a failed post again (the caller checked [`Post::retry_refusal`] and the create-time rules): the
+    /// failure and the record of the previous attempt are cleared.
+    pub fn mark_retried(&mut self, scheduled_at: DateTime<Utc>, by: &str, now: DateTime<Utc>) {
+        let previous = self.failure.take().map(|f| f.code).unwrap_or_default();
+        self.status = PostStatus::Scheduled;
+        self.scheduled_at = Some(scheduled_at);
+        self.publish = PublishProgress::default();
+        let event = self.event(
+            EventType::PostRetried,
+            now,
+            serde_json::json!({ "scheduledAt": scheduled_at, "previousFailure": previous }),
+        );
+        self.outbox.push(event);
+        self.record(
+            by,
+            "retried",
+            format!("failed with {previous}; scheduled for {scheduled_at}"),
+            now,
+        );
+    }
+
+    /// Records what a person found on TikTok for a post in `needs_review`.
+    pub fn resolve(&mut self, resolution: Resolution, by: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
+        if self.status != PostStatus::NeedsReview {
+            return Err(Refusal::new(
+                "not_in_review",
+                format!(
+                    "post {} is {}: only posts in needs_review can be resolved",
+                    self.id,
+                    self.status.as_str()
+                ),
+            ));
+        }
+        let previous = self.failure.as_ref().map(|f| f.code.clone()).unwrap_or_default();
+        self.publish.lease_until = None;
+        self.publish.next_poll_at = None;
+        let (data, detail) = match resolution {
+            Resolution::Published {
+                post_url,
+                tiktok_post_id,
+            } => {
+                self.status = PostStatus::Completed;
+                self.failure = None;
+                self.publish.completed_at = Some(now);
+                self.publish.post_url = post_url.or(self.publish.post_url.take());
+                self.publish.tiktok_post_id = tiktok_post_id.or(self.publish.tiktok_post_id.take());
+                let detail = match &self.publish.post_url {
+                    Some(url) => format!("was {previous}; found on TikTok at {url}"),
+                    None => format!("was {previous}; found on TikTok"),
+                };
+                let data = serde_json::json!({
+                    "outcome": "published",
+                    "postUrl": self.publish.post_url,
+                    "tiktokPostId": self.publish.tiktok_post_id,
+                    "publishId": self.publish.publish_id,
+                });
+                (data, detail)
+            }
+            Resolution::NotPublished => {
+                self.status = PostStatus::Failed;
+                let log_id = self.failure.take().and_then(|f| f.log_id);
+                self.failure = Some(Failure {
+                    log_id,
+                    ..Failure::new(
+                        NOT_PUBLISHED_CONFIRMED,
+                        format!(
+                            "checked on TikTok: the post is not there. Schedule it again with POST /v1/posts/{}/retry",
+                            self.id
+                        ),
+                    )
+                });
+                let data = serde_json::json!({ "outcome": "not_published", "publishId": self.publish.publish_id });
+                (data, format!("was {previous}; not found on TikTok"))
+            }
+        };
+        let event = self.event(EventType::PostResolved, now, data);
+        self.outbox.push(event);
+        self.record(by, "resolved", detail, now);
+        Ok(())
+    }
+
+    /// `post.scheduled`, written with the write that scheduled the post (create, edit, retry).
+    pub fn note_scheduled(&mut self, now: DateTime<Utc>) {
+        let scheduled_at = self.scheduled_at.unwrap_or(now);
+        let event = self.event(
+            EventType::PostScheduled,
+            now,
+            serde_json::json!({ "scheduledAt": scheduled_at }),
+        );
+        self.outbox.push(event);
+    }
+
+    /// Cancels a draft or scheduled post (the caller checked [`PostStatus::is_editable`]).
+    pub fn mark_canceled(&mut self, by: &str, now: DateTime<Utc>) {
+        let previous = self.status;
+        self.status = PostStatus::Canceled;
+        let event = self.event(
+            EventType::PostCanceled,
+            now,
+            serde_json::json!({ "previousStatus": previous.as_str() }),
+        );
+        self.outbox.push(event);
+        self.record(by, "canceled", format!("was {}", previous.as_str()), now);
+    }
+
+    fn record(&mut self, by: &str, action: &str, detail: String, now: DateTime<Utc>) {
+        self.audit.push(AuditEntry {
+            at: now,
+            by: by.to_owned(),
+            action: action.to_owned(),
+            detail,
+        });
+    }
+}
+
+fn may_double_post(id: &PostId, publish_id: Option<&str>) -> Refusal {
+    let accepted = match publish_id {
+        Some(publish_id) => format!("TikTok accepted post {id} (publish id {publish_id})"),
+        None => format!("TikTok may have received post {id}"),
+    };
+    Refusal::new(
+        "may_double_post",
+        format!(
+            "{accepted}, so retrying could post it twice (TikTok flags duplicates as spam): check the TikTok account \
+             and create a new post only if this one is missing"
+        ),
+    )
+}
+
 impl Failure {
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
@@ -404,5 +792,191 @@ impl Failure {
             tiktok_fail_reason: None,
             log_id: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0).unwrap()
+    }
+
+    fn post(status: PostStatus, failure: Option<&str>) -> Post {
+        Post {
+            id: PostId::new(),
+            workspace_id: WorkspaceId::new(),
+            account_id: AccountId::new(),
+            status,
+            post_type: PostType::Video,
+            content: String::new(),
+            media: vec![MediaId::new()],
+            options: PostOptions::default(),
+            scheduled_at: Some(now()),
+            warnings: Vec::new(),
+            publish: PublishProgress::default(),
+            failure: failure.map(|code| Failure::new(code, "why")),
+            outbox: Vec::new(),
+            audit: Vec::new(),
+            created_at: now(),
+            updated_at: now(),
+            version: 3,
+        }
+    }
+
+    fn assert_policy(codes: &[&str], expected: RetryPolicy) {
+        for code in codes {
+            assert_eq!(Failure::new(*code, "").retry_policy(), expected, "{code}");
+        }
+    }
+
+    #[test]
+    fn account_failures_are_retryable_after_a_reconnect() {
+        let codes = [
+            "account_not_connected",
+            "token_unreadable",
+            "access_token_invalid",
+            "scope_not_authorized",
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
+    }
+
+    #[test]
+    fn app_setup_failures_are_retryable_once_fixed() {
+        let codes = [
+            "url_ownership_unverified",
+            "unaudited_client_can_only_post_to_private_accounts",
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
+    }
+
+    #[test]
+    fn caps_are_retryable_later() {
+        let codes = [
+            "spam_risk_too_many_posts",
+            "reached_active_user_cap",
+            "rate_limit_exceeded",
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
+    }
+
+    #[test]
+    fn media_failures_are_retryable_once_the_media_is_fixed() {
+        let codes = [
+            "media_rejected",
+            "media_changed",
+            "upload_expired",
+            "media_not_ready",
+            "container_not_publishable",
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
+    }
+
+    #[test]
+    fn creator_setting_failures_are_retryable_after_a_change() {
+        let codes = [
+            "privacy_unavailable",
+            "interaction_disabled",
+            "duration_over_creator_limit",
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
+    }
+
+    #[test]
+    fn tiktok_trouble_is_retryable() {
+        let codes = [
+            "tiktok_unavailable",
+            "internal",
+            "video_pull_failed",
+            NOT_PUBLISHED_CONFIRMED,
+        ];
+        assert_policy(&codes, RetryPolicy::AfterFix);
+    }
+
+    #[test]
+    fn failures_after_tiktok_may_have_the_post_are_never_retried() {
+        let codes = ["tracking_timeout", "tracking_failed", "init_outcome_unknown"];
+        assert_policy(&codes, RetryPolicy::MayBeLive);
+    }
+
+    #[test]
+    fn bans_and_unknown_reasons_are_not_retryable() {
+        assert_policy(
+            &["spam_risk_user_banned_from_posting", "something_new"],
+            RetryPolicy::Never,
+        );
+    }
+
+    #[test]
+    fn retry_is_refused_for_other_states_and_for_posts_tiktok_accepted() {
+        assert_eq!(post(PostStatus::Failed, Some("media_rejected")).retry_refusal(), None);
+        let refused = |p: Post| p.retry_refusal().map(|r| r.code);
+        assert_eq!(refused(post(PostStatus::Completed, None)), Some("not_retryable"));
+        assert_eq!(
+            refused(post(PostStatus::NeedsReview, Some("init_outcome_unknown"))),
+            Some("needs_review")
+        );
+        assert_eq!(
+            refused(post(PostStatus::Failed, Some("spam_risk_user_banned_from_posting"))),
+            Some("not_retryable")
+        );
+        let mut accepted = post(PostStatus::Failed, Some("internal"));
+        accepted.publish.publish_id = Some("v_pub_1".into());
+        assert_eq!(refused(accepted.clone()), Some("may_double_post"));
+        accepted.failure = Some(Failure::new(NOT_PUBLISHED_CONFIRMED, "checked"));
+        assert_eq!(refused(accepted), None, "a person confirmed it is not on TikTok");
+    }
+
+    #[test]
+    fn a_retry_clears_the_failure_and_the_attempt_and_records_who() {
+        let mut p = post(PostStatus::Failed, Some("upload_expired"));
+        p.publish.attempt = 2;
+        p.publish.init_started_at = Some(now());
+        p.mark_retried(now() + chrono::Duration::hours(1), "key_abc", now());
+        assert_eq!(p.status, PostStatus::Scheduled);
+        assert_eq!(p.failure, None);
+        assert_eq!(p.publish, PublishProgress::default());
+        assert_eq!(
+            p.outbox.iter().map(|e| e.event_type).collect::<Vec<_>>(),
+            [EventType::PostRetried]
+        );
+        assert_eq!(
+            (p.audit[0].by.as_str(), p.audit[0].action.as_str()),
+            ("key_abc", "retried")
+        );
+    }
+
+    #[test]
+    fn resolving_records_the_outcome_and_only_from_needs_review() {
+        let mut p = post(PostStatus::NeedsReview, Some("init_outcome_unknown"));
+        let found = Resolution::Published {
+            post_url: Some("https://www.tiktok.com/@u/video/9".into()),
+            tiktok_post_id: Some("9".into()),
+        };
+        p.resolve(found.clone(), "key_abc", now()).unwrap();
+        assert_eq!(p.status, PostStatus::Completed);
+        assert_eq!(p.publish.tiktok_post_id.as_deref(), Some("9"));
+        assert_eq!(p.resolve(found, "key_abc", now()).unwrap_err().code, "not_in_review");
+
+        let mut p = post(PostStatus::NeedsReview, Some("init_outcome_unknown"));
+        p.resolve(Resolution::NotPublished, "key_abc", now()).unwrap();
+        assert_eq!(p.status, PostStatus::Failed);
+        assert_eq!(p.retry_refusal(), None);
+        assert_eq!(
+            p.outbox.iter().map(|e| e.event_type).collect::<Vec<_>>(),
+            [EventType::PostResolved]
+        );
+    }
+
+    #[test]
+    fn a_stored_post_without_an_audit_trail_reads_with_an_empty_one() {
+        let mut stored = serde_json::to_value(post(PostStatus::Draft, None)).unwrap();
+        assert!(stored.get("audit").is_none(), "an empty trail is not written");
+        stored.as_object_mut().unwrap().remove("audit");
+        let read: Post = serde_json::from_value(stored).unwrap();
+        assert!(read.audit.is_empty());
     }
 }

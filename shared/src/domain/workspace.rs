@@ -28,6 +28,12 @@ impl ApiKey {
         hex::encode(Sha256::digest(secret.as_bytes()))
     }
 
+    /// The key's public identifier, shown where an action is attributed to a key (a post's audit trail): `key_`
+    /// and the first 16 hex digits of the stored hash. It names the key without revealing it.
+    pub fn id(&self) -> String {
+        format!("key_{}", self.hash.get(..16).unwrap_or(&self.hash))
+    }
+
     /// A fresh random key, `pk_` plus 32 random bytes in base32-ish hex.
     pub fn generate_secret() -> String {
         let bytes: [u8; 32] = rand::random();

@@ -2,6 +2,7 @@
 //! the offending value so a composer can point at it.
 
 pub mod post;
+pub mod resolution;
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -36,6 +36,7 @@ const CREATE_FIELDS: &[&str] = &[
     "scheduledAt",
 ];
 const PATCH_FIELDS: &[&str] = &["content", "media", "options", "scheduledAt", "status"];
+const RETRY_FIELDS: &[&str] = &["scheduledAt"];
 const FIXED_AFTER_CREATE: &[&str] = &["platform", "accountId", "postType"];
 const OPTION_FIELDS: &[&str] = &[
     "privacy",
@@ -162,17 +163,7 @@ pub fn read_new_post(body: &Value) -> (PostDraft, Vec<Violation>) {
 pub fn read_patch(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) {
     let mut reader = Reader::default();
     let was_draft = existing.status == PostStatus::Draft;
-    let mut draft = PostDraft {
-        account_id: Some(existing.account_id.clone()),
-        intent: if was_draft { Intent::Draft } else { Intent::Publish },
-        post_type: Some(existing.post_type),
-        content: existing.content.clone(),
-        media: existing.media.iter().cloned().map(Some).collect(),
-        options: existing.options.clone(),
-        scheduled_at: existing.scheduled_at,
-        schedule_changed: false,
-        video_only_flags_given: Vec::new(),
-    };
+    let mut draft = stored_draft(existing, if was_draft { Intent::Draft } else { Intent::Publish });
     let Some(fields) = reader.object(body, "") else {
         return (draft, reader.violations);
     };
@@ -218,6 +209,43 @@ pub fn read_patch(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) 
         }
     }
     (draft, reader.violations)
+}
+
+/// Reads a `POST /v1/posts/{id}/retry` body (`{}`, `null` or `{"scheduledAt": ...}`; absent means now): the stored
+/// post, to publish at that time, checked by [`check_draft`] exactly like a new post.
+pub fn read_retry(existing: &Post, body: &Value) -> (PostDraft, Vec<Violation>) {
+    let mut reader = Reader::default();
+    let mut draft = PostDraft {
+        scheduled_at: None,
+        schedule_changed: true,
+        ..stored_draft(existing, Intent::Publish)
+    };
+    if body.is_null() {
+        return (draft, reader.violations);
+    }
+    let Some(fields) = reader.object(body, "") else {
+        return (draft, reader.violations);
+    };
+    reader.refuse_unsupported_and_unknown(fields, "", RETRY_FIELDS);
+    if let Some(at) = fields.get("scheduledAt").filter(|v| !v.is_null()) {
+        draft.scheduled_at = reader.timestamp(at, "scheduledAt");
+    }
+    (draft, reader.violations)
+}
+
+/// The stored post as a draft, unchanged.
+fn stored_draft(existing: &Post, intent: Intent) -> PostDraft {
+    PostDraft {
+        account_id: Some(existing.account_id.clone()),
+        intent,
+        post_type: Some(existing.post_type),
+        content: existing.content.clone(),
+        media: existing.media.iter().cloned().map(Some).collect(),
+        options: existing.options.clone(),
+        scheduled_at: existing.scheduled_at,
+        schedule_changed: false,
+        video_only_flags_given: Vec::new(),
+    }
 }
 
 /// The rule on how many media a post names, which needs no record: checked before any is read, so that a request
@@ -336,6 +364,10 @@ fn rule_violations(draft: &PostDraft, ctx: &RuleContext<'_>) -> (Vec<Violation>,
                     ))
                 }
                 MediaStatus::Valid => {
+                    // Caught now, not at fire time months later: TikTok can never take this file as it stands.
+                    if let Some(fix) = media.unpublishable_container().filter(|_| post_type == PostType::Video) {
+                        violate(&field, "container_not_publishable", fix);
+                    }
                     if let (PostType::Video, Some(cover_ms), Some(duration_ms)) = (
                         post_type,
                         draft.options.cover_timestamp_ms,
@@ -455,6 +487,7 @@ pub fn build_post(
         publish: Default::default(),
         failure: None,
         outbox: Vec::new(),
+        audit: Vec::new(),
         created_at: now,
         updated_at: now,
         version: 1,
@@ -965,6 +998,47 @@ mod tests {
             fields(&run(&f, &body, false).0),
             vec![("scheduledAt", "invalid_format")]
         );
+    }
+
+    #[test]
+    fn a_video_tiktok_can_never_take_is_refused_at_creation_until_it_has_an_mp4_rendition() {
+        let mut f = fixture();
+        let body = video_body(&f);
+        let video = f.media.get_mut(&f.video).unwrap();
+        video.verdict = Some(MediaVerdict {
+            accepted: true,
+            detected_kind: "video".into(),
+            violations: vec![],
+            warnings: vec![],
+            facts: crate::domain::MediaFacts {
+                container: Some("mpegts".into()),
+                ..Default::default()
+            },
+            fingerprint: None,
+            rendition_key: None,
+            rendition: None,
+            info: Vec::new(),
+            etag: None,
+            validated_at: now(),
+        });
+        let (violations, _) = run(&f, &body, false);
+        assert_eq!(fields(&violations), vec![("media[0].id", "container_not_publishable")]);
+        assert!(
+            violations[0].message.contains("ffmpeg -i input -c copy output.mp4"),
+            "{}",
+            violations[0].message
+        );
+
+        let video = f.media.get_mut(&f.video).unwrap();
+        if let Some(verdict) = video.verdict.as_mut() {
+            verdict.rendition = Some(crate::domain::Rendition {
+                container: "mp4".into(),
+                size_bytes: 1,
+                status: crate::domain::RenditionStatus::Ready,
+                etag: None,
+            });
+        }
+        assert!(run(&f, &body, false).0.is_empty(), "its MP4 remux is published instead");
     }
 
     #[test]

@@ -21,6 +21,17 @@ pub fn generate_state() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Length of [`generate_state`]'s output: 32 bytes in unpadded base64.
+const STATE_CHARS: usize = 43;
+
+/// Whether `state` could be one [`generate_state`] made; anything else is unknown without a lookup.
+pub fn is_state_shaped(state: &str) -> bool {
+    state.len() == STATE_CHARS
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// A set of scopes, as TikTok writes them: comma-separated (a callback's `scopes`, a token answer's `scope`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scopes(Vec<String>);
@@ -220,6 +231,20 @@ mod tests {
     use secrecy::ExposeSecret;
 
     use super::*;
+
+    #[test]
+    fn only_what_generate_state_makes_is_state_shaped() {
+        assert!(is_state_shaped(&generate_state()));
+        for foreign in [
+            "",
+            "abc",
+            &"a".repeat(44),
+            &"a".repeat(5_000),
+            &format!("{}=", "a".repeat(42)),
+        ] {
+            assert!(!is_state_shaped(foreign), "{foreign:.20}");
+        }
+    }
 
     #[test]
     fn authorize_url_carries_every_parameter_tiktok_expects() {

@@ -18,7 +18,7 @@ pub trait EventInbox: Send + Sync {
     async fn receive(&self, count: usize, within: Duration) -> anyhow::Result<Vec<Event>>;
 }
 
-const TYPES: [EventType; 8] = [
+const TYPES: [EventType; 12] = [
     EventType::MediaValidated,
     EventType::MediaRejected,
     EventType::PostScheduled,
@@ -26,6 +26,10 @@ const TYPES: [EventType; 8] = [
     EventType::PostCompleted,
     EventType::PostFailed,
     EventType::PostNeedsReview,
+    EventType::PostDeferred,
+    EventType::PostRetried,
+    EventType::PostResolved,
+    EventType::PostCanceled,
     EventType::AccountReauthRequired,
 ];
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use shared::{
-    domain::{AccountStatus, MediaStatus, Post, PostStatus},
+    domain::{AccountStatus, AuditEntry, MediaStatus, Post, PostStatus},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{IdempotencyRecord, OAuthState, Page, PostFilter, StoreError, StoreResult, Stores},
 };
@@ -56,7 +56,16 @@ pub async fn post_crud_contract(stores: &Stores) -> anyhow::Result<()> {
     );
     assert_already_exists(repo.create_post(&post, None).await, "creating the same post id again");
 
-    let edited = next_version(post.clone(), |p| p.content = "Evening run".to_owned());
+    let edited = next_version(post.clone(), |p| {
+        p.content = "Evening run".to_owned();
+        // The audit trail is part of the record (a field added later, `#[serde(default)]`): it reads back as written.
+        p.audit.push(AuditEntry {
+            at: now_ms(),
+            by: "key_0123456789abcdef".to_owned(),
+            action: "retried".to_owned(),
+            detail: "failed with internal".to_owned(),
+        });
+    });
     repo.update_post(&edited, 1).await.context("first update")?;
     assert_eq!(repo.get_post(&post.id).await?, Some(edited.clone()));
 

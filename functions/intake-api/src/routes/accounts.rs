@@ -60,8 +60,9 @@ pub async fn get_account(
     params(("id" = String, Path, description = "Account id (acc_...)")),
     responses(
         (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
-        (status = 200, description = "Disconnected (also when it already was): the authorization is revoked at TikTok \
-                                      and the tokens are forgotten; connect again to use the account", body = AccountView),
+        (status = 200, description = "Disconnected (also when it already was): the tokens are forgotten, and the \
+                                      authorization is revoked at TikTok unless another workspace holds the same \
+                                      creator; connect again to use the account", body = AccountView),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
     ),
@@ -74,7 +75,17 @@ pub async fn delete_account(
 ) -> Result<Json<AccountView>, ApiError> {
     let account = load_account(&state, &caller.workspace_id, &id).await?;
     if let Some(sealed) = &account.tokens {
-        revoke_at_tiktok(&state, &account.id, &sealed.access_token).await;
+        // TikTok's revoke ends every token the app holds for this creator, so another workspace connected to the
+        // same creator would break with it: then this workspace only forgets its own tokens.
+        let others = state.stores.accounts.find_accounts_by_open_id(&account.open_id).await?;
+        if others
+            .iter()
+            .any(|other| other.id != account.id && other.tokens.is_some())
+        {
+            tracing::info!(account_id = %account.id, "creator also connected elsewhere; tokens forgotten, not revoked");
+        } else {
+            revoke_at_tiktok(&state, &account.id, &sealed.access_token).await;
+        }
     }
     let written = update_account(&state, account, |account, now| {
         if account.status == AccountStatus::Disconnected && account.tokens.is_none() {

@@ -14,7 +14,7 @@ use shared::{
     ids::WorkspaceId,
     ports::OAuthState,
     tiktok::{
-        oauth::{generate_state, parse_callback, CallbackOutcome, SecretCode, STATE_LIFETIME},
+        oauth::{generate_state, is_state_shaped, parse_callback, CallbackOutcome, SecretCode, STATE_LIFETIME},
         ErrorClass, Scopes, TikTokError, TokenGrant, UserInfo, REQUIRED_SCOPES,
     },
 };
@@ -47,15 +47,14 @@ pub async fn connect(State(state): State<AppState>, caller: Caller) -> Result<Js
         workspace_id: caller.workspace_id.clone(),
         expires_at: now + STATE_LIFETIME,
     };
-    let existing = state.stores.accounts.list_accounts(&caller.workspace_id).await?;
     state.stores.oauth_states.put_oauth_state(&oauth_state).await?;
-    // A further account needs TikTok's consent page: without it TikTok silently reauthorizes whoever is logged in,
-    // and the user cannot pick another account.
-    let adds_an_account = !existing.is_empty();
+    // Always TikTok's consent page: without it TikTok silently authorizes whoever is logged in in that browser, so
+    // a link sent to a creator could attach their account without them seeing what they grant (and the user could
+    // not pick another account).
     let url = state
         .tokens
         .client()
-        .authorize_url(&REQUIRED_SCOPES, &oauth_state.state, adds_an_account)
+        .authorize_url(&REQUIRED_SCOPES, &oauth_state.state, true)
         .map_err(ApiError::internal)?;
     Ok(Json(ConnectView {
         authorize_url: url.into(),
@@ -126,7 +125,7 @@ async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, Ap
             description,
         } => {
             // The attempt is over: its state must not serve again.
-            if let Some(oauth_state) = oauth_state {
+            if let Some(oauth_state) = oauth_state.filter(|s| is_state_shaped(s)) {
                 state.stores.oauth_states.take_oauth_state(&oauth_state, now).await?;
             }
             Err(ApiError::BadRequest {
@@ -144,17 +143,19 @@ async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, Ap
             state: oauth_state,
             granted,
         } => {
-            let started = state
-                .stores
-                .oauth_states
-                .take_oauth_state(&oauth_state, now)
-                .await?
-                .ok_or_else(|| ApiError::BadRequest {
-                    code: "invalid_state",
-                    message: "this connection's state is unknown, expired (after 10 minutes) or already used; start \
+            // Only a state this service could have issued is looked up: anything else (an unbounded string would
+            // become a storage key past DynamoDB's limit) is unknown without touching the store.
+            let started = if is_state_shaped(&oauth_state) {
+                state.stores.oauth_states.take_oauth_state(&oauth_state, now).await?
+            } else {
+                None
+            };
+            let started = started.ok_or_else(|| ApiError::BadRequest {
+                code: "invalid_state",
+                message: "this connection's state is unknown, expired (after 10 minutes) or already used; start \
                               again with POST /v1/accounts/tiktok/connect"
-                        .into(),
-                })?;
+                    .into(),
+            })?;
             // The callback lists what the user ticked: a missing scope is refused before the code is even spent.
             if !granted.as_slice().is_empty() {
                 require_scopes(&granted)?;
@@ -164,6 +165,10 @@ async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, Ap
         }
     }
 }
+
+/// How long the profile calls after the code exchange may take together: the exchange may take TikTok's request
+/// timeout (20 s), and the whole callback must answer within API Gateway's 29 s.
+const PROFILE_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn exchange(state: &AppState, code: &SecretCode) -> Result<TokenGrant, ApiError> {
     state
@@ -196,13 +201,36 @@ async fn connect_account(
         }
         return Err(refusal);
     }
-    let user = client.user_info(&grant.access_token).await.map_err(connect_refused)?;
-    // The handle (for post URLs) is not among the basic user fields; creator_info has it. Without it the account
-    // still works, so a failure here only costs the post URLs.
-    let username = match client.creator_info(&grant.access_token).await {
-        Ok(creator) => creator.creator_username.filter(|name| !name.is_empty()),
-        Err(error) => {
-            tracing::warn!(%error, "creator_info failed while connecting; the account has no username for now");
+    // The code is spent: from here on the tokens must be saved. The profile calls run together within a short
+    // budget (the exchange may already have used most of the API's 29 s), and a slow or failed one only costs the
+    // account its display name or handle for now, never the connection.
+    let (user, creator) = tokio::join!(
+        tokio::time::timeout(PROFILE_BUDGET, client.user_info(&grant.access_token)),
+        tokio::time::timeout(PROFILE_BUDGET, client.creator_info(&grant.access_token)),
+    );
+    let user = match user {
+        Ok(Ok(user)) => user,
+        outcome => {
+            tracing::warn!(
+                timed_out = outcome.is_err(),
+                "user info unavailable while connecting; saved without it"
+            );
+            UserInfo {
+                open_id: grant.open_id.clone(),
+                union_id: None,
+                display_name: String::new(),
+                avatar_url: None,
+            }
+        }
+    };
+    // The handle (for post URLs) is not among the basic user fields; creator_info has it.
+    let username = match creator {
+        Ok(Ok(creator)) => creator.creator_username.filter(|name| !name.is_empty()),
+        outcome => {
+            tracing::warn!(
+                timed_out = outcome.is_err(),
+                "creator_info unavailable while connecting; no username for now"
+            );
             None
         }
     };

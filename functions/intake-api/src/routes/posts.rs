@@ -1,4 +1,6 @@
-//! `/v1/posts`: create (with `Idempotency-Key`), read, list, edit and cancel posts.
+//! `/v1/posts`: create (with `Idempotency-Key`), read, list, edit and cancel posts; retry failed ones and resolve
+//! those in review. Every transition writes its events into the post's outbox with the same compare-and-set, then
+//! delivers them (what the bus refuses stays there for the publisher to deliver).
 
 use std::collections::HashMap;
 
@@ -9,18 +11,19 @@ use axum::{
     Json,
 };
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shared::{
-    domain::{Account, Media, Post, PostStatus},
-    events::{Event, EventType},
+    domain::{Account, Media, Post, PostStatus, Refusal},
     ids::{MediaId, PostId, WorkspaceId},
+    outbox::deliver_outbox,
     ports::{IdempotencyRecord, PostFilter, StoreError, Wakeup},
     rules::{
         post::{
-            apply_patch, build_post, check_draft, media_count_violation, read_new_post, read_patch, report, PostDraft,
-            RuleContext, PHOTO_MAX_IMAGES,
+            apply_patch, build_post, check_draft, media_count_violation, read_new_post, read_patch, read_retry, report,
+            PostDraft, RuleContext, PHOTO_MAX_IMAGES,
         },
+        resolution::read_resolution,
         Violation,
     },
     timer,
@@ -29,8 +32,8 @@ use utoipa::IntoParams;
 
 use crate::{
     error::{ApiError, ErrorBody},
-    extract::{Caller, JsonBody, PathParam, QueryParams},
-    schemas::{CreatePostRequest, PatchPostRequest},
+    extract::{Caller, JsonBody, OptionalJsonBody, PathParam, QueryParams},
+    schemas::{CreatePostRequest, PatchPostRequest, ResolvePostRequest, RetryPostRequest},
     views::{PostList, PostView},
     AppState,
 };
@@ -73,7 +76,7 @@ pub async fn create_post(
     }
 
     let (draft, mut violations) = read_new_post(&body);
-    let post = checked(
+    let mut post = checked(
         &state,
         &caller.workspace_id,
         draft,
@@ -93,6 +96,9 @@ pub async fn create_post(
         },
     )
     .await?;
+    if post.status == PostStatus::Scheduled {
+        post.note_scheduled(post.created_at);
+    }
 
     let response_body = serde_json::to_string(&PostView::from(&post)).map_err(ApiError::internal)?;
     let record = key.map(|key| IdempotencyRecord {
@@ -114,8 +120,9 @@ pub async fn create_post(
         }
         Err(e) => return Err(e.into()),
     }
+    let post = deliver(&state, post).await;
     if post.status == PostStatus::Scheduled {
-        announce_schedule(&state, &post).await;
+        arm_wakeup(&state, &post).await;
     }
     Ok(json_response(StatusCode::CREATED, response_body))
 }
@@ -251,7 +258,7 @@ pub async fn patch_post(
         return Err(not_editable(&existing, "changed"));
     }
     let (draft, mut violations) = read_patch(&existing, &body);
-    let updated = checked(
+    let mut updated = checked(
         &state,
         &caller.workspace_id,
         draft,
@@ -259,11 +266,14 @@ pub async fn patch_post(
         |draft, warnings, now| Some(apply_patch(&existing, draft, warnings, now)),
     )
     .await?;
-    state.stores.posts.update_post(&updated, existing.version).await?;
     let rescheduled = updated.status == PostStatus::Scheduled
         && (existing.status != PostStatus::Scheduled || existing.scheduled_at != updated.scheduled_at);
     if rescheduled {
-        announce_schedule(&state, &updated).await;
+        updated.note_scheduled(updated.updated_at);
+    }
+    let updated = save(&state, updated, existing.version).await?;
+    if rescheduled {
+        arm_wakeup(&state, &updated).await;
     }
     Ok(Json(PostView::from(&updated)))
 }
@@ -292,14 +302,132 @@ pub async fn delete_post(
     if !existing.status.is_editable() {
         return Err(not_editable(&existing, "canceled"));
     }
-    let canceled = Post {
-        status: PostStatus::Canceled,
-        updated_at: state.clock.now(),
+    let now = state.clock.now();
+    let mut canceled = next_write(&existing, now);
+    canceled.mark_canceled(&caller.key_id, now);
+    let canceled = save(&state, canceled, existing.version).await?;
+    Ok(Json(PostView::from(&canceled)))
+}
+
+#[utoipa::path(
+    post, path = "/v1/posts/{id}/retry", tag = "posts",
+    params(("id" = String, Path, description = "Post id (post_...)")),
+    request_body(content = Option<RetryPostRequest>,
+        description = "Optional: `{\"scheduledAt\": ...}` to publish later; no body publishes now"),
+    responses(
+        (status = 200, description = "Scheduled again: failure and previous attempt cleared, `post.retried` sent, \
+                                      an `audit` entry added", body = PostView),
+        (status = 400, description = "Malformed JSON or an unreadable path", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such post in this workspace", body = ErrorBody),
+        (status = 409, description = "Not retryable: `may_double_post` (TikTok accepted the post, or may have), \
+                                      `needs_review` (resolve it first), `not_retryable` (not failed, or failed for \
+                                      a reason retrying cannot fix), `concurrent_update`", body = ErrorBody),
+        (status = 413, description = "Body over 1 MB", body = ErrorBody),
+        (status = 415, description = "A body that is not JSON", body = ErrorBody),
+        (status = 422, description = "The create-time rules, all violations (media, account, schedule, options)",
+            body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn retry_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+    OptionalJsonBody(body): OptionalJsonBody,
+) -> Result<Json<PostView>, ApiError> {
+    let existing = load_post(&state, &caller.workspace_id, &id).await?;
+    if let Some(refusal) = existing.retry_refusal() {
+        return Err(conflict(refusal));
+    }
+    let (draft, mut violations) = read_retry(&existing, &body);
+    let retried = checked(
+        &state,
+        &caller.workspace_id,
+        draft,
+        &mut violations,
+        |draft, warnings, now| {
+            let mut post = apply_patch(&existing, draft, warnings, now);
+            post.mark_retried(post.scheduled_at?, &caller.key_id, now);
+            post.note_scheduled(now);
+            Some(post)
+        },
+    )
+    .await?;
+    let retried = save(&state, retried, existing.version).await?;
+    arm_wakeup(&state, &retried).await;
+    Ok(Json(PostView::from(&retried)))
+}
+
+#[utoipa::path(
+    post, path = "/v1/posts/{id}/resolve", tag = "posts",
+    params(("id" = String, Path, description = "Post id (post_...)")),
+    request_body = ResolvePostRequest,
+    responses(
+        (status = 200, description = "Recorded: `completed` (published) or `failed` with `not_published_confirmed` \
+                                      (not published; `retry` then accepts it); `post.resolved` sent, an `audit` \
+                                      entry added", body = PostView),
+        (status = 400, description = "Malformed JSON or an unreadable path", body = ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = ErrorBody),
+        (status = 404, description = "No such post in this workspace", body = ErrorBody),
+        (status = 409, description = "`not_in_review`: only posts in needs_review can be resolved; \
+                                      `concurrent_update`", body = ErrorBody),
+        (status = 413, description = "Body over 1 MB", body = ErrorBody),
+        (status = 415, description = "Body is not JSON", body = ErrorBody),
+        (status = 422, description = "`outcome` not one of the two, `postUrl` not an https URL on tiktok.com",
+            body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn resolve_post(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<PostView>, ApiError> {
+    let existing = load_post(&state, &caller.workspace_id, &id).await?;
+    let resolution = read_resolution(&body).map_err(ApiError::Validation)?;
+    let now = state.clock.now();
+    let mut resolved = next_write(&existing, now);
+    resolved.resolve(resolution, &caller.key_id, now).map_err(conflict)?;
+    let resolved = save(&state, resolved, existing.version).await?;
+    Ok(Json(PostView::from(&resolved)))
+}
+
+/// The stored post as the next write starts it: one version on, updated now.
+fn next_write(existing: &Post, now: chrono::DateTime<chrono::Utc>) -> Post {
+    Post {
+        updated_at: now,
         version: existing.version + 1,
         ..existing.clone()
-    };
-    state.stores.posts.update_post(&canceled, existing.version).await?;
-    Ok(Json(PostView::from(&canceled)))
+    }
+}
+
+/// Writes a transition (compare-and-set on the version read) and delivers the events it put in the outbox.
+async fn save(state: &AppState, post: Post, expected_version: u64) -> Result<Post, ApiError> {
+    state.stores.posts.update_post(&post, expected_version).await?;
+    Ok(deliver(state, post).await)
+}
+
+/// Delivers what the written post holds in its outbox. The transition is saved whatever happens here, so a failure
+/// is logged, not answered: the events stay in the outbox and the post stays due until the publisher delivers them
+/// (an error would invite the caller to repeat a create that succeeded).
+async fn deliver(state: &AppState, post: Post) -> Post {
+    let written = post.clone();
+    match deliver_outbox(state.stores.posts.as_ref(), state.events.as_ref(), post).await {
+        Ok(post) => post,
+        Err(error) => {
+            tracing::warn!(post_id = %written.id, error = %error, "outbox not delivered; the publisher will deliver it");
+            written
+        }
+    }
+}
+
+fn conflict(refusal: Refusal) -> ApiError {
+    ApiError::Conflict {
+        code: refusal.code,
+        message: refusal.message,
+    }
 }
 
 /// Loads what the draft names from the caller's workspace, checks the rules, and builds the post; all violations
@@ -378,16 +506,11 @@ fn not_editable(post: &Post, verb: &str) -> ApiError {
     }
 }
 
-/// Tells the bus a post is scheduled and, when it is due before the schedule tick would arm it, arms its wakeup at
-/// once, so that "publish now" goes out in seconds. A lost event or wakeup loses nothing: the post sits in the due
-/// index and the next tick arms it.
-async fn announce_schedule(state: &AppState, post: &Post) {
+/// Arms the post's wakeup at once when it is due before the schedule tick would arm it, so that "publish now" goes
+/// out in seconds. A lost wakeup loses nothing: the post sits in the due index and the next tick arms it.
+async fn arm_wakeup(state: &AppState, post: &Post) {
     let now = state.clock.now();
     let scheduled_at = post.scheduled_at.unwrap_or(now);
-    let event = Event::new(EventType::PostScheduled, post.workspace_id.clone(), now)
-        .post(&post.id)
-        .account(&post.account_id)
-        .data(json!({ "scheduledAt": scheduled_at }));
     if scheduled_at < now + timer::DISPATCH_WINDOW {
         let wakeup = Wakeup {
             post_id: post.id.clone(),
@@ -396,9 +519,6 @@ async fn announce_schedule(state: &AppState, post: &Post) {
         if let Err(error) = state.timer.schedule(&[wakeup], now).await {
             tracing::warn!(post_id = %post.id, error = %error, "wakeup not armed; the schedule tick will arm it");
         }
-    }
-    if let Err(error) = state.events.publish(&[event]).await {
-        tracing::warn!(post_id = %post.id, error = %error, "post.scheduled not delivered");
     }
 }
 

@@ -111,7 +111,7 @@ async fn apply(state: &AppState, delivery: &WebhookDelivery) -> Result<WebhookOu
                     return false;
                 }
                 post.publish.tiktok_status = Some("FAILED".into());
-                post.mark_failed(reason.failure(None), now);
+                post.mark_processing_failed(reason.failure(None), reason.retry(), now);
                 true
             })
             .await
@@ -137,7 +137,10 @@ async fn apply(state: &AppState, delivery: &WebhookDelivery) -> Result<WebhookOu
             .await
         }
         WebhookEvent::AuthorizationRemoved { reason } => {
-            disconnect_user(state, &delivery.envelope.user_openid, *reason).await
+            let Some(removed_at) = DateTime::from_timestamp(delivery.envelope.create_time, 0) else {
+                return Ok(WebhookOutcome::Ignored);
+            };
+            disconnect_user(state, &delivery.envelope.user_openid, *reason, removed_at).await
         }
         WebhookEvent::NoLongerPubliclyAvailable { .. } | WebhookEvent::Other { .. } => Ok(WebhookOutcome::Ignored),
     }
@@ -190,7 +193,14 @@ async fn move_post(
 
 /// The user removed the app at TikTok (the tokens are already dead): every workspace's account of that user is
 /// disconnected and its tokens forgotten, and the product hears that the account must be connected again.
-async fn disconnect_user(state: &AppState, open_id: &str, reason: i64) -> Result<WebhookOutcome, ApiError> {
+/// Disconnects the user's connections made before `removed_at` (to the second): TikTok redelivers for days and a signed delivery can be
+/// replayed within the signature's tolerance, and neither may undo a connection the user made since.
+async fn disconnect_user(
+    state: &AppState,
+    open_id: &str,
+    reason: i64,
+    removed_at: DateTime<Utc>,
+) -> Result<WebhookOutcome, ApiError> {
     let accounts = state.stores.accounts.find_accounts_by_open_id(open_id).await?;
     if accounts.is_empty() {
         tracing::info!("authorization.removed for a TikTok user with no account here; acknowledged");
@@ -198,8 +208,11 @@ async fn disconnect_user(state: &AppState, open_id: &str, reason: i64) -> Result
     }
     let mut outcome = WebhookOutcome::Unchanged;
     for account in accounts {
+        // Judged on every read of the compare-and-set, so a reconnect that lands meanwhile is never undone either.
         let written = update_account(state, account, |account, now| {
-            if account.status == AccountStatus::Disconnected && account.tokens.is_none() {
+            let already = account.status == AccountStatus::Disconnected && account.tokens.is_none();
+            // TikTok counts whole seconds: a connection in the same second as the removal counts as before it.
+            if already || account.connected_at.timestamp() > removed_at.timestamp() {
                 return false;
             }
             forget_tokens(account, now);
