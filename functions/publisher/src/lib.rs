@@ -99,6 +99,12 @@ pub enum Handled {
 }
 
 impl Handled {
+    /// Whether the next look may send an init (a scheduled post waiting for its time or a window), so that the
+    /// wakeup must come early enough for pre-flight.
+    pub fn leads_to_an_init(&self) -> bool {
+        matches!(self, Self::NotDue { .. } | Self::Waiting { .. })
+    }
+
     /// When the post must be looked at next, if this handling left it waiting for an instant.
     pub fn next_look(&self) -> Option<DateTime<Utc>> {
         match *self {

@@ -18,6 +18,8 @@ use crate::{handle_due, PublisherDeps};
 /// Posts handled at once in one invocation. Each holds at most one TikTok connection and a few KB, so the bound is
 /// Lambda's 1,024 file descriptors, not memory; a batch of 10 messages carries up to 1,000 posts.
 pub const POSTS_IN_FLIGHT: usize = 500;
+/// Timer delays count whole seconds, rounded down: arming a second later makes a wakeup arrive at or after its instant.
+const TIMER_ROUNDING: Duration = Duration::seconds(1);
 /// A post whose handling hit a store or timer outage is looked at again this soon.
 const RETRY_AFTER: Duration = Duration::seconds(10);
 
@@ -56,7 +58,7 @@ async fn look(deps: &PublisherDeps, post_id: &PostId, deadline: DateTime<Utc>) -
     let next = match handle_due(deps, post_id, deadline).await {
         Ok(handled) => {
             tracing::debug!(%post_id, ?handled, "wakeup handled");
-            handled.next_look().map(|at| at - deps.settings.lead)
+            handled.next_look().map(|at| wake_at(deps, &handled, at))
         }
         Err(e) => {
             tracing::warn!(%post_id, error = %e, "wakeup failed; looking again shortly");
@@ -75,6 +77,17 @@ async fn look(deps: &PublisherDeps, post_id: &PostId, deadline: DateTime<Utc>) -
             tracing::warn!(%post_id, error = %e, "next wakeup not armed");
             true
         }
+    }
+}
+
+/// When to deliver the wakeup for `at`. Only an init needs time before its instant (the lead, for pre-flight); a
+/// status poll or an upload's next step has nothing to prepare, so it arrives at or just after its instant (delays
+/// round down to whole seconds) instead of early, and no invocation sleeps waiting for it.
+fn wake_at(deps: &PublisherDeps, handled: &crate::Handled, at: DateTime<Utc>) -> DateTime<Utc> {
+    if handled.leads_to_an_init() {
+        at - deps.settings.lead
+    } else {
+        at + TIMER_ROUNDING
     }
 }
 
