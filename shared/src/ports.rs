@@ -124,6 +124,16 @@ pub trait PostRepo: Send + Sync {
         post: &PostId,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+    /// The end of the last dispatch window that was armed in full: every post due by then has had its wakeup.
+    async fn dispatch_watermark(&self) -> StoreResult<Option<DateTime<Utc>>>;
+    async fn set_dispatch_watermark(&self, armed_until: DateTime<Utc>) -> StoreResult<()>;
+}
+
+/// The dispatch watermark as stored: one small record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchWatermark {
+    pub armed_until: DateTime<Utc>,
 }
 
 #[async_trait]

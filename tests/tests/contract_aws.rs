@@ -31,6 +31,7 @@ dynamodb_contracts!(
     idempotency_contract => dynamodb_against_moto_idempotency_contract,
     post_listing_contract => dynamodb_against_moto_post_listing_contract,
     due_index_contract => dynamodb_against_moto_due_index_contract,
+    dispatch_watermark_contract => dynamodb_against_moto_dispatch_watermark_contract,
     fingerprint_contract => dynamodb_against_moto_fingerprint_contract,
     media_repo_contract => dynamodb_against_moto_media_repo_contract,
     media_batch_read_contract => dynamodb_against_moto_media_batch_read_contract,

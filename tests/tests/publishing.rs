@@ -819,3 +819,32 @@ async fn when_tiktok_processing_fails_retryably_should_send_the_post_again_and_c
     p.stop().await;
     Ok(())
 }
+
+/// The schedule tick's window spans two ticks, so consecutive ticks overlap; the dispatch watermark arms each post
+/// once, and a post still due after its instant (its wakeup lost, nobody handled it) is armed again by every tick.
+#[tokio::test]
+async fn when_ticks_overlap_should_arm_each_post_once_and_the_overdue_again() -> anyhow::Result<()> {
+    let p = Publishing::start(by_hand()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let due = Utc::now() + Duration::milliseconds(1_000);
+    for _ in 0..3 {
+        let video = p.video(4096, 10_000).await?;
+        p.schedule(&account, PostType::Video, vec![video], due, private_video_options())
+            .await?;
+    }
+    let first = publisher::dispatch(&p.deps).await?;
+    let second = publisher::dispatch(&p.deps).await?;
+    assert_eq!(
+        (first.armed, second.armed),
+        (3, 0),
+        "armed once across overlapping ticks"
+    );
+    tokio::time::sleep(StdDuration::from_millis(1_200)).await;
+    let overdue = publisher::dispatch(&p.deps).await?;
+    assert_eq!(
+        overdue.armed, 3,
+        "nobody handled them: every tick arms the overdue again"
+    );
+    p.stop().await;
+    Ok(())
+}

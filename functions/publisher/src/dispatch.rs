@@ -1,7 +1,11 @@
-//! The schedule tick: every post due within the dispatch window (and every overdue one) gets a wakeup armed at its
-//! instant less the lead. Arming a post twice is harmless: workers claim posts with a compare-and-set. The tick is
-//! also the safety net: a wakeup lost anywhere (a refused message, a worker that died before arming the next one)
-//! is armed again by the next tick, since the post is still due in the index.
+//! The schedule tick: every post due within the dispatch window gets a wakeup armed at its instant less the lead,
+//! once. The window spans two ticks so that a tick that fires late, or not at all, is covered by the one before;
+//! the dispatch watermark (the end of the last window armed in full) keeps the overlap from arming a post twice:
+//! a tick arms only what is due after it. Arming a post twice would still be harmless (workers claim with a
+//! compare-and-set), but each copy is an invocation that pre-flights and sleeps the lead.
+//!
+//! The tick is also the safety net: a post still due in the index after its instant (a refused message, a worker
+//! that died before arming the next wakeup) is overdue, and every tick arms the overdue again.
 //!
 //! There is no cap per tick: the dispatcher pages through the whole due index, so a busy minute (most posts fall on
 //! round times) never pushes posts to the next tick. A wakeup the timer refuses is counted and left due, without
@@ -24,6 +28,15 @@ pub struct DispatchReport {
 pub async fn dispatch(deps: &PublisherDeps) -> Result<DispatchReport, PublisherError> {
     let now = deps.clock.now();
     let until = now + deps.settings.dispatch_window;
+    // Without a readable watermark every due post is armed: duplicates cost a little, a missed post costs lateness.
+    let armed_until = match deps.stores.posts.dispatch_watermark().await {
+        Ok(watermark) => watermark,
+        Err(e) => {
+            tracing::warn!(error = %e, "dispatch watermark unreadable; arming every due post");
+            None
+        }
+    };
+    let already_armed = |due| due > now && armed_until.is_some_and(|armed| due <= armed);
     let mut report = DispatchReport::default();
     let mut outage = None;
     let mut after: Option<DueEntry> = None;
@@ -32,6 +45,7 @@ pub async fn dispatch(deps: &PublisherDeps) -> Result<DispatchReport, PublisherE
         let Some(last) = page.last().cloned() else { break };
         let wakeups: Vec<Wakeup> = page
             .iter()
+            .filter(|entry| !already_armed(entry.due_at))
             .map(|entry| Wakeup {
                 post_id: entry.post_id.clone(),
                 at: entry.due_at - deps.settings.lead,
@@ -52,6 +66,12 @@ pub async fn dispatch(deps: &PublisherDeps) -> Result<DispatchReport, PublisherE
             break;
         }
         after = Some(last);
+    }
+    // Only a window armed in full moves the watermark, and never backwards (ticks may overlap in time).
+    if report.not_armed == 0 && armed_until.is_none_or(|armed| armed < until) {
+        if let Err(e) = deps.stores.posts.set_dispatch_watermark(until).await {
+            tracing::warn!(error = %e, "dispatch watermark not saved; the next tick arms the overlap again");
+        }
     }
     if report.not_armed > 0 {
         tracing::warn!(

@@ -24,6 +24,10 @@ pub(crate) mod record_key {
         format!("POST#{id}")
     }
 
+    pub(crate) fn dispatch_watermark() -> String {
+        "DISPATCH#WATERMARK".to_owned()
+    }
+
     pub(crate) fn media(id: impl Display) -> String {
         format!("MEDIA#{id}")
     }

@@ -46,8 +46,8 @@ use crate::{
     domain::{sortable_timestamp, Account, ApiKey, Media, Post, Workspace},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{
-        AccountRepo, BoxError, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState, OAuthStateRepo,
-        Page, PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
+        AccountRepo, BoxError, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState,
+        OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
     },
     rules::post::DUPLICATE_WINDOW_DAYS,
 };
@@ -618,6 +618,23 @@ impl PostRepo for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn dispatch_watermark(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let stored: Option<DispatchWatermark> = self.get_record(record_key::dispatch_watermark(), "DISPATCH").await?;
+        Ok(stored.map(|watermark| watermark.armed_until))
+    }
+
+    async fn set_dispatch_watermark(&self, armed_until: DateTime<Utc>) -> StoreResult<()> {
+        let doc = encode_doc(&record_key::dispatch_watermark(), &DispatchWatermark { armed_until })?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(record_item(record_key::dispatch_watermark(), "DISPATCH", doc)))
             .send()
             .await
             .map(|_| ())

@@ -24,8 +24,8 @@ use crate::{
     domain::{sortable_timestamp, Account, ApiKey, Media, Post, Workspace},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{
-        AccountRepo, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState, OAuthStateRepo, Page,
-        PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
+        AccountRepo, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState,
+        OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
     },
 };
 
@@ -94,6 +94,11 @@ CREATE TABLE IF NOT EXISTS oauth_states (
     expires_at INTEGER NOT NULL,
     doc        TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS fingerprints (
     account_id  TEXT NOT NULL,
@@ -591,6 +596,35 @@ impl PostRepo for SqliteStore {
                      ON CONFLICT DO NOTHING",
                 )
                 .and_then(|mut statement| statement.execute(params![account, fingerprint, sent_key]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
+    }
+
+    async fn dispatch_watermark(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let record = record_key::dispatch_watermark();
+        self.run(move |connection| {
+            let value: Option<String> = connection
+                .prepare_cached("SELECT value FROM settings WHERE key = ?1")
+                .and_then(|mut statement| statement.query_row([&record], |row| row.get(0)).optional())
+                .map_err(sqlite_failure)?;
+            value
+                .map(|doc| decode_doc::<DispatchWatermark>(&record, &doc).map(|w| w.armed_until))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn set_dispatch_watermark(&self, armed_until: DateTime<Utc>) -> StoreResult<()> {
+        let record = record_key::dispatch_watermark();
+        let doc = encode_doc(&record, &DispatchWatermark { armed_until })?;
+        self.run(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
+                )
+                .and_then(|mut statement| statement.execute(params![record, doc]))
                 .map(|_| ())
                 .map_err(sqlite_failure)
         })

@@ -376,6 +376,22 @@ async fn due_ids(stores: &Stores, until: DateTime<Utc>, limit: usize) -> anyhow:
         .collect())
 }
 
+/// The dispatch watermark: absent in a new store, then whatever was set last, to the millisecond.
+pub async fn dispatch_watermark_contract(stores: &Stores) -> anyhow::Result<()> {
+    assert_eq!(stores.posts.dispatch_watermark().await?, None, "a new store has none");
+    let first = fixtures::fixed_instant() + Duration::milliseconds(120_250);
+    stores.posts.set_dispatch_watermark(first).await?;
+    assert_eq!(stores.posts.dispatch_watermark().await?, Some(first));
+    let later = first + Duration::seconds(60);
+    stores.posts.set_dispatch_watermark(later).await?;
+    assert_eq!(
+        stores.posts.dispatch_watermark().await?,
+        Some(later),
+        "the last one set"
+    );
+    Ok(())
+}
+
 /// The due index holds exactly the posts whose `due_at()` is set, at that instant, and follows every update.
 pub async fn due_index_contract(stores: &Stores) -> anyhow::Result<()> {
     let repo = &stores.posts;

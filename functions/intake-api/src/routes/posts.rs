@@ -507,7 +507,8 @@ fn not_editable(post: &Post, verb: &str) -> ApiError {
 }
 
 /// Arms the post's wakeup at once when it is due before the schedule tick would arm it, so that "publish now" goes
-/// out in seconds. A lost wakeup loses nothing: the post sits in the due index and the next tick arms it.
+/// out in seconds, and because the ticks that already armed its window will not look at it again before it is due.
+/// A lost wakeup loses nothing: the post sits in the due index and the first tick after its instant arms it.
 async fn arm_wakeup(state: &AppState, post: &Post) {
     let now = state.clock.now();
     let scheduled_at = post.scheduled_at.unwrap_or(now);
