@@ -78,7 +78,7 @@ SQS_SDK_TO_IAM = {
 # The timer port's one method, and the functions that arm timers: the intake (posts due now) and the publisher (the
 # tick and its re-arms). The validator wakes nobody through SQS.
 TIMER_METHOD = "schedule"
-TIMER_USERS = {"IntakeApiFunction", "PublisherFunction"}
+TIMER_USERS = {"IntakeApiFunction", "MediaValidatorFunction", "PublisherFunction"}
 # `self.timer.schedule(`, `state.timer\n    .schedule(`, `timer.clone().schedule(`, `Timer::schedule(`; not
 # `announce_schedule(` or `settle_schedule(`.
 TIMER_CALL = re.compile(

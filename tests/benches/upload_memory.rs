@@ -167,6 +167,7 @@ async fn child(size: u64) -> anyhow::Result<()> {
         created_at: now,
         updated_at: now,
         version: 1,
+        waiting_posts: Vec::new(),
     };
     stores.media.create_media(&media).await?;
     let post = Post {

@@ -75,6 +75,7 @@ pub fn media(workspace: &WorkspaceId, created_at: DateTime<Utc>) -> Media {
         created_at,
         updated_at: created_at,
         version: 1,
+        waiting_posts: Vec::new(),
     }
 }
 

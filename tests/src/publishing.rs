@@ -331,6 +331,7 @@ impl Publishing {
             created_at: now,
             updated_at: now,
             version: 1,
+            waiting_posts: Vec::new(),
         };
         self.stores.media.create_media(&media).await?;
         Ok(id)

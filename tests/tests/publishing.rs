@@ -845,6 +845,38 @@ async fn when_ticks_overlap_should_arm_each_post_once_and_the_overdue_again() ->
         overdue.armed, 3,
         "nobody handled them: every tick arms the overdue again"
     );
+
+/// A post due while its media is still on its way puts itself on the media's waiting list (the validator wakes it
+/// when the verdict lands, see media-validator's handler tests) and looks again on its own only as a safety net.
+#[tokio::test]
+async fn when_media_is_still_validating_the_post_waits_on_it_to_be_woken_by_the_verdict() -> anyhow::Result<()> {
+    use shared::domain::MediaStatus;
+    let p = Publishing::start(by_hand()).await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let mut media = p.stores.media.get_media(&video).await?.expect("media");
+    let version = media.version;
+    media.status = MediaStatus::Validating;
+    media.version += 1;
+    p.stores.media.update_media(&media, version).await?;
+    let post = p
+        .schedule(&account, PostType::Video, vec![video.clone()], Utc::now(), private_video_options())
+        .await?;
+
+    let started = Utc::now();
+    let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+    let publisher::Handled::Waiting { until } = handled else {
+        panic!("expected to wait for the verdict, got {handled:?}")
+    };
+    assert!(until - started >= Duration::seconds(25), "the safety-net look, not a poll: {until}");
+    let media = p.stores.media.get_media(&video).await?.expect("media");
+    assert_eq!(media.waiting_posts, vec![post.clone()]);
+
+    // A second look (the safety net, or a duplicate delivery) does not list the post twice.
+    publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+    let media = p.stores.media.get_media(&video).await?.expect("media");
+    assert_eq!(media.waiting_posts, vec![post]);
+    assert_eq!(inits(&p), 0);
     p.stop().await;
     Ok(())
 }

@@ -649,3 +649,60 @@ async fn a_runner_that_cannot_write_its_events_refuses_to_start_and_a_healthy_on
     system.shutdown().await;
     Ok(())
 }
+
+/// "Publish now" before the upload has arrived: the post waits on its media, and the verdict wakes it, so it goes
+/// out as soon as the file is judged rather than at its next look (30 s later when it waits on the media).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_sent_before_its_upload_goes_out_as_soon_as_the_verdict_lands() -> anyhow::Result<()> {
+    if !ffmpeg_or_skip() {
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.mp4");
+    vertical_clip(&video, 2)?;
+    let bytes = std::fs::read(&video)?;
+    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
+    let client = Client::of(&system);
+    let account = system.account_id.clone().context("the dev account")?;
+
+    let (status, media) = client
+        .call(
+            reqwest::Method::POST,
+            "/v1/media",
+            Some(json!({"kind": "video", "contentType": "video/mp4", "sizeBytes": bytes.len(), "fileName": "clip.mp4"})),
+        )
+        .await?;
+    anyhow::ensure!(status == StatusCode::CREATED, "{media}");
+    let (status, post) = client
+        .call(
+            reqwest::Method::POST,
+            "/v1/posts",
+            Some(json!({
+                "platform": "tiktok", "accountId": account, "postType": "video", "content": "Straight from the phone",
+                "media": [{"id": media["id"]}],
+                "options": {"privacy": "private", "allowDuet": false, "allowStitch": false}
+            })),
+        )
+        .await?;
+    anyhow::ensure!(status == StatusCode::CREATED, "{post}");
+    let post_id = post["id"].as_str().context("id")?;
+    // The publisher has looked at the post and found the media not uploaded: it waits on it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, shown) = client.call(reqwest::Method::GET, &format!("/v1/posts/{post_id}"), None).await?;
+    assert_eq!(shown["status"], "scheduled", "{shown}");
+
+    let url = media["upload"]["url"].as_str().context("upload url")?;
+    let put = client.http.put(url).header("content-type", "video/mp4").body(bytes).send().await?;
+    anyhow::ensure!(put.status().is_success(), "upload refused: {}", put.status());
+    let uploaded = Utc::now();
+    let done = client.settled(post_id).await?;
+    assert_eq!(done["status"], "completed", "{done}");
+    let published: DateTime<Utc> = done["publishedAt"].as_str().context("publishedAt")?.parse()?;
+    assert!(
+        published - uploaded < chrono::Duration::seconds(5),
+        "sent {} after the upload: the verdict did not wake it",
+        published - uploaded
+    );
+    system.shutdown().await;
+    Ok(())
+}

@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
         created_at: now,
         updated_at: now,
         version: 1,
+        waiting_posts: Vec::new(),
     };
     stores.media.create_media(&media).await?;
     let events: Arc<dyn EventSink> = Arc::new(LocalEventSink::new(Some(dir.path().join("events.jsonl"))));

@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use shared::{
     domain::{Finding, Media, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus},
     events::{Event, EventType},
-    ids::{EventId, MediaId},
-    ports::{BlobError, BlobStore, EventError, EventSink, MediaRepo, StoreError},
+    ids::{EventId, MediaId, PostId},
+    ports::{BlobError, BlobStore, EventError, EventSink, MediaRepo, StoreError, Timer, Wakeup},
     Clock,
 };
 use tracing::{error, info, warn};
@@ -43,6 +43,8 @@ pub struct ValidatorDeps {
     pub media: Arc<dyn MediaRepo>,
     pub blobs: Arc<dyn BlobStore>,
     pub events: Arc<dyn EventSink>,
+    /// Wakes the posts that were waiting for a verdict (the publisher's timer).
+    pub timer: Arc<dyn Timer>,
     pub clock: Arc<dyn Clock>,
     pub budget: Budget,
     /// The largest MPEG-TS remuxed to MP4 inside this invocation (the Lambda's 60 s bound it; the local runner
@@ -595,9 +597,11 @@ async fn save_verdict(
     next.verdict = Some(verdict.clone());
     next.version += 1;
     next.updated_at = deps.clock.now();
+    let waiting = std::mem::take(&mut next.waiting_posts);
     match deps.media.update_media(&next, current.version).await {
         Ok(()) => {
             announce(deps, &next, verdict).await?;
+            wake_waiting_posts(deps, &current.id, waiting).await;
             Ok(Some(Outcome::Validated {
                 media_id: current.id.clone(),
                 status,
@@ -608,6 +612,26 @@ async fn save_verdict(
             media: current.id.clone(),
             source,
         }),
+    }
+}
+
+/// Arms a wakeup now for every post that waited for this verdict: they go out (or fail with the rejection) at once
+/// instead of at their next look. Best effort: a post not woken here still looks again on its own (see the
+/// publisher's pre-flight), so a timer failure costs seconds, never a post, and must not fail the verdict.
+async fn wake_waiting_posts(deps: &ValidatorDeps, media: &MediaId, waiting: Vec<PostId>) {
+    if waiting.is_empty() {
+        return;
+    }
+    let now = deps.clock.now();
+    let wakeups: Vec<Wakeup> = waiting.into_iter().map(|post_id| Wakeup { post_id, at: now }).collect();
+    match deps.timer.schedule(&wakeups, now).await {
+        Ok(()) => info!(media_id = %media, posts = wakeups.len(), "woke the posts waiting for this verdict"),
+        Err(error) => warn!(
+            media_id = %media,
+            posts = wakeups.len(),
+            error = %error,
+            "waiting posts not woken; they look again on their own"
+        ),
     }
 }
 

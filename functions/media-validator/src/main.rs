@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = ValidatorConfig::from_env(&env)?;
     let aws = AwsAdapters::connect(&config.resources, &env).await;
     let deps = ValidatorDeps {
+        timer: aws.timer(&config.timer_queue_url),
         media: aws.stores.media,
         blobs: aws.blobs,
         events: aws.events,

@@ -9,7 +9,9 @@ use media_validator::{handle_s3_event, validate_object, verdict::codes, Ignored,
 use shared::{
     domain::{Media, MediaKind, MediaStatus, RenditionStatus},
     events::EventType,
-    ports::ByteRange,
+    ids::PostId,
+    ports::{ByteRange, MediaRepo},
+    Clock,
 };
 use support::{
     media::{bx, jpeg, mp4, png, SyntheticMovie},
@@ -51,6 +53,36 @@ async fn when_a_valid_image_arrives_the_media_becomes_valid_and_an_event_announc
     assert_eq!(events[0].workspace_id, media.workspace_id);
     assert_eq!(events[0].data["accepted"], true);
     assert_eq!(*h.blobs.kept.lock().unwrap(), vec![media.object_key.clone()]);
+}
+
+/// Posts due while their media was on its way wait on it (the publisher put them on its list): the verdict wakes
+/// them at once, accepted or not, and empties the list in the same write.
+#[tokio::test]
+async fn when_posts_wait_for_the_verdict_it_wakes_them_at_once_whatever_it_says() {
+    for (bytes, status) in [
+        (jpeg(1080, 1920), MediaStatus::Valid),
+        (b"not an image".to_vec(), MediaStatus::Invalid),
+    ] {
+        let h = Harness::new();
+        let mut media = h.pending_media(MediaKind::Image).await;
+        let waiting = [PostId::new(), PostId::new()];
+        let before = media.version;
+        media.waiting_posts = waiting.to_vec();
+        media.version += 1;
+        h.repo.update_media(&media, before).await.expect("waiting posts recorded");
+        let etag = h.blobs.insert(&media.object_key, bytes);
+
+        handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, 0))
+            .await
+            .expect("handled");
+
+        let stored = h.repo.get(&media.id).expect("media");
+        assert_eq!(stored.status, status);
+        assert!(stored.waiting_posts.is_empty(), "{:?}", stored.waiting_posts);
+        let woken: Vec<_> = h.timer.wakeups().into_iter().map(|w| (w.post_id, w.at)).collect();
+        let now = h.deps.clock.now();
+        assert_eq!(woken, waiting.map(|post| (post, now)).to_vec());
+    }
 }
 
 #[tokio::test]

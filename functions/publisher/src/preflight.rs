@@ -55,7 +55,8 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
             MediaStatus::Invalid => return Ok(Preflight::Fail(failure::media_rejected(&media))),
             MediaStatus::PendingUpload | MediaStatus::Importing | MediaStatus::Validating => {
                 let scheduled = post.scheduled_at.unwrap_or(now);
-                if now > scheduled + deps.settings.media_wait {
+                let deadline = scheduled + deps.settings.media_wait;
+                if now > deadline {
                     return Ok(Preflight::Fail(Failure::new(
                         "media_not_ready",
                         format!(
@@ -66,8 +67,14 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
                         ),
                     )));
                 }
+                // Woken by the validator the moment the verdict lands; the later look is only the safety net.
+                let next_look = if wait_for_verdict(deps, &media, post).await {
+                    MEDIA_LOOK_WHEN_WAITING
+                } else {
+                    MEDIA_LOOK_UNREGISTERED
+                };
                 return Ok(Preflight::Wait {
-                    until: now + Duration::seconds(5),
+                    until: (now + next_look).min(deadline + Duration::seconds(1)),
                     reason: "media still validating",
                 });
             }
@@ -101,6 +108,32 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
         Err(failure) => return Ok(Preflight::Fail(failure)),
     };
     Ok(Preflight::Ready(Box::new(Ready { privacy, token, source })))
+}
+
+/// How soon a post looks at media still being validated again when the validator will wake it (a lost wakeup
+/// costs this much), and when it could not be put on the media's waiting list (a write conflict, a full list).
+const MEDIA_LOOK_WHEN_WAITING: Duration = Duration::seconds(30);
+const MEDIA_LOOK_UNREGISTERED: Duration = Duration::seconds(5);
+
+/// Puts the post on the media's waiting list with a compare-and-set against the version just read, so a verdict
+/// stored in between makes the write fail (and the post looks again soon) rather than leave it waiting unwoken.
+async fn wait_for_verdict(deps: &PublisherDeps, media: &Media, post: &Post) -> bool {
+    let mut next = media.clone();
+    if !next.add_waiting_post(&post.id) {
+        return false;
+    }
+    if next == *media {
+        return true;
+    }
+    next.version += 1;
+    next.updated_at = deps.clock.now();
+    match deps.stores.media.update_media(&next, media.version).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(post_id = %post.id, media_id = %media.id, error = %error, "not on the media's waiting list");
+            false
+        }
+    }
 }
 
 /// Photos always travel by PULL_FROM_URL; videos too when a verified prefix serves the bucket, else by FILE_UPLOAD.

@@ -139,6 +139,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
             media: adapters.stores.media.clone(),
             blobs: adapters.blobs.clone(),
             events: adapters.events.clone(),
+            timer: timer.clone(),
             clock: clock.clone(),
             budget: Budget::default(),
             // No time limit here: every transport stream is remuxed.

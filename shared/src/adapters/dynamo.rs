@@ -1000,6 +1000,7 @@ mod tests {
             created_at: at,
             updated_at: at,
             version: 1,
+            waiting_posts: Vec::new(),
         }
     }
 

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::ids::{MediaId, WorkspaceId};
+use crate::ids::{MediaId, PostId, WorkspaceId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -43,6 +43,13 @@ pub enum MediaStatus {
     Valid,
     /// Rejected by the validator; `verdict.violations` says why and what to do.
     Invalid,
+}
+
+impl MediaStatus {
+    /// Whether a verdict is still to come (the bytes are on their way or being probed).
+    pub fn awaits_verdict(self) -> bool {
+        matches!(self, Self::PendingUpload | Self::Importing | Self::Validating)
+    }
 }
 
 /// One rule outcome: a stable code and a message that says what to do.
@@ -171,9 +178,32 @@ pub struct Media {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: u64,
+    /// Posts due while this media was not yet validated, woken the moment its verdict is stored (issue 10: a post
+    /// sent "now" right after its upload goes out when the file is judged, not at its next look).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_posts: Vec<PostId>,
 }
 
 impl Media {
+    /// More waiting posts than this are not recorded: they look again on their own, a few seconds apart.
+    pub const MAX_WAITING_POSTS: usize = 100;
+
+    /// Records `post` as waiting for this media's verdict; false when it cannot be (the media is judged already, or
+    /// the list is full), so the caller must look again by itself.
+    pub fn add_waiting_post(&mut self, post: &PostId) -> bool {
+        if !self.status.awaits_verdict() {
+            return false;
+        }
+        if self.waiting_posts.contains(post) {
+            return true;
+        }
+        if self.waiting_posts.len() >= Self::MAX_WAITING_POSTS {
+            return false;
+        }
+        self.waiting_posts.push(post.clone());
+        true
+    }
+
     /// Uploads live under one prefix (the validator's S3 notification filter), keyed so that the object key alone
     /// names the media: `uploads/<workspace>/<media>`.
     pub const UPLOAD_PREFIX: &'static str = "uploads/";

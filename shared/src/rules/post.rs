@@ -822,6 +822,7 @@ mod tests {
             created_at: now(),
             updated_at: now(),
             version: 1,
+            waiting_posts: Vec::new(),
         }
     }
 

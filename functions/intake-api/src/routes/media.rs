@@ -105,6 +105,7 @@ fn new_media(caller: Caller, request: MediaRequest, status: MediaStatus, now: Da
         created_at: now,
         updated_at: now,
         version: 1,
+        waiting_posts: Vec::new(),
     }
 }
 

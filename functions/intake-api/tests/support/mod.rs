@@ -328,6 +328,7 @@ pub fn media_record(workspace: &WorkspaceId, kind: MediaKind, status: MediaStatu
         created_at: start(),
         updated_at: start(),
         version: 1,
+        waiting_posts: Vec::new(),
     }
 }
 

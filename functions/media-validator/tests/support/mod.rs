@@ -19,6 +19,7 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use media_validator::{probe::Budget, ValidatorDeps};
 use shared::{
+    adapters::memory::RecordingTimer,
     domain::{Media, MediaKind, MediaStatus},
     events::Event,
     ids::{MediaId, WorkspaceId},
@@ -334,6 +335,7 @@ pub struct Harness {
     pub repo: Arc<MemoryMediaRepo>,
     pub blobs: Arc<MemoryBlobStore>,
     pub events: Arc<RecordingEventSink>,
+    pub timer: Arc<RecordingTimer>,
     pub clock: ManualClock,
     pub deps: ValidatorDeps,
 }
@@ -347,6 +349,7 @@ impl Harness {
         let repo = Arc::new(MemoryMediaRepo::default());
         let blobs = Arc::new(blobs);
         let events = Arc::new(RecordingEventSink::default());
+        let timer = Arc::new(RecordingTimer::default());
         let clock = ManualClock::at(
             Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
                 .single()
@@ -356,6 +359,7 @@ impl Harness {
             media: repo.clone(),
             blobs: blobs.clone(),
             events: events.clone(),
+            timer: timer.clone(),
             clock: Arc::new(clock.clone()),
             budget: Budget::default(),
             // No time limit here: every transport stream is remuxed.
@@ -365,6 +369,7 @@ impl Harness {
             repo,
             blobs,
             events,
+            timer,
             clock,
             deps,
         }
@@ -388,6 +393,7 @@ impl Harness {
             created_at: now,
             updated_at: now,
             version: 1,
+            waiting_posts: Vec::new(),
         };
         self.repo
             .create_media(&media)
