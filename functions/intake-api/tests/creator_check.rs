@@ -80,6 +80,34 @@ async fn an_interaction_left_at_its_default_is_sent_as_off_with_a_warning_when_t
 }
 
 #[tokio::test]
+async fn comments_a_creator_disabled_are_sent_as_off_on_videos_and_photos_alike_and_refused_when_asked_for() {
+    let (app, tenant, account, video) = creator_with(AccountSpec {
+        comment_disabled: true,
+        ..AccountSpec::public()
+    })
+    .await;
+
+    let defaulted = app
+        .post_as(&tenant, video_post(&account, &video, json!({"privacy": "public"})))
+        .await;
+    assert_eq!(defaulted.status, StatusCode::CREATED, "{}", defaulted.body);
+    assert_eq!(defaulted.body["options"]["allowComments"], false);
+    assert_eq!(defaulted.body["options"]["allowDuet"], true, "a public creator's duets stay on");
+
+    let asked = app
+        .post_as(
+            &tenant,
+            video_post(&account, &video, json!({"privacy": "public", "allowComments": true})),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", asked.body);
+    assert_eq!(
+        violations(&asked),
+        [("options.allowComments".to_owned(), "interaction_disabled".to_owned())]
+    );
+}
+
+#[tokio::test]
 async fn an_interaction_asked_for_explicitly_that_the_creator_disabled_is_a_422_naming_the_field() {
     let (app, tenant, account, video) = creator_with(AccountSpec::private()).await;
 
@@ -102,6 +130,7 @@ async fn an_interaction_asked_for_explicitly_that_the_creator_disabled_is_a_422_
 async fn a_privacy_tiktok_does_not_offer_and_a_video_over_the_creators_limit_are_422s() {
     let (app, tenant, account, video) = creator_with(AccountSpec {
         private: true,
+        // TikTok's shortest creator maximum is 60 s; the video here is 15 s, so 10 s stands in for a 61 s video.
         max_video_post_duration_sec: 10,
         ..AccountSpec::default()
     })
