@@ -130,7 +130,7 @@ async fn an_interaction_asked_for_explicitly_that_the_creator_disabled_is_a_422_
 async fn a_privacy_tiktok_does_not_offer_and_a_video_over_the_creators_limit_are_422s() {
     let (app, tenant, account, video) = creator_with(AccountSpec {
         private: true,
-        // TikTok's shortest creator maximum is 60 s; the video here is 15 s, so 10 s stands in for a 61 s video.
+        // The fixture video lasts 15 s.
         max_video_post_duration_sec: 10,
         ..AccountSpec::default()
     })
