@@ -12,6 +12,7 @@ use crate::{
     domain::{Account, AccountStatus},
     events::{Event, EventType},
     ids::AccountId,
+    outbox::deliver_account_outbox,
     ports::{AccountRepo, BoxError, EventSink, StoreError},
     tiktok::{oauth::needs_refresh, CipherError, ErrorClass, TikTokClient, TikTokError, TokenCipher},
     Clock,
@@ -196,6 +197,13 @@ impl TokenService {
         let id = account.id.clone();
         let updated = self
             .save(&id, |account, now| {
+                // Announced once, by the write that makes the change, through the account's outbox.
+                if account.status != AccountStatus::ReauthRequired {
+                    let event = Event::new(EventType::AccountReauthRequired, account.workspace_id.clone(), now)
+                        .account(&account.id)
+                        .data(json!({ "reason": reason }));
+                    account.outbox.push(event);
+                }
                 account.status = AccountStatus::ReauthRequired;
                 account.refresh_lock_until = None;
                 account.updated_at = now;
@@ -204,19 +212,19 @@ impl TokenService {
         match updated {
             Ok(account) => {
                 tracing::warn!(account_id = %id, reason, "account needs to be reconnected");
-                let event = Event::new(
-                    EventType::AccountReauthRequired,
-                    account.workspace_id.clone(),
-                    self.clock.now(),
-                )
-                .account(&id)
-                .data(json!({ "reason": reason }));
-                if let Err(e) = self.events.publish(&[event]).await {
-                    tracing::error!(account_id = %id, error = %e, "account.reauth_required not delivered");
-                }
+                self.deliver_outbox(account).await;
                 TokenError::ReauthRequired(id)
             }
             Err(e) => e,
+        }
+    }
+
+    /// Delivers the account's pending events; what the bus refuses stays for the next time the account's tokens are
+    /// asked for (every due post of the account asks).
+    async fn deliver_outbox(&self, account: Account) {
+        let id = account.id.clone();
+        if let Err(e) = deliver_account_outbox(self.accounts.as_ref(), self.events.as_ref(), account).await {
+            tracing::warn!(account_id = %id, error = %e, "delivered account events not removed yet");
         }
     }
 
@@ -275,6 +283,9 @@ impl TokenService {
             .await
             .map_err(|e| TokenError::Transient(Box::new(e)))?
             .ok_or_else(|| TokenError::NotFound(id.clone()))?;
+        if !account.outbox.is_empty() {
+            self.deliver_outbox(account.clone()).await;
+        }
         if account.status != AccountStatus::Connected {
             return Err(TokenError::NotConnected {
                 id: id.clone(),

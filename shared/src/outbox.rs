@@ -1,46 +1,130 @@
-//! Delivering a post's outbox: the events a transition wrote into the post (with the same compare-and-set) are
+//! Delivering a record's outbox: the events a transition wrote into the record (with the same compare-and-set) are
 //! published, then removed from it. Written together, an event is never lost between the state change and the bus;
-//! a failed delivery leaves it in the outbox, and the post stays due until the publisher delivers it.
+//! a failed delivery leaves it in the outbox for the next delivery. Posts and accounts have one each: a post stays
+//! due until the publisher delivers it; an account's is delivered again whenever its tokens are next asked for.
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
+
 use crate::{
-    domain::Post,
+    domain::{Account, Post},
+    events::Event,
     ids::EventId,
-    ports::{EventSink, PostRepo, StoreError, StoreResult},
+    ports::{AccountRepo, EventSink, PostRepo, StoreError, StoreResult},
 };
 
 /// How often removing delivered events is re-applied after losing a compare-and-set to another writer.
 const REMOVE_ATTEMPTS: u32 = 10;
 
-/// Publishes `post.outbox` and removes what was delivered; returns the post as last written (or read). A bus that
-/// refuses leaves the outbox as it is (logged), which is not an error for the caller: the transition itself is saved.
+/// A record that carries an outbox, and the compare-and-set store it lives in.
+#[async_trait]
+pub trait OutboxRecord: Clone + Send + Sync + Sized {
+    type Store: ?Sized + Send + Sync;
+    fn outbox(&self) -> &Vec<Event>;
+    fn outbox_mut(&mut self) -> &mut Vec<Event>;
+    fn version(&self) -> u64;
+    fn set_version(&mut self, version: u64);
+    /// For logs: the record's kind and id.
+    fn label(&self) -> String;
+    async fn write(store: &Self::Store, next: &Self, expected_version: u64) -> StoreResult<()>;
+    async fn reread(store: &Self::Store, current: &Self) -> StoreResult<Option<Self>>;
+}
+
+#[async_trait]
+impl OutboxRecord for Post {
+    type Store = dyn PostRepo;
+    fn outbox(&self) -> &Vec<Event> {
+        &self.outbox
+    }
+    fn outbox_mut(&mut self) -> &mut Vec<Event> {
+        &mut self.outbox
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+    fn label(&self) -> String {
+        format!("post {}", self.id)
+    }
+    async fn write(store: &Self::Store, next: &Self, expected_version: u64) -> StoreResult<()> {
+        store.update_post(next, expected_version).await
+    }
+    async fn reread(store: &Self::Store, current: &Self) -> StoreResult<Option<Self>> {
+        store.get_post(&current.id).await
+    }
+}
+
+#[async_trait]
+impl OutboxRecord for Account {
+    type Store = dyn AccountRepo;
+    fn outbox(&self) -> &Vec<Event> {
+        &self.outbox
+    }
+    fn outbox_mut(&mut self) -> &mut Vec<Event> {
+        &mut self.outbox
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+    fn label(&self) -> String {
+        format!("account {}", self.id)
+    }
+    async fn write(store: &Self::Store, next: &Self, expected_version: u64) -> StoreResult<()> {
+        store.update_account(next, expected_version).await
+    }
+    async fn reread(store: &Self::Store, current: &Self) -> StoreResult<Option<Self>> {
+        store.get_account(&current.id).await
+    }
+}
+
+/// Publishes `post.outbox` and removes what was delivered; returns the post as last written (or read).
 pub async fn deliver_outbox(posts: &dyn PostRepo, events: &dyn EventSink, post: Post) -> StoreResult<Post> {
-    if post.outbox.is_empty() {
-        return Ok(post);
+    deliver(posts, events, post).await
+}
+
+/// Publishes `account.outbox` and removes what was delivered; returns the account as last written (or read).
+pub async fn deliver_account_outbox(
+    accounts: &dyn AccountRepo,
+    events: &dyn EventSink,
+    account: Account,
+) -> StoreResult<Account> {
+    deliver(accounts, events, account).await
+}
+
+/// A bus that refuses leaves the outbox as it is (logged), which is not an error for the caller: the transition
+/// itself is saved.
+async fn deliver<R: OutboxRecord>(store: &R::Store, events: &dyn EventSink, record: R) -> StoreResult<R> {
+    if record.outbox().is_empty() {
+        return Ok(record);
     }
-    if let Err(error) = events.publish(&post.outbox).await {
-        tracing::warn!(post_id = %post.id, error = %error, "events not delivered yet; they stay in the outbox");
-        return Ok(post);
+    if let Err(error) = events.publish(record.outbox()).await {
+        tracing::warn!(record = %record.label(), error = %error, "events not delivered yet; they stay in the outbox");
+        return Ok(record);
     }
-    let sent: HashSet<EventId> = post.outbox.iter().map(|event| event.id.clone()).collect();
-    let mut current = post;
+    let sent: HashSet<EventId> = record.outbox().iter().map(|event| event.id.clone()).collect();
+    let mut current = record;
     for _ in 0..REMOVE_ATTEMPTS {
         let mut next = current.clone();
-        next.outbox.retain(|event| !sent.contains(&event.id));
-        if next.outbox.len() == current.outbox.len() {
+        next.outbox_mut().retain(|event| !sent.contains(&event.id));
+        if next.outbox().len() == current.outbox().len() {
             return Ok(current);
         }
-        next.version = current.version + 1;
-        match posts.update_post(&next, current.version).await {
+        next.set_version(current.version() + 1);
+        match R::write(store, &next, current.version()).await {
             Ok(()) => return Ok(next),
-            Err(StoreError::Conflict(_)) => match posts.get_post(&current.id).await? {
+            Err(StoreError::Conflict(_)) => match R::reread(store, &current).await? {
                 Some(latest) => current = latest,
                 None => return Ok(next),
             },
             // Delivered but still listed: consumers dedupe by event id, and the next delivery removes them.
             Err(error) => {
-                tracing::warn!(post_id = %current.id, error = %error, "delivered events not yet removed from the outbox");
+                tracing::warn!(record = %current.label(), error = %error, "delivered events not yet removed from the outbox");
                 return Ok(current);
             }
         }

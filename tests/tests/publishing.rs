@@ -845,6 +845,9 @@ async fn when_ticks_overlap_should_arm_each_post_once_and_the_overdue_again() ->
         overdue.armed, 3,
         "nobody handled them: every tick arms the overdue again"
     );
+    p.stop().await;
+    Ok(())
+}
 
 /// A post due while its media is still on its way puts itself on the media's waiting list (the validator wakes it
 /// when the verdict lands, see media-validator's handler tests) and looks again on its own only as a safety net.

@@ -706,3 +706,51 @@ async fn a_post_sent_before_its_upload_goes_out_as_soon_as_the_verdict_lands() -
     system.shutdown().await;
     Ok(())
 }
+
+/// Issue 12 acceptance: the guide's example payload, with the interactions left at the guide's defaults (true) and
+/// the privacy an unaudited app allows, from the runner's dev account (a private account: TikTok disables duets and
+/// stitches) is accepted with a warning per interaction sent as off, and completes in the sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guides_payload_with_default_interactions_completes_from_the_dev_account_with_a_warning(
+) -> anyhow::Result<()> {
+    if !ffmpeg_or_skip() {
+        return Ok(());
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.mp4");
+    vertical_clip(&video, 2)?;
+    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
+    let client = Client::of(&system);
+    let account = system.account_id.clone().context("the dev account")?;
+    let (video_id, _) = client.upload(&video, "video", "video/mp4").await?;
+
+    let (status, post) = client
+        .call(
+            reqwest::Method::POST,
+            "/v1/posts",
+            Some(json!({
+                "platform": "tiktok", "accountId": account, "status": "publish", "postType": "video",
+                "content": "Behind-the-scenes of our launch day.", "media": [{"id": video_id}],
+                "options": {"privacy": "private"}
+            })),
+        )
+        .await?;
+
+    anyhow::ensure!(status == StatusCode::CREATED, "{post}");
+    let warned: Vec<&str> = post["warnings"]
+        .as_array()
+        .context("warnings")?
+        .iter()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert_eq!(
+        warned,
+        ["interaction_disabled_by_creator", "interaction_disabled_by_creator"],
+        "{post}"
+    );
+    assert_eq!((&post["options"]["allowDuet"], &post["options"]["allowStitch"]), (&json!(false), &json!(false)));
+    let done = client.settled(post["id"].as_str().context("id")?).await?;
+    assert_eq!(done["status"], "completed", "{done}");
+    system.shutdown().await;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod creator_cache;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -27,7 +28,11 @@ use error::ApiError;
 
 /// Everything a handler may use; cheap to clone.
 #[derive(Clone)]
-pub struct AppState(Arc<Deps>);
+pub struct AppState {
+    deps: Arc<Deps>,
+    /// Process-local: each Lambda environment keeps its own (see [`creator_cache`]).
+    creators: Arc<creator_cache::CreatorCache>,
+}
 
 pub struct Deps {
     pub stores: Stores,
@@ -44,14 +49,21 @@ pub struct Deps {
 
 impl AppState {
     pub fn new(deps: Deps) -> Self {
-        Self(Arc::new(deps))
+        Self {
+            deps: Arc::new(deps),
+            creators: Arc::default(),
+        }
+    }
+
+    pub fn creators(&self) -> &creator_cache::CreatorCache {
+        &self.creators
     }
 }
 
 impl Deref for AppState {
     type Target = Deps;
     fn deref(&self) -> &Deps {
-        &self.0
+        &self.deps
     }
 }
 

@@ -32,6 +32,9 @@ pub struct PostView {
     pub options: PostOptions,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// What the caller should know but need not fix: e.g. `interaction_disabled_by_creator` (an option left at its
+    /// default is sent as false because the creator turned it off), `creator_check_deferred` (TikTok could not be
+    /// asked for the creator's settings; they are checked before sending), `media_not_validated_yet`.
     pub warnings: Vec<Finding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<Failure>,

@@ -346,3 +346,30 @@ async fn when_the_user_removes_the_app_should_disconnect_each_of_their_accounts_
     let stranger = envelope("authorization.removed", "open-nobody", json!({ "reason": 1 }));
     assert_eq!(deliver(&app, &stranger).await.body, json!({ "outcome": "ignored" }));
 }
+
+/// Issue 12 §4: `account.reauth_required` travels through the account's outbox, written by the same write as the
+/// disconnect: a bus that refuses keeps it there, and it leaves the next time the account's tokens are asked for
+/// (here the composer's creator-info; in the publisher, every due post of the account).
+#[tokio::test]
+async fn when_the_bus_refuses_account_reauth_required_it_waits_in_the_accounts_outbox_and_leaves_later() {
+    let app = TestApp::new().await;
+    let mut account = account_record(&app.a.workspace, AccountStatus::Connected);
+    account.open_id = "open-outbox-user".into();
+    app.stores.accounts.create_account(&account).await.unwrap();
+    app.events.refuse_next(1);
+
+    let removed = envelope("authorization.removed", "open-outbox-user", json!({ "reason": 1 }));
+    assert_eq!(deliver(&app, &removed).await.body, json!({ "outcome": "applied" }));
+
+    assert_eq!(events_of(&app, EventType::AccountReauthRequired), 0, "the bus refused it");
+    let stored = app.stores.accounts.get_account(&account.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AccountStatus::Disconnected);
+    assert_eq!(stored.outbox.len(), 1, "kept, not lost");
+
+    let path = format!("/v1/accounts/{}/creator-info", account.id);
+    let info = app.call(Method::GET, &path, Some(&app.a.key), None).await;
+    assert_eq!(info.status, StatusCode::CONFLICT, "{}", info.body);
+    assert_eq!(events_of(&app, EventType::AccountReauthRequired), 1);
+    let stored = app.stores.accounts.get_account(&account.id).await.unwrap().unwrap();
+    assert!(stored.outbox.is_empty());
+}

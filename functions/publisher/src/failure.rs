@@ -2,7 +2,7 @@
 
 use shared::{
     accounts::TokenError,
-    domain::{Failure, Media, Privacy},
+    domain::{Failure, Media},
     tiktok::TikTokError,
 };
 
@@ -97,29 +97,3 @@ pub(crate) fn media_rejected(media: &Media) -> Failure {
     )
 }
 
-pub(crate) fn privacy_unavailable(chosen: Privacy, offered: &[Privacy]) -> Failure {
-    let offered: Vec<&str> = offered.iter().map(|p| p.as_str()).collect();
-    Failure::new(
-        "privacy_unavailable",
-        format!(
-            "TikTok does not offer \"{}\" to this creator now; it offers {}. Edit the post's privacy (it is never \
-             changed for you)",
-            chosen.as_str(),
-            if offered.is_empty() {
-                "nothing".to_owned()
-            } else {
-                offered.join(", ")
-            }
-        ),
-    )
-}
-
-pub(crate) fn interaction_disabled(interaction: &str, option: &str) -> Failure {
-    Failure::new(
-        "interaction_disabled",
-        format!(
-            "the creator turned {interaction} off in TikTok, so the post cannot allow them: set options.{option} to \
-             false, or change the setting in the TikTok app"
-        ),
-    )
-}

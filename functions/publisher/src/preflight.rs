@@ -10,7 +10,7 @@ use shared::{
     accounts::{is_token_refused, AccessToken, TokenError},
     domain::{Failure, Media, MediaStatus, Post, PostType, Privacy, RateLimited},
     ids::AccountId,
-    rules::post::DUPLICATE_WINDOW_DAYS,
+    rules::{creator::creator_conflicts, post::DUPLICATE_WINDOW_DAYS},
     tiktok::{ChunkPlan, CreatorInfo, ErrorClass, SecretUrl, TikTokError},
 };
 
@@ -320,33 +320,13 @@ fn against_creator(post: &Post, media: &[Media], creator: &CreatorInfo) -> Resul
             "the post has no privacy choice; set options.privacy",
         ));
     };
-    if !creator.offers(privacy) {
-        return Err(failure::privacy_unavailable(privacy, &creator.privacy_options()));
+    let duration_ms = media
+        .first()
+        .and_then(|m| m.verdict.as_ref())
+        .and_then(|v| v.facts.duration_ms);
+    // Nothing is changed for the user at fire time: the first conflict fails the post, with the intake's codes.
+    match creator_conflicts(post.post_type, &post.options, duration_ms, creator).first() {
+        Some(conflict) => Err(Failure::new(conflict.code(), conflict.message())),
+        None => Ok(privacy),
     }
-    if post.options.allow_comments && creator.comment_disabled {
-        return Err(failure::interaction_disabled("comments", "allowComments"));
-    }
-    if post.post_type == PostType::Video {
-        if post.options.allow_duet && creator.duet_disabled {
-            return Err(failure::interaction_disabled("duets", "allowDuet"));
-        }
-        if post.options.allow_stitch && creator.stitch_disabled {
-            return Err(failure::interaction_disabled("stitches", "allowStitch"));
-        }
-        let duration_ms = media
-            .first()
-            .and_then(|m| m.verdict.as_ref())
-            .and_then(|v| v.facts.duration_ms);
-        let max_sec = u64::from(creator.max_video_post_duration_sec);
-        if let Some(duration_ms) = duration_ms.filter(|ms| max_sec > 0 && *ms > max_sec * 1000) {
-            return Err(Failure::new(
-                "duration_over_creator_limit",
-                format!(
-                    "the video is {:.1} s long; this creator may post at most {max_sec} s. Trim it and upload again",
-                    duration_ms as f64 / 1000.0
-                ),
-            ));
-        }
-    }
-    Ok(privacy)
 }

@@ -74,6 +74,10 @@ pub struct Account {
     /// Recent calls per TikTok rate limit, shared by every publisher through compare-and-set on the account.
     #[serde(default, skip_serializing_if = "RateWindows::is_empty")]
     pub rate_windows: RateWindows,
+    /// Events written with a transition of the account (`account.reauth_required`), delivered after the write; what
+    /// the bus refused waits here (see `shared::outbox`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outbox: Vec<crate::events::Event>,
     pub connected_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -97,6 +101,7 @@ impl Account {
             terms_accepted_at: None,
             refresh_lock_until: None,
             rate_windows: RateWindows::default(),
+            outbox: Vec::new(),
             connected_at: now,
             created_at: now,
             updated_at: now,

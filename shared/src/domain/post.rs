@@ -971,6 +971,38 @@ mod tests {
         );
     }
 
+    /// TikTok's retryable processing failures are sent again `PROCESSING_RETRIES` times, each wait twice the one
+    /// before; the failure after the last retry ends the post with that failure's reason.
+    #[test]
+    fn a_retryable_processing_failure_is_retried_within_its_budget_then_fails_with_the_last_reason() {
+        let mut p = post(PostStatus::Publishing, None);
+        let mut at = now();
+        let mut waits = Vec::new();
+        for round in 0..PROCESSING_RETRIES {
+            p.publish.publish_id = Some(format!("v_pub_{round}"));
+            p.mark_processing_failed(Failure::new("internal", format!("try {round}")), FailRetry::Retry, at);
+            assert_eq!(p.status, PostStatus::Scheduled, "round {round}");
+            assert_eq!(p.publish.publish_id, None, "a new init, never the old publish id resumed");
+            let until = p.publish.not_before.expect("sent again later");
+            waits.push(until - at);
+            at = until;
+            p.status = PostStatus::Publishing;
+        }
+        assert_eq!(waits, [PROCESSING_RETRY_WAIT, PROCESSING_RETRY_WAIT * 2]);
+
+        p.mark_processing_failed(Failure::new("internal", "the last"), FailRetry::Retry, at);
+        assert_eq!(p.status, PostStatus::Failed);
+        assert_eq!(
+            p.failure.as_ref().map(|f| (f.code.as_str(), f.message.as_str())),
+            Some(("internal", "the last"))
+        );
+        let kinds: Vec<EventType> = p.outbox.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            kinds,
+            [EventType::PostDeferred, EventType::PostDeferred, EventType::PostFailed]
+        );
+    }
+
     #[test]
     fn a_stored_post_without_an_audit_trail_reads_with_an_empty_one() {
         let mut stored = serde_json::to_value(post(PostStatus::Draft, None)).unwrap();

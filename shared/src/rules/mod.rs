@@ -1,6 +1,7 @@
 //! The product guide's rules, applied identically by every entry point: each violation names the request path of
 //! the offending value so a composer can point at it.
 
+pub mod creator;
 pub mod post;
 pub mod resolution;
 

@@ -8,10 +8,14 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 
-use super::{tiktok_text_length, Violation};
+use super::{
+    creator::{creator_conflicts, CreatorConflict, Interaction, INTERACTION_DISABLED_BY_CREATOR},
+    tiktok_text_length, Violation,
+};
 use crate::{
     domain::{Account, Finding, Media, MediaKind, MediaStatus, Post, PostOptions, PostStatus, PostType, Privacy},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
+    tiktok::CreatorInfo,
 };
 
 pub const CAPTION_MAX_UNITS: usize = 2200;
@@ -24,6 +28,8 @@ pub const SCHEDULE_HORIZON_DAYS: i64 = 365;
 /// TikTok's duplicate detection is aggressive: the same file to the same account within this window is refused by
 /// the publisher (unless the post allows duplicates). Older records of what was sent serve no rule and may be forgotten.
 pub const DUPLICATE_WINDOW_DAYS: i64 = 30;
+/// A warning: the creator's settings could not be read at create or edit, so the post is checked at pre-flight only.
+pub const CREATOR_CHECK_DEFERRED: &str = "creator_check_deferred";
 
 const CREATE_FIELDS: &[&str] = &[
     "platform",
@@ -88,6 +94,9 @@ pub struct PostDraft {
     pub schedule_changed: bool,
     /// Video-only interaction flags the caller set on a photo post; answered with a warning, never sent.
     video_only_flags_given: Vec<&'static str>,
+    /// The interactions this request set itself: a creator setting that disables one of these is the caller's
+    /// conflict to resolve, while one left at its default is turned off for them (see [`fit_to_creator`]).
+    interactions_given: Vec<Interaction>,
 }
 
 /// What the rules need to know beyond the request: the clock, the app's audit state, and the caller's workspace's
@@ -112,6 +121,7 @@ pub fn read_new_post(body: &Value) -> (PostDraft, Vec<Violation>) {
         scheduled_at: None,
         schedule_changed: true,
         video_only_flags_given: Vec::new(),
+        interactions_given: Vec::new(),
     };
     let Some(fields) = reader.object(body, "") else {
         return (draft, reader.violations);
@@ -245,6 +255,7 @@ fn stored_draft(existing: &Post, intent: Intent) -> PostDraft {
         scheduled_at: existing.scheduled_at,
         schedule_changed: false,
         video_only_flags_given: Vec::new(),
+        interactions_given: Vec::new(),
     }
 }
 
@@ -276,6 +287,46 @@ pub fn check_draft(draft: &PostDraft, ctx: &RuleContext<'_>, reported: &mut Vec<
         report(reported, violation);
     }
     warnings
+}
+
+/// Fits a post that passed every other rule to the creator's TikTok settings (`creator_info`), as pre-flight will
+/// judge it: an interaction the creator disabled is turned off with a warning when the caller left it at its
+/// default, and is a violation when the caller asked for it; a privacy TikTok does not offer and a video longer than
+/// the creator may post are violations. Nothing is sent anywhere; the caller decides.
+pub fn fit_to_creator(
+    draft: &mut PostDraft,
+    media: &HashMap<MediaId, Media>,
+    creator: &CreatorInfo,
+) -> (Vec<Violation>, Vec<Finding>) {
+    let Some(post_type) = draft.post_type else {
+        return (Vec::new(), Vec::new());
+    };
+    let duration_ms = draft
+        .media
+        .first()
+        .and_then(|id| id.as_ref())
+        .and_then(|id| media.get(id))
+        .and_then(|m| m.verdict.as_ref())
+        .and_then(|v| v.facts.duration_ms);
+    let mut violations = Vec::new();
+    let mut warnings = Vec::new();
+    for conflict in creator_conflicts(post_type, &draft.options, duration_ms, creator) {
+        match conflict {
+            CreatorConflict::InteractionDisabled(interaction) if !draft.interactions_given.contains(&interaction) => {
+                interaction.disallow(&mut draft.options);
+                warnings.push(Finding::new(
+                    INTERACTION_DISABLED_BY_CREATOR,
+                    format!(
+                        "the creator turned {} off in TikTok, so options.{} is sent as false",
+                        interaction.noun(),
+                        interaction.option()
+                    ),
+                ));
+            }
+            conflict => violations.push(Violation::new(conflict.field(), conflict.code(), conflict.message())),
+        }
+    }
+    (violations, warnings)
 }
 
 /// Adds a rule's violation unless its field was already reported unreadable.
@@ -718,14 +769,19 @@ impl Reader {
                         }
                     }
                 }
-                "allowComments" => self.flag(value, &field, &mut options.allow_comments),
+                "allowComments" => {
+                    self.flag(value, &field, &mut options.allow_comments);
+                    draft.interactions_given.push(Interaction::Comments);
+                }
                 "allowDuet" => {
                     self.flag(value, &field, &mut options.allow_duet);
                     draft.video_only_flags_given.push("options.allowDuet");
+                    draft.interactions_given.push(Interaction::Duets);
                 }
                 "allowStitch" => {
                     self.flag(value, &field, &mut options.allow_stitch);
                     draft.video_only_flags_given.push("options.allowStitch");
+                    draft.interactions_given.push(Interaction::Stitches);
                 }
                 "brandContent" => self.flag(value, &field, &mut options.brand_content),
                 "brandOrganic" => self.flag(value, &field, &mut options.brand_organic),

@@ -147,8 +147,44 @@ pub async fn creator_info(
     let account = load_account(&state, &caller.workspace_id, &id).await?;
     let audited = state.settings.app_audited;
     match fresh_creator_info(&state, &account).await? {
-        Ok(info) => Ok(Json(CreatorInfoView::new(&info, audited))),
+        Ok(info) => {
+            // The composer reads this before it creates the post: the create's check then needs no second read.
+            state.creators().remember(&account.id, &info, state.clock.now());
+            Ok(Json(CreatorInfoView::new(&info, audited)))
+        }
         Err(code) => Ok(Json(CreatorInfoView::cannot_post(&account, &code, audited))),
+    }
+}
+
+/// How long a create or edit waits for TikTok's creator_info before it is accepted with the check deferred to
+/// pre-flight: a slow TikTok must not make creating a post slow, and a refresh plus one read fit well within it.
+const CREATOR_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The creator's settings for checking a post at create or edit: cached ([`crate::creator_cache`]) or read now within
+/// [`CREATOR_CHECK_BUDGET`]. `None` when TikTok could not tell us (unreachable, slow, refusing): the post is then
+/// accepted and checked at pre-flight, as before, and the caller is told so.
+pub(crate) async fn creator_settings(state: &AppState, account: &Account) -> Option<CreatorInfo> {
+    let now = state.clock.now();
+    if let Some(info) = state.creators().fresh(&account.id, now) {
+        return Some(info);
+    }
+    match tokio::time::timeout(CREATOR_CHECK_BUDGET, fresh_creator_info(state, account)).await {
+        Ok(Ok(Ok(info))) => {
+            state.creators().remember(&account.id, &info, now);
+            Some(info)
+        }
+        Ok(Ok(Err(code))) => {
+            tracing::info!(account_id = %account.id, code, "TikTok says the creator cannot post now; checked at pre-flight");
+            None
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(account_id = %account.id, error = %error, "creator_info unavailable; checked at pre-flight");
+            None
+        }
+        Err(_elapsed) => {
+            tracing::warn!(account_id = %account.id, "creator_info too slow; checked at pre-flight");
+            None
+        }
     }
 }
 

@@ -14,14 +14,14 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use shared::{
-    domain::{Account, Media, Post, PostStatus, Refusal},
+    domain::{Account, Finding, Media, Post, PostStatus, Refusal},
     ids::{MediaId, PostId, WorkspaceId},
     outbox::deliver_outbox,
     ports::{IdempotencyRecord, PostFilter, StoreError, Wakeup},
     rules::{
         post::{
-            apply_patch, build_post, check_draft, media_count_violation, read_new_post, read_patch, read_retry, report,
-            PostDraft, RuleContext, PHOTO_MAX_IMAGES,
+            apply_patch, build_post, check_draft, fit_to_creator, media_count_violation, read_new_post, read_patch,
+            read_retry, report, Intent, PostDraft, RuleContext, CREATOR_CHECK_DEFERRED, PHOTO_MAX_IMAGES,
         },
         resolution::read_resolution,
         Violation,
@@ -30,6 +30,7 @@ use shared::{
 };
 use utoipa::IntoParams;
 
+use super::accounts::creator_settings;
 use crate::{
     error::{ApiError, ErrorBody},
     extract::{Caller, JsonBody, OptionalJsonBody, PathParam, QueryParams},
@@ -57,7 +58,9 @@ const MAX_PAGE: usize = 100;
         (status = 409, description = "Idempotency key reused with another body", body = ErrorBody),
         (status = 413, description = "Body over 1 MB", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
-        (status = 422, description = "Rule violations, all of them", body = ErrorBody),
+        (status = 422, description = "Rule violations, all of them, including conflicts with the creator's TikTok \
+                                      settings (privacy_unavailable, interaction_disabled, \
+                                      duration_over_creator_limit)", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -435,7 +438,7 @@ fn conflict(refusal: Refusal) -> ApiError {
 async fn checked(
     state: &AppState,
     workspace: &WorkspaceId,
-    draft: PostDraft,
+    mut draft: PostDraft,
     violations: &mut Vec<Violation>,
     build: impl FnOnce(PostDraft, Vec<shared::domain::Finding>, chrono::DateTime<chrono::Utc>) -> Option<Post>,
 ) -> Result<Post, ApiError> {
@@ -455,11 +458,38 @@ async fn checked(
         account: account.as_ref(),
         media: &media,
     };
-    let warnings = check_draft(&draft, &ctx, violations);
+    let mut warnings = check_draft(&draft, &ctx, violations);
     if !violations.is_empty() {
         return Err(ApiError::Validation(std::mem::take(violations)));
     }
+    if let (Intent::Publish, Some(account)) = (draft.intent, &account) {
+        warnings.extend(check_creator(state, account, &mut draft, &media, violations).await);
+        if !violations.is_empty() {
+            return Err(ApiError::Validation(std::mem::take(violations)));
+        }
+    }
     build(draft, warnings, now).ok_or_else(|| ApiError::internal("a draft without violations lacked a required field"))
+}
+
+/// A post that will publish, against the creator's TikTok settings now, so that what would fail at fire time fails
+/// here (see [`fit_to_creator`]). Drafts are not checked: they never reach TikTok until published, when they are.
+async fn check_creator(
+    state: &AppState,
+    account: &Account,
+    draft: &mut PostDraft,
+    media: &HashMap<MediaId, Media>,
+    violations: &mut Vec<Violation>,
+) -> Vec<Finding> {
+    let Some(creator) = creator_settings(state, account).await else {
+        return vec![Finding::new(
+            CREATOR_CHECK_DEFERRED,
+            "TikTok could not be asked for this creator's settings just now; the post is checked against them \
+             before it is sent, and fails then if they do not allow it",
+        )];
+    };
+    let (conflicts, warnings) = fit_to_creator(draft, media, &creator);
+    violations.extend(conflicts);
+    warnings
 }
 
 async fn load_references(

@@ -13,7 +13,7 @@ use serde_json::json;
 use shared::{
     domain::{AccountStatus, Post, PostStatus},
     events::{Event, EventType},
-    outbox::deliver_outbox,
+    outbox::{deliver_account_outbox, deliver_outbox},
     ports::StoreError,
     tiktok::{
         webhook::{self, WebhookDelivery, WebhookEvent, DEFAULT_TOLERANCE, SIGNATURE_HEADER},
@@ -216,6 +216,10 @@ async fn disconnect_user(
                 return false;
             }
             forget_tokens(account, now);
+            let event = Event::new(EventType::AccountReauthRequired, account.workspace_id.clone(), now)
+                .account(&account.id)
+                .data(json!({ "reason": "authorization_removed", "tiktokReason": reason, "status": "disconnected" }));
+            account.outbox.push(event);
             true
         })
         .await?;
@@ -225,15 +229,10 @@ async fn disconnect_user(
         let disconnected = written.account;
         outcome = WebhookOutcome::Applied;
         tracing::info!(account_id = %disconnected.id, reason, "TikTok authorization removed; account disconnected");
-        let event = Event::new(
-            EventType::AccountReauthRequired,
-            disconnected.workspace_id.clone(),
-            state.clock.now(),
-        )
-        .account(&disconnected.id)
-        .data(json!({ "reason": "authorization_removed", "tiktokReason": reason, "status": "disconnected" }));
-        if let Err(error) = state.events.publish(&[event]).await {
-            tracing::error!(account_id = %disconnected.id, %error, "account.reauth_required not delivered");
+        let id = disconnected.id.clone();
+        if let Err(error) = deliver_account_outbox(state.stores.accounts.as_ref(), state.events.as_ref(), disconnected).await
+        {
+            tracing::warn!(account_id = %id, %error, "account.reauth_required delivered but not yet removed from the outbox");
         }
     }
     Ok(outcome)
