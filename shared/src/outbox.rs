@@ -84,13 +84,13 @@ impl OutboxRecord for Account {
 }
 
 /// Publishes `post.outbox` and removes what was delivered; returns the post as last written (or read).
-pub async fn deliver_outbox(posts: &dyn PostRepo, events: &dyn EventSink, post: Post) -> StoreResult<Post> {
+pub async fn deliver_outbox(posts: &(dyn PostRepo + 'static), events: &dyn EventSink, post: Post) -> StoreResult<Post> {
     deliver(posts, events, post).await
 }
 
 /// Publishes `account.outbox` and removes what was delivered; returns the account as last written (or read).
 pub async fn deliver_account_outbox(
-    accounts: &dyn AccountRepo,
+    accounts: &(dyn AccountRepo + 'static),
     events: &dyn EventSink,
     account: Account,
 ) -> StoreResult<Account> {

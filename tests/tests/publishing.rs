@@ -863,7 +863,13 @@ async fn when_media_is_still_validating_the_post_waits_on_it_to_be_woken_by_the_
     media.version += 1;
     p.stores.media.update_media(&media, version).await?;
     let post = p
-        .schedule(&account, PostType::Video, vec![video.clone()], Utc::now(), private_video_options())
+        .schedule(
+            &account,
+            PostType::Video,
+            vec![video.clone()],
+            Utc::now(),
+            private_video_options(),
+        )
         .await?;
 
     let started = Utc::now();
@@ -871,7 +877,10 @@ async fn when_media_is_still_validating_the_post_waits_on_it_to_be_woken_by_the_
     let publisher::Handled::Waiting { until } = handled else {
         panic!("expected to wait for the verdict, got {handled:?}")
     };
-    assert!(until - started >= Duration::seconds(25), "the safety-net look, not a poll: {until}");
+    assert!(
+        until - started >= Duration::seconds(25),
+        "the safety-net look, not a poll: {until}"
+    );
     let media = p.stores.media.get_media(&video).await?.expect("media");
     assert_eq!(media.waiting_posts, vec![post.clone()]);
 

@@ -669,7 +669,9 @@ async fn a_post_sent_before_its_upload_goes_out_as_soon_as_the_verdict_lands() -
         .call(
             reqwest::Method::POST,
             "/v1/media",
-            Some(json!({"kind": "video", "contentType": "video/mp4", "sizeBytes": bytes.len(), "fileName": "clip.mp4"})),
+            Some(
+                json!({"kind": "video", "contentType": "video/mp4", "sizeBytes": bytes.len(), "fileName": "clip.mp4"}),
+            ),
         )
         .await?;
     anyhow::ensure!(status == StatusCode::CREATED, "{media}");
@@ -688,11 +690,19 @@ async fn a_post_sent_before_its_upload_goes_out_as_soon_as_the_verdict_lands() -
     let post_id = post["id"].as_str().context("id")?;
     // The publisher has looked at the post and found the media not uploaded: it waits on it.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_, shown) = client.call(reqwest::Method::GET, &format!("/v1/posts/{post_id}"), None).await?;
+    let (_, shown) = client
+        .call(reqwest::Method::GET, &format!("/v1/posts/{post_id}"), None)
+        .await?;
     assert_eq!(shown["status"], "scheduled", "{shown}");
 
     let url = media["upload"]["url"].as_str().context("upload url")?;
-    let put = client.http.put(url).header("content-type", "video/mp4").body(bytes).send().await?;
+    let put = client
+        .http
+        .put(url)
+        .header("content-type", "video/mp4")
+        .body(bytes)
+        .send()
+        .await?;
     anyhow::ensure!(put.status().is_success(), "upload refused: {}", put.status());
     let uploaded = Utc::now();
     let done = client.settled(post_id).await?;
@@ -748,7 +758,10 @@ async fn the_guides_payload_with_default_interactions_completes_from_the_dev_acc
         ["interaction_disabled_by_creator", "interaction_disabled_by_creator"],
         "{post}"
     );
-    assert_eq!((&post["options"]["allowDuet"], &post["options"]["allowStitch"]), (&json!(false), &json!(false)));
+    assert_eq!(
+        (&post["options"]["allowDuet"], &post["options"]["allowStitch"]),
+        (&json!(false), &json!(false))
+    );
     let done = client.settled(post["id"].as_str().context("id")?).await?;
     assert_eq!(done["status"], "completed", "{done}");
     system.shutdown().await;

@@ -15,12 +15,17 @@ use tiktok_sandbox::{AccountSpec, Endpoint, FaultSpec};
 
 /// An app on the sandbox, a workspace whose account is the creator `spec` describes, and a valid 15 s video.
 async fn creator_with(spec: AccountSpec) -> (TestApp, Tenant, AccountId, MediaId) {
-    let app = TestApp::with_sandbox(IntakeSettings::default(), |_| {}).await;
+    // Audited, so that public posts are allowed and only the creator's settings decide.
+    let settings = IntakeSettings {
+        app_audited: true,
+        ..IntakeSettings::default()
+    };
+    let app = TestApp::with_sandbox(settings, |_| {}).await;
     let tenant = app.empty_tenant("creators").await;
     let open_id = app.sandbox().create_account(spec);
     app.sandbox().set_authorizer(Some(&open_id));
     let connected = app.connect(&tenant).await;
-    assert_eq!(connected.status, StatusCode::OK, "{}", connected.body);
+    assert_eq!(connected.status, StatusCode::CREATED, "{}", connected.body);
     let account: AccountId = connected.body["id"].as_str().expect("id").parse().expect("account id");
     let video = media_record(&tenant.workspace, MediaKind::Video, MediaStatus::Valid);
     app.stores.media.create_media(&video).await.expect("media");
@@ -92,7 +97,10 @@ async fn comments_a_creator_disabled_are_sent_as_off_on_videos_and_photos_alike_
         .await;
     assert_eq!(defaulted.status, StatusCode::CREATED, "{}", defaulted.body);
     assert_eq!(defaulted.body["options"]["allowComments"], false);
-    assert_eq!(defaulted.body["options"]["allowDuet"], true, "a public creator's duets stay on");
+    assert_eq!(
+        defaulted.body["options"]["allowDuet"], true,
+        "a public creator's duets stay on"
+    );
 
     let asked = app
         .post_as(
@@ -155,7 +163,9 @@ async fn a_privacy_tiktok_does_not_offer_and_a_video_over_the_creators_limit_are
             ("media[0].id".to_owned(), "duration_over_creator_limit".to_owned())
         ]
     );
-    let message = reply.body["error"]["details"][0]["message"].as_str().unwrap_or_default();
+    let message = reply.body["error"]["details"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(message.contains("it offers"), "names what TikTok offers: {message}");
 }
 
@@ -166,33 +176,46 @@ async fn an_edit_is_checked_too_and_drafts_are_not_until_they_publish() {
     draft["status"] = json!("draft");
     let created = app.post_as(&tenant, draft).await;
     assert_eq!(created.status, StatusCode::CREATED, "a draft never reaches TikTok: {}", created.body);
+    assert_eq!(created.body["options"]["allowDuet"], true);
     let path = format!("/v1/posts/{}", created.body["id"].as_str().unwrap_or_default());
 
-    let published = app
-        .call(Method::PATCH, &path, Some(&tenant.key), Some(json!({"status": "publish"})))
-        .await;
-    assert_eq!(published.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", published.body);
-    assert_eq!(
-        violations(&published),
-        [("options.allowDuet".to_owned(), "interaction_disabled".to_owned())]
-    );
-
-    let fixed = app
+    let asked = app
         .call(
             Method::PATCH,
             &path,
             Some(&tenant.key),
-            Some(json!({"status": "publish", "options": {"allowDuet": false}})),
+            Some(json!({"status": "publish", "options": {"allowDuet": true}})),
         )
         .await;
-    assert_eq!(fixed.status, StatusCode::OK, "{}", fixed.body);
-    assert_eq!(fixed.body["options"]["allowStitch"], false, "the default turned off for the caller");
+    assert_eq!(asked.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", asked.body);
+    assert_eq!(
+        violations(&asked),
+        [("options.allowDuet".to_owned(), "interaction_disabled".to_owned())]
+    );
+
+    // An edit that does not name an option treats the stored value as a default: sent as false, with a warning.
+    let published = app
+        .call(Method::PATCH, &path, Some(&tenant.key), Some(json!({"status": "publish"})))
+        .await;
+    assert_eq!(published.status, StatusCode::OK, "{}", published.body);
+    assert_eq!(
+        (&published.body["options"]["allowDuet"], &published.body["options"]["allowStitch"]),
+        (&json!(false), &json!(false))
+    );
+    assert_eq!(
+        codes(&published.body["warnings"]),
+        [
+            (String::new(), "interaction_disabled_by_creator".to_owned()),
+            (String::new(), "interaction_disabled_by_creator".to_owned())
+        ]
+    );
 }
 
 #[tokio::test]
 async fn when_tiktok_cannot_answer_the_post_is_accepted_and_the_check_deferred_to_pre_flight() {
     let (app, tenant, account, video) = creator_with(AccountSpec::private()).await;
-    app.sandbox().inject_fault(FaultSpec::server_error(Endpoint::CreatorInfo).times(10));
+    app.sandbox()
+        .inject_fault(FaultSpec::server_error(Endpoint::CreatorInfo).times(10));
 
     let reply = app
         .post_as(&tenant, video_post(&account, &video, json!({"privacy": "private"})))
@@ -203,7 +226,10 @@ async fn when_tiktok_cannot_answer_the_post_is_accepted_and_the_check_deferred_t
         codes(&reply.body["warnings"]),
         [(String::new(), "creator_check_deferred".to_owned())]
     );
-    assert_eq!(reply.body["options"]["allowDuet"], true, "nothing changed without TikTok's word");
+    assert_eq!(
+        reply.body["options"]["allowDuet"], true,
+        "nothing changed without TikTok's word"
+    );
 }
 
 #[tokio::test]
@@ -213,11 +239,17 @@ async fn creator_info_is_read_once_a_minute_per_account_however_many_posts_are_c
 
     for _ in 0..5 {
         let reply = app
-            .post_as(&tenant, video_post(&account, &video, json!({"privacy": "public", "allowDuplicate": true})))
+            .post_as(
+                &tenant,
+                video_post(&account, &video, json!({"privacy": "public", "allowDuplicate": true})),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
         assert_eq!(reply.body["warnings"], json!([]));
     }
 
-    assert_eq!(app.sandbox().requests_to(Endpoint::CreatorInfo).len(), reads_at_connect + 1);
+    assert_eq!(
+        app.sandbox().requests_to(Endpoint::CreatorInfo).len(),
+        reads_at_connect + 1
+    );
 }

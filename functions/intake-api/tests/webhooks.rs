@@ -361,7 +361,11 @@ async fn when_the_bus_refuses_account_reauth_required_it_waits_in_the_accounts_o
     let removed = envelope("authorization.removed", "open-outbox-user", json!({ "reason": 1 }));
     assert_eq!(deliver(&app, &removed).await.body, json!({ "outcome": "applied" }));
 
-    assert_eq!(events_of(&app, EventType::AccountReauthRequired), 0, "the bus refused it");
+    assert_eq!(
+        events_of(&app, EventType::AccountReauthRequired),
+        0,
+        "the bus refused it"
+    );
     let stored = app.stores.accounts.get_account(&account.id).await.unwrap().unwrap();
     assert_eq!(stored.status, AccountStatus::Disconnected);
     assert_eq!(stored.outbox.len(), 1, "kept, not lost");

@@ -11,7 +11,6 @@ use shared::{
     events::EventType,
     ids::PostId,
     ports::{ByteRange, MediaRepo},
-    Clock,
 };
 use support::{
     media::{bx, jpeg, mp4, png, SyntheticMovie},
@@ -69,7 +68,10 @@ async fn when_posts_wait_for_the_verdict_it_wakes_them_at_once_whatever_it_says(
         let before = media.version;
         media.waiting_posts = waiting.to_vec();
         media.version += 1;
-        h.repo.update_media(&media, before).await.expect("waiting posts recorded");
+        h.repo
+            .update_media(&media, before)
+            .await
+            .expect("waiting posts recorded");
         let etag = h.blobs.insert(&media.object_key, bytes);
 
         handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, 0))

@@ -96,4 +96,3 @@ pub(crate) fn media_rejected(media: &Media) -> Failure {
         format!("media {} was rejected by validation: {reasons}", media.id),
     )
 }
-

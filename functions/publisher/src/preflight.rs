@@ -19,11 +19,14 @@ use crate::{failure, limits::take_slot, PublisherDeps, PublisherError};
 pub(crate) enum Preflight {
     Ready(Box<Ready>),
     Fail(Failure),
-    /// Not possible yet (media validating, TikTok busy or rate-limited): try again at `until`.
+    /// Not possible yet (TikTok busy or rate-limited, a token refresh elsewhere): try again at `until`.
     Wait {
         until: DateTime<Utc>,
         reason: &'static str,
     },
+    /// Media still on its way: the post stays due (not held back to `until`), so the validator's wakeup when the
+    /// verdict lands finds it ready at once; `until` is only when to look again if no wakeup comes.
+    AwaitMedia { until: DateTime<Utc> },
 }
 
 pub(crate) struct Ready {
@@ -73,9 +76,8 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
                 } else {
                     MEDIA_LOOK_UNREGISTERED
                 };
-                return Ok(Preflight::Wait {
+                return Ok(Preflight::AwaitMedia {
                     until: (now + next_look).min(deadline + Duration::seconds(1)),
-                    reason: "media still validating",
                 });
             }
         }

@@ -52,6 +52,10 @@ pub(crate) async fn publish_scheduled(
             Preflight::Ready(ready) => ready,
             Preflight::Fail(failure) => return fail_or_defer(deps, &post, failure).await,
             Preflight::Wait { until, reason } => return wait(deps, &post, until, reason).await,
+            Preflight::AwaitMedia { until } => {
+                tracing::info!(post_id = %post.id, %until, "waiting for the media's verdict");
+                return Ok(Handled::Waiting { until });
+            }
         };
         sleep_until(deps, due).await;
         let at = deps.clock.now();

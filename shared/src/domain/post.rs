@@ -982,7 +982,10 @@ mod tests {
             p.publish.publish_id = Some(format!("v_pub_{round}"));
             p.mark_processing_failed(Failure::new("internal", format!("try {round}")), FailRetry::Retry, at);
             assert_eq!(p.status, PostStatus::Scheduled, "round {round}");
-            assert_eq!(p.publish.publish_id, None, "a new init, never the old publish id resumed");
+            assert_eq!(
+                p.publish.publish_id, None,
+                "a new init, never the old publish id resumed"
+            );
             let until = p.publish.not_before.expect("sent again later");
             waits.push(until - at);
             at = until;

@@ -202,7 +202,11 @@ mod tests {
                 ("media[0].id".to_owned(), DURATION_OVER_CREATOR_LIMIT),
             ]
         );
-        assert!(conflicts[0].message().contains("it offers private"), "{}", conflicts[0].message());
+        assert!(
+            conflicts[0].message().contains("it offers private"),
+            "{}",
+            conflicts[0].message()
+        );
     }
 
     #[test]

@@ -230,7 +230,8 @@ async fn disconnect_user(
         outcome = WebhookOutcome::Applied;
         tracing::info!(account_id = %disconnected.id, reason, "TikTok authorization removed; account disconnected");
         let id = disconnected.id.clone();
-        if let Err(error) = deliver_account_outbox(state.stores.accounts.as_ref(), state.events.as_ref(), disconnected).await
+        if let Err(error) =
+            deliver_account_outbox(state.stores.accounts.as_ref(), state.events.as_ref(), disconnected).await
         {
             tracing::warn!(account_id = %id, %error, "account.reauth_required delivered but not yet removed from the outbox");
         }
