@@ -175,7 +175,12 @@ async fn an_edit_is_checked_too_and_drafts_are_not_until_they_publish() {
     let mut draft = video_post(&account, &video, json!({"privacy": "private", "allowDuet": true}));
     draft["status"] = json!("draft");
     let created = app.post_as(&tenant, draft).await;
-    assert_eq!(created.status, StatusCode::CREATED, "a draft never reaches TikTok: {}", created.body);
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "a draft never reaches TikTok: {}",
+        created.body
+    );
     assert_eq!(created.body["options"]["allowDuet"], true);
     let path = format!("/v1/posts/{}", created.body["id"].as_str().unwrap_or_default());
 
@@ -195,11 +200,19 @@ async fn an_edit_is_checked_too_and_drafts_are_not_until_they_publish() {
 
     // An edit that does not name an option treats the stored value as a default: sent as false, with a warning.
     let published = app
-        .call(Method::PATCH, &path, Some(&tenant.key), Some(json!({"status": "publish"})))
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&tenant.key),
+            Some(json!({"status": "publish"})),
+        )
         .await;
     assert_eq!(published.status, StatusCode::OK, "{}", published.body);
     assert_eq!(
-        (&published.body["options"]["allowDuet"], &published.body["options"]["allowStitch"]),
+        (
+            &published.body["options"]["allowDuet"],
+            &published.body["options"]["allowStitch"]
+        ),
         (&json!(false), &json!(false))
     );
     assert_eq!(

@@ -99,10 +99,10 @@ pub enum Handled {
 }
 
 impl Handled {
-    /// Whether the next look may send an init (a scheduled post waiting for its time or a window), so that the
-    /// wakeup must come early enough for pre-flight.
-    pub fn leads_to_an_init(&self) -> bool {
-        matches!(self, Self::NotDue { .. } | Self::Waiting { .. })
+    /// Whether the next look is the post's scheduled instant, where the init must leave on time, so that the wakeup
+    /// must come early enough for pre-flight (see `wakeups::wake_at`).
+    pub fn is_before_its_time(&self) -> bool {
+        matches!(self, Self::NotDue { .. })
     }
 
     /// When the post must be looked at next, if this handling left it waiting for an instant.

@@ -26,7 +26,9 @@ pub(crate) enum Preflight {
     },
     /// Media still on its way: the post stays due (not held back to `until`), so the validator's wakeup when the
     /// verdict lands finds it ready at once; `until` is only when to look again if no wakeup comes.
-    AwaitMedia { until: DateTime<Utc> },
+    AwaitMedia {
+        until: DateTime<Utc>,
+    },
 }
 
 pub(crate) struct Ready {

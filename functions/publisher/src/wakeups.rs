@@ -1,6 +1,10 @@
 //! Timer deliveries: each wakeup names one post to look at. The posts of a batch are handled together with bounded
 //! in-flight work (most of it is waiting on TikTok), each sleeping at most the lead before its instant, and each
-//! handling arms the post's next wakeup at once: the end of a wait, the next status poll, the upload's own delivery.
+//! handling arms the post's next wakeup: the end of a wait, the next status poll, the upload's own delivery.
+//!
+//! The next wakeups of posts that finish close together are armed together ([`ARMING_WINDOW`]): wakeups due in the
+//! same second then travel in one message, so their uploads or polls later run in one invocation instead of one
+//! invocation each. Lambda bills each invocation for its duration, whatever runs in it concurrently.
 
 use std::collections::HashSet;
 
@@ -12,6 +16,7 @@ use shared::{
     ports::{TimerDelivery, Wakeup},
     timer::decode_body,
 };
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{handle_due, PublisherDeps};
 
@@ -22,6 +27,12 @@ pub const POSTS_IN_FLIGHT: usize = 500;
 const TIMER_ROUNDING: Duration = Duration::seconds(1);
 /// A post whose handling hit a store or timer outage is looked at again this soon.
 const RETRY_AFTER: Duration = Duration::seconds(10);
+/// How long a next wakeup waits for others to travel with. Wakeups carry absolute instants, so waiting never moves
+/// one; it only delays the acknowledgement of the delivery that armed it.
+pub const ARMING_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A next wakeup on its way to the arming task, and where to answer whether it was armed.
+type ArmRequest = (Wakeup, oneshot::Sender<bool>);
 
 /// Handles every post of `deliveries`; answers the ids of the deliveries that must come again (a post whose
 /// outage could not even be answered with a later wakeup).
@@ -43,18 +54,60 @@ pub async fn handle_deliveries(
         })
         .filter(|(_, post_id)| seen.insert(post_id.clone()))
         .collect();
-    let failed: HashSet<String> = stream::iter(posts)
-        .map(|(delivery_id, post_id)| async move { look(deps, &post_id, deadline).await.then_some(delivery_id) })
+    let (arm, requests) = mpsc::unbounded_channel::<ArmRequest>();
+    // The looks own the only sender: once they are all done (and dropped), the arming task ends.
+    let looks = stream::iter(posts)
+        .map(move |(delivery_id, post_id)| {
+            let arm = arm.clone();
+            async move { look(deps, &post_id, deadline, &arm).await.then_some(delivery_id) }
+        })
         .buffer_unordered(POSTS_IN_FLIGHT)
         .filter_map(|failed| async move { failed })
-        .collect()
-        .await;
+        .collect::<HashSet<String>>();
+    let (failed, ()) = tokio::join!(looks, arm_in_groups(deps, requests));
     failed.into_iter().collect()
+}
+
+/// Arms the wakeups sent on `requests` a group at a time: the first one waits [`ARMING_WINDOW`] for others, then
+/// all go in one `schedule` call, and each sender hears whether its wakeup was armed. Ends when every sender is gone.
+async fn arm_in_groups(deps: &PublisherDeps, mut requests: mpsc::UnboundedReceiver<ArmRequest>) {
+    while let Some(first) = requests.recv().await {
+        let mut group = vec![first];
+        let window = tokio::time::sleep(ARMING_WINDOW);
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                next = requests.recv() => match next {
+                    Some(request) => group.push(request),
+                    None => break,
+                },
+                () = &mut window => break,
+            }
+        }
+        let wakeups: Vec<Wakeup> = group.iter().map(|(wakeup, _)| wakeup.clone()).collect();
+        let armed = match deps.timer.schedule(&wakeups, deps.clock.now()).await {
+            Ok(()) => true,
+            Err(e) => {
+                // The schedule tick arms every due post again; the delivery comes again too, for a post due sooner.
+                tracing::warn!(posts = wakeups.len(), error = %e, "next wakeups not armed");
+                false
+            }
+        };
+        for (_, answer) in group {
+            // A looker that is gone no longer needs the answer.
+            let _gone = answer.send(armed);
+        }
+    }
 }
 
 /// Handles one post and arms its next wakeup; true when nothing could be armed after an outage, so that the delivery
 /// must come again.
-async fn look(deps: &PublisherDeps, post_id: &PostId, deadline: DateTime<Utc>) -> bool {
+async fn look(
+    deps: &PublisherDeps,
+    post_id: &PostId,
+    deadline: DateTime<Utc>,
+    arm: &mpsc::UnboundedSender<ArmRequest>,
+) -> bool {
     let next = match handle_due(deps, post_id, deadline).await {
         Ok(handled) => {
             tracing::debug!(%post_id, ?handled, "wakeup handled");
@@ -70,21 +123,20 @@ async fn look(deps: &PublisherDeps, post_id: &PostId, deadline: DateTime<Utc>) -
         post_id: post_id.clone(),
         at,
     };
-    match deps.timer.schedule(&[wakeup], deps.clock.now()).await {
-        Ok(()) => false,
-        Err(e) => {
-            // The schedule tick arms every due post again; the delivery comes again too, for a post due sooner.
-            tracing::warn!(%post_id, error = %e, "next wakeup not armed");
-            true
-        }
+    let (answer, armed) = oneshot::channel();
+    if arm.send((wakeup, answer)).is_err() {
+        return true;
     }
+    !armed.await.unwrap_or(false)
 }
 
-/// When to deliver the wakeup for `at`. Only an init needs time before its instant (the lead, for pre-flight); a
-/// status poll or an upload's next step has nothing to prepare, so it arrives at or just after its instant (delays
-/// round down to whole seconds) instead of early, and no invocation sleeps waiting for it.
+/// When to deliver the wakeup for `at`. Only a post's scheduled instant needs time before it (the lead, for
+/// pre-flight, so that the init leaves on time); everything else arrives at or just after its instant (delays round
+/// down to whole seconds) instead of early, so no invocation sleeps waiting for it: a status poll or an upload's next
+/// step has nothing to prepare, and a post waiting for a rate window, TikTok or a token is late already, by a
+/// margin the lead would shave by a fraction of a second at the price of a sleeping invocation per wait.
 fn wake_at(deps: &PublisherDeps, handled: &crate::Handled, at: DateTime<Utc>) -> DateTime<Utc> {
-    if handled.leads_to_an_init() {
+    if handled.is_before_its_time() {
         at - deps.settings.lead
     } else {
         at + TIMER_ROUNDING
