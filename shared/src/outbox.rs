@@ -31,57 +31,40 @@ pub trait OutboxRecord: Clone + Send + Sync + Sized {
     async fn reread(store: &Self::Store, current: &Self) -> StoreResult<Option<Self>>;
 }
 
-#[async_trait]
-impl OutboxRecord for Post {
-    type Store = dyn PostRepo;
-    fn outbox(&self) -> &Vec<Event> {
-        &self.outbox
-    }
-    fn outbox_mut(&mut self) -> &mut Vec<Event> {
-        &mut self.outbox
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn label(&self) -> String {
-        format!("post {}", self.id)
-    }
-    async fn write(store: &Self::Store, next: &Self, expected_version: u64) -> StoreResult<()> {
-        store.update_post(next, expected_version).await
-    }
-    async fn reread(store: &Self::Store, current: &Self) -> StoreResult<Option<Self>> {
-        store.get_post(&current.id).await
-    }
+/// The one implementation of [`OutboxRecord`] for a record with `outbox`, `version` and `id` fields, over its repo's
+/// compare-and-set update and its read by id.
+macro_rules! outbox_record {
+    ($record:ty, $repo:path, $update:ident, $get:ident, $kind:literal) => {
+        #[async_trait]
+        impl OutboxRecord for $record {
+            type Store = dyn $repo;
+            fn outbox(&self) -> &Vec<Event> {
+                &self.outbox
+            }
+            fn outbox_mut(&mut self) -> &mut Vec<Event> {
+                &mut self.outbox
+            }
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn set_version(&mut self, version: u64) {
+                self.version = version;
+            }
+            fn label(&self) -> String {
+                format!("{} {}", $kind, self.id)
+            }
+            async fn write(store: &Self::Store, next: &Self, expected_version: u64) -> StoreResult<()> {
+                store.$update(next, expected_version).await
+            }
+            async fn reread(store: &Self::Store, current: &Self) -> StoreResult<Option<Self>> {
+                store.$get(&current.id).await
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl OutboxRecord for Account {
-    type Store = dyn AccountRepo;
-    fn outbox(&self) -> &Vec<Event> {
-        &self.outbox
-    }
-    fn outbox_mut(&mut self) -> &mut Vec<Event> {
-        &mut self.outbox
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-    fn label(&self) -> String {
-        format!("account {}", self.id)
-    }
-    async fn write(store: &Self::Store, next: &Self, expected_version: u64) -> StoreResult<()> {
-        store.update_account(next, expected_version).await
-    }
-    async fn reread(store: &Self::Store, current: &Self) -> StoreResult<Option<Self>> {
-        store.get_account(&current.id).await
-    }
-}
+outbox_record!(Post, PostRepo, update_post, get_post, "post");
+outbox_record!(Account, AccountRepo, update_account, get_account, "account");
 
 /// Publishes `post.outbox` and removes what was delivered; returns the post as last written (or read).
 pub async fn deliver_outbox(posts: &(dyn PostRepo + 'static), events: &dyn EventSink, post: Post) -> StoreResult<Post> {

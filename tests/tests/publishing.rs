@@ -674,7 +674,11 @@ async fn when_the_event_source_mapping_delivers_a_batch_should_publish_its_posts
         messages += next.len();
         armed.extend(next.iter().flat_map(|d| d.wakeups.iter().map(|w| w.post_id.clone())));
     }
-    assert!(messages < posts.len(), "{messages} messages for {} uploads", posts.len());
+    assert!(
+        messages < posts.len(),
+        "{messages} messages for {} uploads",
+        posts.len()
+    );
     p.stop().await;
     Ok(())
 }

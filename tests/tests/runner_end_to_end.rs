@@ -137,6 +137,36 @@ fn vertical_clip(video: &std::path::Path, seconds: u32) -> anyhow::Result<()> {
     )
 }
 
+/// The runner on free ports with its dev account, and a 2 s vertical clip made by ffmpeg next to its data; `None`
+/// where ffmpeg is missing (and the test may skip).
+struct WithClip {
+    /// Holds the runner's data directory; dropping it deletes the directory.
+    data: tempfile::TempDir,
+    video: std::path::PathBuf,
+    system: postato_dev::DevSystem,
+    client: Client,
+    account: String,
+}
+
+async fn runner_with_clip() -> anyhow::Result<Option<WithClip>> {
+    if !ffmpeg_or_skip() {
+        return Ok(None);
+    }
+    let data = tempfile::tempdir()?;
+    let video = data.path().join("clip.mp4");
+    vertical_clip(&video, 2)?;
+    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
+    let client = Client::of(&system);
+    let account = system.account_id.clone().context("the dev account")?.to_string();
+    Ok(Some(WithClip {
+        data,
+        video,
+        system,
+        client,
+        account,
+    }))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_video_and_photo_post_go_live_in_the_sandbox_at_their_time() -> anyhow::Result<()> {
     if !ffmpeg_or_skip() {
@@ -494,15 +524,16 @@ async fn media_imported_from_a_url_are_validated_and_refusals_have_codes() -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_post_is_retried_and_a_post_in_review_resolved_then_retried() -> anyhow::Result<()> {
     use tiktok_sandbox::{FaultAction, FaultSpec};
-    if !ffmpeg_or_skip() {
+    let Some(WithClip {
+        data,
+        video,
+        system,
+        client,
+        account,
+    }) = runner_with_clip().await?
+    else {
         return Ok(());
-    }
-    let data = tempfile::tempdir()?;
-    let video = data.path().join("clip.mp4");
-    vertical_clip(&video, 2)?;
-    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
-    let client = Client::of(&system);
-    let account = system.account_id.clone().context("the dev account")?;
+    };
     let sandbox = system
         .sandbox
         .as_ref()
@@ -654,16 +685,17 @@ async fn a_runner_that_cannot_write_its_events_refuses_to_start_and_a_healthy_on
 /// out as soon as the file is judged rather than at its next look (30 s later when it waits on the media).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_post_sent_before_its_upload_goes_out_as_soon_as_the_verdict_lands() -> anyhow::Result<()> {
-    if !ffmpeg_or_skip() {
+    let Some(WithClip {
+        data: _data,
+        video,
+        system,
+        client,
+        account,
+    }) = runner_with_clip().await?
+    else {
         return Ok(());
-    }
-    let data = tempfile::tempdir()?;
-    let video = data.path().join("clip.mp4");
-    vertical_clip(&video, 2)?;
+    };
     let bytes = std::fs::read(&video)?;
-    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
-    let client = Client::of(&system);
-    let account = system.account_id.clone().context("the dev account")?;
 
     let (status, media) = client
         .call(
@@ -723,15 +755,16 @@ async fn a_post_sent_before_its_upload_goes_out_as_soon_as_the_verdict_lands() -
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_guides_payload_with_default_interactions_completes_from_the_dev_account_with_a_warning(
 ) -> anyhow::Result<()> {
-    if !ffmpeg_or_skip() {
+    let Some(WithClip {
+        data: _data,
+        video,
+        system,
+        client,
+        account,
+    }) = runner_with_clip().await?
+    else {
         return Ok(());
-    }
-    let data = tempfile::tempdir()?;
-    let video = data.path().join("clip.mp4");
-    vertical_clip(&video, 2)?;
-    let system = postato_dev::start(runner_config(&data.path().join("runner"), &[])?).await?;
-    let client = Client::of(&system);
-    let account = system.account_id.clone().context("the dev account")?;
+    };
     let (video_id, _) = client.upload(&video, "video", "video/mp4").await?;
 
     let (status, post) = client
