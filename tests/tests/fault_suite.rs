@@ -1,6 +1,6 @@
 //! The publisher's promises under fire: 1,000 posts over 100 sandbox accounts, with TikTok answering 5xx, 429,
-//! timeouts, dropped connections and errors with HTTP 200, every post armed twice by two publishers dispatching at
-//! once on one timer, and workers killed between init and saving the publish id. From the sandbox's own records: no
+//! timeouts, dropped connections and errors with HTTP 200, every post's wakeup delivered twice (SQS delivers at
+//! least once) to two publishers dispatching and receiving on one timer, and workers killed between init and saving the publish id. From the sandbox's own records: no
 //! post can be published twice (an upload init without a clear answer is sent again once, the first one never
 //! getting a byte), every post ends `completed`, `failed` with a code, or `needs_review` (or, refused by
 //! TikTok's daily cap, waits a day with a `post.deferred` event), and no token ever makes more than 6 inits a minute.
@@ -12,6 +12,7 @@ use postato_tests::publishing::{Options, Publishing};
 use shared::{
     domain::{PostOptions, PostStatus, PostType, Privacy},
     ids::PostId,
+    ports::{Timer, Wakeup},
 };
 use tiktok_sandbox::{AccountSpec, Endpoint, FaultAction, FaultSpec, ProcessingFailure};
 
@@ -51,6 +52,7 @@ async fn one_thousand_posts_under_faults_are_published_at_most_once_and_all_end_
     };
     let start = Utc::now() + Duration::seconds(8);
     let mut posts = Vec::new();
+    let mut copies = Vec::new();
     for (index, (account, _)) in accounts.iter().enumerate() {
         for n in 0..POSTS_PER_ACCOUNT {
             // The first post of accounts 50-54 is due now, for the killed workers below; the rest spread over 10 s.
@@ -60,16 +62,23 @@ async fn one_thousand_posts_under_faults_are_published_at_most_once_and_all_end_
                 start + Duration::milliseconds(((index * POSTS_PER_ACCOUNT + n) % 100) as i64 * 100)
             };
             let video = p.video(4096, 10_000).await?;
-            posts.push(
-                p.schedule(account, PostType::Video, vec![video], at, options.clone())
-                    .await?,
-            );
+            let post = p
+                .schedule(account, PostType::Video, vec![video], at, options.clone())
+                .await?;
+            copies.push(Wakeup {
+                post_id: post.clone(),
+                at: at - shared::timer::DEFAULT_LEAD,
+            });
+            posts.push(post);
         }
     }
+    // The ticks arm each post once (the dispatch watermark); a second copy of every wakeup stands for SQS's
+    // at-least-once delivery, so every post is handled twice, by whichever publisher receives each copy.
+    p.timer.schedule(&copies, Utc::now()).await?;
 
     kill_workers_mid_init(&p, &accounts[50..55], &posts).await?;
 
-    // Two publishers, each dispatching and each receiving every post.due.
+    // Two publishers, each dispatching and each receiving from the one timer.
     p.start_second_publisher();
     p.start_second_publisher();
 
