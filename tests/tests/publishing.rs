@@ -481,36 +481,61 @@ async fn open_id(p: &Publishing, account: &shared::ids::AccountId) -> anyhow::Re
         .unwrap_or_default())
 }
 
+/// A worker killed while TikTok's init is under way leaves the outcome unknown. By FILE_UPLOAD, whatever TikTok
+/// created never gets a byte and cannot be published, so the init is sent again (once) and the post completes; by
+/// PULL_FROM_URL, TikTok may already be pulling, so the post waits in `needs_review` and nothing is sent again.
 #[tokio::test]
-async fn when_the_worker_dies_between_init_and_saving_the_id_should_go_to_needs_review_never_reinit(
+async fn when_the_worker_dies_between_init_and_saving_the_id_should_send_an_upload_again_and_a_pull_never(
 ) -> anyhow::Result<()> {
-    let p = Publishing::start(short_lease()).await?;
-    let account = p.connect(AccountSpec::public()).await?;
-    // TikTok creates the post, and the answer is slow: the worker is killed before it arrives.
-    p.sandbox.inject_fault(
-        FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 2_000 })
-            .for_open_id(open_id(&p, &account).await?),
-    );
-    let post = small_video_due_now(&p, &account).await?;
-    let deps = p.deps.clone();
-    let worker = {
-        let post = post.clone();
-        tokio::spawn(async move { publisher::handle_due(&deps, &post, Utc::now() + Duration::minutes(15)).await })
-    };
-    while inits(&p) == 0 {
-        tokio::time::sleep(StdDuration::from_millis(20)).await;
-    }
-    worker.abort();
-    let stranded = p.post(&post).await?;
-    assert_eq!(stranded.status, PostStatus::Publishing);
-    assert!(stranded.publish.init_started_at.is_some() && stranded.publish.publish_id.is_none());
+    for pull in [false, true] {
+        let mut options = short_lease();
+        options.pull_videos = pull;
+        let p = Publishing::start(options).await?;
+        let account = p.connect(AccountSpec::public()).await?;
+        // TikTok creates the post, and the answer is slow: the worker is killed before it arrives.
+        p.sandbox.inject_fault(
+            FaultSpec::new(Endpoint::VideoInit, FaultAction::DelayAfter { ms: 2_000 })
+                .for_open_id(open_id(&p, &account).await?)
+                .times(1),
+        );
+        let post = small_video_due_now(&p, &account).await?;
+        let deps = p.deps.clone();
+        let worker = {
+            let post = post.clone();
+            tokio::spawn(async move { publisher::handle_due(&deps, &post, Utc::now() + Duration::minutes(15)).await })
+        };
+        while inits(&p) == 0 {
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+        worker.abort();
+        let stranded = p.post(&post).await?;
+        assert_eq!(stranded.status, PostStatus::Publishing);
+        assert!(stranded.publish.init_started_at.is_some() && stranded.publish.publish_id.is_none());
+        assert_eq!(stranded.publish.init_by_upload, !pull);
 
-    tokio::time::sleep(StdDuration::from_millis(1_200)).await; // the lease runs out
-    let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
-    assert_eq!(handled, publisher::Handled::NeedsReview);
-    assert_eq!(p.post_events(&post)?, ["post.needs_review"]);
-    assert_eq!(inits(&p), 1, "the unknown init is never repeated");
-    p.stop().await;
+        tokio::time::sleep(StdDuration::from_millis(1_200)).await; // the lease runs out
+        let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+        if pull {
+            assert_eq!(handled, publisher::Handled::NeedsReview);
+            assert_eq!(p.post_events(&post)?, ["post.needs_review"]);
+            assert_eq!(inits(&p), 1, "an unknown pull is never repeated");
+        } else {
+            assert!(matches!(handled, publisher::Handled::Waiting { .. }), "{handled:?}");
+            let done = handle_through_upload(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+            assert!(matches!(done, publisher::Handled::Published { .. }), "{done:?}");
+            assert_eq!(inits(&p), 2, "one new init");
+            assert_eq!(p.post(&post).await?.publish.upload_reinits, 1);
+            // The first publish never got a byte: only the second one's chunks reached TikTok.
+            let uploads = p.sandbox.requests_to(Endpoint::Upload);
+            let publish_id = p.post(&post).await?.publish.publish_id.expect("the new publish id");
+            assert!(!uploads.is_empty());
+            assert!(
+                uploads.iter().all(|u| u.publish_id.as_deref() == Some(publish_id.as_str())),
+                "bytes only for the new publish"
+            );
+        }
+        p.stop().await;
+    }
     Ok(())
 }
 

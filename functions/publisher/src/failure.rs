@@ -70,8 +70,8 @@ pub(crate) fn interrupted_init() -> Failure {
     Failure::new(
         "init_outcome_unknown",
         "the publisher stopped while TikTok's init was under way, so whether TikTok created the post is unknown. It \
-         is not retried automatically, because TikTok flags duplicates as spam: check the TikTok account, and create \
-         a new post only if this one is missing",
+         is not retried automatically (TikTok may already be pulling the media, and flags duplicates as spam): \
+         check the TikTok account, then resolve the post (POST /v1/posts/{id}/resolve) as published or not",
     )
 }
 

@@ -61,11 +61,13 @@ pub(crate) async fn publish_scheduled(
         let at = deps.clock.now();
         let attempt = post.publish.attempt + 1;
         let lease = deps.settings.lease;
+        let by_upload = matches!(ready.source, Source::VideoUpload { .. });
         let claimed = write(deps, &post, |p| {
             p.status = PostStatus::Publishing;
             p.publish.attempt = attempt;
             p.publish.lease_until = Some(at + lease);
             p.publish.init_started_at = Some(at);
+            p.publish.init_by_upload = by_upload;
             p.publish.not_before = None;
             p.failure = None;
         })
@@ -115,6 +117,16 @@ pub(crate) async fn resume(
     };
     tracing::info!(post_id = %post.id, attempt = post.publish.attempt, "resuming after an expired lease");
     match (&post.publish.publish_id, &post.publish.transfer) {
+        // The worker died during a FILE_UPLOAD init: whatever TikTok created never got a byte and cannot be
+        // published, so a new init is safe, once (as after an init without a clear answer).
+        (None, _)
+            if post.publish.init_started_at.is_some()
+                && post.publish.init_by_upload
+                && post.publish.upload_reinits < AMBIGUOUS_UPLOAD_REINITS =>
+        {
+            tracing::warn!(post_id = %post.id, "the worker died during a FILE_UPLOAD init; sending a new init");
+            release_with(deps, &post, now, |p| p.publish.upload_reinits += 1).await
+        }
         (None, _) if post.publish.init_started_at.is_some() => {
             end(deps, &post, |p, now| {
                 p.mark_needs_review(failure::interrupted_init(), now)
@@ -548,6 +560,7 @@ async fn release_with(
         p.status = PostStatus::Scheduled;
         p.publish.lease_until = None;
         p.publish.init_started_at = None;
+        p.publish.init_by_upload = false;
         p.publish.not_before = Some(until);
         note(p);
     })

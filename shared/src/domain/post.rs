@@ -221,6 +221,10 @@ pub struct PublishProgress {
     /// Written before TikTok's init is called: if set without a publish id, the init outcome is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_started_at: Option<DateTime<Utc>>,
+    /// Written with `init_started_at`: the init asks for a FILE_UPLOAD, so a publish it may have created gets no bytes
+    /// unless we send them, and an init whose worker died may be sent again (absent in older records: never).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init_by_upload: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
