@@ -25,6 +25,11 @@ const MAX_TRACKS: usize = 64;
 const MAX_EDITS: u32 = 256;
 /// Fragments parsed per probe: the head's first ones and a tail window's worth.
 const MAX_FRAGMENTS: usize = 4096;
+/// Box headers the search for the last fragments (a tail without an index) may read in all. A crafted tail of
+/// back-to-back `moof` boxes that never reaches the end exactly would otherwise cost every candidate a walk of up to
+/// `2 × MAX_FRAGMENTS` boxes (~10⁹ header reads for a 1 MiB tail, issue 11 §4); a real tail chains to the end from
+/// its first candidates within a few hundred, and a stray "moof" inside media data fails within a box or two.
+const TAIL_SEARCH_STEPS: usize = 1 << 20;
 
 type FourCc = [u8; 4];
 
@@ -796,7 +801,7 @@ fn read_fragments<'m>(
         }
     }
     if let Some((start, tail)) = w.tail() {
-        if let Some(first) = find_moof_chain(tail, start, size) {
+        if let Some(first) = find_moof_chain(tail, start, size, &mut TAIL_SEARCH_STEPS.clone()) {
             follow_chain_from(w, first, &mut fragments).map_err(bad)?;
         }
     }
@@ -907,42 +912,51 @@ fn follow_chain_from(w: &Windows, mut offset: u64, fragments: &mut Fragments<'_>
     Ok(())
 }
 
-/// Finds, in the tail window (`tail` starting at file offset `start`), the first `moof` from which a chain of
-/// plausible boxes reaches exactly the end of the file: the last fragments, without an index. A stray "moof" inside
-/// media data would have to chain to EOF by chance to be mistaken for one.
-fn find_moof_chain(tail: &[u8], start: u64, size: u64) -> Option<u64> {
+/// Finds, in the tail window (`tail` starting at file offset `start`), the first `moof` from which a chain of at most
+/// `2 × MAX_FRAGMENTS` plausible boxes reaches exactly the end of the file: the last fragments, without an index. A
+/// stray "moof" inside media data would have to chain to EOF by chance to be mistaken for one.
+///
+/// Each offset's distance to the end (in boxes, or none when its chain breaks) is remembered, so a walk stops where
+/// an earlier one passed and every box is read once, whatever the number of candidates. Every header read spends one
+/// of `steps`; none left, and the search ends without an answer (as for a tail with no chain).
+fn find_moof_chain(tail: &[u8], start: u64, size: u64, steps: &mut usize) -> Option<u64> {
     const CHAIN_KINDS: [&FourCc; 9] = [
         b"moof", b"mdat", b"free", b"skip", b"styp", b"sidx", b"prft", b"emsg", b"mfra",
     ];
+    // Boxes from an offset to the end of the file; `None`: the chain from there breaks.
+    let mut to_end: std::collections::HashMap<u64, Option<usize>> = std::collections::HashMap::new();
     let mut from = 0usize;
     while let Some(found) = tail.get(from..)?.windows(4).position(|w| w == b"moof") {
         let at = from + found;
         from = at + 1;
         let Some(box_start) = at.checked_sub(4) else { continue };
-        let mut offset = start + box_start as u64;
-        let candidate = offset;
-        let mut reaches_end = false;
-        for _ in 0..MAX_FRAGMENTS * 2 {
+        let candidate = start + box_start as u64;
+        let mut offset = candidate;
+        let mut walked = Vec::new();
+        let rest = loop {
+            if let Some(known) = to_end.get(&offset) {
+                break *known;
+            }
+            *steps = steps.checked_sub(1)?;
+            walked.push(offset);
             let rel = (offset - start) as usize;
-            let Some(bytes) = tail.get(rel..rel.saturating_add(16).min(tail.len())) else {
-                break;
+            let Some(header) = tail
+                .get(rel..rel.saturating_add(16).min(tail.len()))
+                .and_then(|bytes| parse_header(bytes, size - offset).ok())
+                .filter(|header| CHAIN_KINDS.contains(&&header.kind))
+            else {
+                break None;
             };
-            let Ok(header) = parse_header(bytes, size - offset) else {
-                break;
-            };
-            if !CHAIN_KINDS.contains(&&header.kind) {
-                break;
-            }
             match offset.checked_add(header.size) {
-                Some(end) if end == size => {
-                    reaches_end = true;
-                    break;
-                }
+                Some(end) if end == size => break Some(0),
                 Some(end) if end < size => offset = end,
-                _ => break,
+                _ => break None,
             }
+        };
+        for (walked_before, visited) in walked.iter().rev().enumerate() {
+            to_end.insert(*visited, rest.map(|boxes| boxes + walked_before + 1));
         }
-        if reaches_end {
+        if to_end.get(&candidate).copied().flatten().is_some_and(|boxes| boxes <= MAX_FRAGMENTS * 2) {
             return Some(candidate);
         }
     }
@@ -1176,6 +1190,38 @@ fn sidx_duration_ms(payload: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// 1 MiB of back-to-back 8-byte `moof` boxes whose chain stops 4 bytes short of the end: each of the 131,072
+    /// candidates would walk 8,192 boxes (~10⁹ header reads) if walks did not remember where they had been.
+    fn moof_carpet() -> (Vec<u8>, u64) {
+        let mut tail: Vec<u8> = std::iter::repeat_n([0, 0, 0, 8, b'm', b'o', b'o', b'f'], 131_072)
+            .flatten()
+            .collect();
+        tail.extend_from_slice(b"junk");
+        let size = tail.len() as u64;
+        (tail, size)
+    }
+
+    #[test]
+    fn the_tail_search_on_a_carpet_of_moof_boxes_stays_within_its_budget() {
+        let (tail, size) = moof_carpet();
+        let mut steps = TAIL_SEARCH_STEPS;
+        assert_eq!(find_moof_chain(&tail, 0, size, &mut steps), None);
+        // The first walk crosses every box to the junk; every later candidate starts on a box it remembers.
+        assert_eq!(TAIL_SEARCH_STEPS - steps, 131_073, "one header read per box");
+    }
+
+    #[test]
+    fn a_real_chain_after_stray_moofs_is_still_found_and_a_spent_budget_finds_none() {
+        // Stray "moof" bytes in media data, then moof + mdat reaching the end exactly.
+        let mut tail = b"xxxxmoofxxxxxxxxmoof".to_vec();
+        let chain_start = tail.len() as u64;
+        tail.extend_from_slice(&[0, 0, 0, 8, b'm', b'o', b'o', b'f']);
+        tail.extend_from_slice(&[0, 0, 0, 12, b'm', b'd', b'a', b't', 1, 2, 3, 4]);
+        let size = tail.len() as u64;
+        assert_eq!(find_moof_chain(&tail, 0, size, &mut TAIL_SEARCH_STEPS.clone()), Some(chain_start));
+        assert_eq!(find_moof_chain(&tail, 0, size, &mut 2), None);
+    }
 
     #[test]
     fn rotation_follows_ffmpeg_display_matrix_convention() {
