@@ -50,6 +50,10 @@ pub const RECOMMENDED_SHORT_SIDE: u32 = 1080;
 pub const MAX_SIDE: u32 = 4096;
 /// Aspect ratios match within ±2 %.
 pub const ASPECT_TOLERANCE: f64 = 0.02;
+/// The most pixels a PNG may have, decided from its header before anything is decoded: a PNG is decoded to make
+/// its JPEG copy for TikTok, and 4096 × 4096 (16.8 MP) decodes to 64 MiB of RGBA plus 48 MiB of RGB, well inside
+/// the validator's memory. A 261 KB PNG can claim 16384 × 16384 (1 GiB decoded): a decompression bomb (issue 11 §4).
+pub const PNG_MAX_PIXELS: u64 = 4096 * 4096;
 
 /// The one re-encode everybody can run: H.264 High, yuv420p, AAC, moov first.
 pub const REENCODE_COMMAND: &str = "ffmpeg -i INPUT -c:v libx264 -preset medium -crf 18 -pix_fmt yuv420p \
@@ -425,6 +429,18 @@ fn judge_image(j: &mut Judgement, report: &ProbeReport) {
         return;
     };
     let (width, height) = image.display_size();
+    if container == Container::Png && u64::from(width) * u64::from(height) > PNG_MAX_PIXELS {
+        j.violation(
+            codes::PICTURE_SIZE,
+            format!(
+                "This PNG is {width}×{height} ({:.1} megapixels); a PNG is converted to JPEG for TikTok and may have at \
+                 most {:.1} megapixels. Scale it down (1080×1920 shows best), or save it as JPEG.",
+                (u64::from(width) * u64::from(height)) as f64 / 1e6,
+                PNG_MAX_PIXELS as f64 / 1e6
+            ),
+        );
+        return;
+    }
     if classify_aspect(f64::from(width) / f64::from(height.max(1))) != Shape::Portrait9x16 {
         j.warning(
             codes::WILL_BE_CROPPED,
@@ -626,7 +642,23 @@ mod tests {
         assert!(j.accepted);
         assert_eq!(codes_of(&j.warnings), [codes::WILL_BE_CROPPED, codes::SENT_AS_JPEG]);
         png.size_bytes = 21_000_000;
-        assert_eq!(codes_of(&judge(&Ok(png), 1, None).violations), [codes::FILE_SIZE]);
+        assert_eq!(codes_of(&judge(&Ok(png.clone()), 1, None).violations), [codes::FILE_SIZE]);
+        // A decompression bomb is refused from its header: nothing is decoded.
+        png.size_bytes = 261_000;
+        png.image = Some(ImageInfo {
+            width: 16_384,
+            height: 16_384,
+            orientation: None,
+        });
+        let bomb = judge(&Ok(png.clone()), 1, Some(MediaKind::Image));
+        assert_eq!(codes_of(&bomb.violations), [codes::PICTURE_SIZE]);
+        assert!(bomb.violations[0].message.contains("268.4 megapixels"), "{}", bomb.violations[0].message);
+        png.image = Some(ImageInfo {
+            width: 4096,
+            height: 4096,
+            orientation: None,
+        });
+        assert!(judge(&Ok(png), 1, Some(MediaKind::Image)).accepted, "the budget itself is allowed");
         let mut gif = ProbeReport::new(Container::Gif, 1000);
         gif.image = Some(ImageInfo {
             width: 1080,

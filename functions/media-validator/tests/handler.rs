@@ -528,3 +528,30 @@ async fn an_accepted_transport_stream_gets_an_mp4_rendition() {
         other => panic!("the rendition does not probe: {other:?}"),
     }
 }
+
+/// Issue 11 §4: a 261 KB PNG can claim 16384 × 16384 pixels (1 GiB once decoded). It is judged from its header and
+/// refused with what to do; nothing is decoded and no rendition is written.
+#[tokio::test]
+async fn a_png_decompression_bomb_is_refused_from_its_header_without_decoding() {
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Image).await;
+    let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
+    bomb.extend_from_slice(&13u32.to_be_bytes());
+    bomb.extend_from_slice(b"IHDR");
+    bomb.extend_from_slice(&16_384u32.to_be_bytes());
+    bomb.extend_from_slice(&16_384u32.to_be_bytes());
+    bomb.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    // IDAT of zeros: a real bomb is a deflate stream that inflates to all of it; the header alone decides here.
+    bomb.extend_from_slice(&[0u8; 261_000]);
+    let etag = h.blobs.insert(&media.object_key, bomb);
+
+    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, 0))
+        .await
+        .expect("a verdict");
+
+    let stored = h.repo.get(&media.id).expect("media");
+    assert_eq!(stored.status, MediaStatus::Invalid);
+    assert_eq!(violation_codes(&stored), [codes::PICTURE_SIZE]);
+    let rendition = Media::rendition_key_for(&media.workspace_id, &media.id);
+    assert!(h.blobs.object(&rendition).is_none(), "nothing decoded, nothing written");
+}
