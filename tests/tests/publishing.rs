@@ -530,7 +530,9 @@ async fn when_the_worker_dies_between_init_and_saving_the_id_should_send_an_uplo
             let publish_id = p.post(&post).await?.publish.publish_id.expect("the new publish id");
             assert!(!uploads.is_empty());
             assert!(
-                uploads.iter().all(|u| u.publish_id.as_deref() == Some(publish_id.as_str())),
+                uploads
+                    .iter()
+                    .all(|u| u.publish_id.as_deref() == Some(publish_id.as_str())),
                 "bytes only for the new publish"
             );
         }

@@ -642,7 +642,10 @@ mod tests {
         assert!(j.accepted);
         assert_eq!(codes_of(&j.warnings), [codes::WILL_BE_CROPPED, codes::SENT_AS_JPEG]);
         png.size_bytes = 21_000_000;
-        assert_eq!(codes_of(&judge(&Ok(png.clone()), 1, None).violations), [codes::FILE_SIZE]);
+        assert_eq!(
+            codes_of(&judge(&Ok(png.clone()), 1, None).violations),
+            [codes::FILE_SIZE]
+        );
         // A decompression bomb is refused from its header: nothing is decoded.
         png.size_bytes = 261_000;
         png.image = Some(ImageInfo {
@@ -652,13 +655,20 @@ mod tests {
         });
         let bomb = judge(&Ok(png.clone()), 1, Some(MediaKind::Image));
         assert_eq!(codes_of(&bomb.violations), [codes::PICTURE_SIZE]);
-        assert!(bomb.violations[0].message.contains("268.4 megapixels"), "{}", bomb.violations[0].message);
+        assert!(
+            bomb.violations[0].message.contains("268.4 megapixels"),
+            "{}",
+            bomb.violations[0].message
+        );
         png.image = Some(ImageInfo {
             width: 4096,
             height: 4096,
             orientation: None,
         });
-        assert!(judge(&Ok(png), 1, Some(MediaKind::Image)).accepted, "the budget itself is allowed");
+        assert!(
+            judge(&Ok(png), 1, Some(MediaKind::Image)).accepted,
+            "the budget itself is allowed"
+        );
         let mut gif = ProbeReport::new(Container::Gif, 1000);
         gif.image = Some(ImageInfo {
             width: 1080,

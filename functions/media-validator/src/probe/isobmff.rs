@@ -956,7 +956,12 @@ fn find_moof_chain(tail: &[u8], start: u64, size: u64, steps: &mut usize) -> Opt
         for (walked_before, visited) in walked.iter().rev().enumerate() {
             to_end.insert(*visited, rest.map(|boxes| boxes + walked_before + 1));
         }
-        if to_end.get(&candidate).copied().flatten().is_some_and(|boxes| boxes <= MAX_FRAGMENTS * 2) {
+        if to_end
+            .get(&candidate)
+            .copied()
+            .flatten()
+            .is_some_and(|boxes| boxes <= MAX_FRAGMENTS * 2)
+        {
             return Some(candidate);
         }
     }
@@ -1219,7 +1224,10 @@ mod tests {
         tail.extend_from_slice(&[0, 0, 0, 8, b'm', b'o', b'o', b'f']);
         tail.extend_from_slice(&[0, 0, 0, 12, b'm', b'd', b'a', b't', 1, 2, 3, 4]);
         let size = tail.len() as u64;
-        assert_eq!(find_moof_chain(&tail, 0, size, &mut TAIL_SEARCH_STEPS.clone()), Some(chain_start));
+        assert_eq!(
+            find_moof_chain(&tail, 0, size, &mut TAIL_SEARCH_STEPS.clone()),
+            Some(chain_start)
+        );
         assert_eq!(find_moof_chain(&tail, 0, size, &mut 2), None);
     }
 
