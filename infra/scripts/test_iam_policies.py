@@ -1,4 +1,5 @@
-"""template.yaml grants each function exactly the DynamoDB and SQS actions its code calls (README, "Least privilege").
+"""template.yaml grants each function exactly the DynamoDB, SQS, S3 and EventBridge actions its code calls (README,
+"Least privilege").
 
 What a function needs is derived from the source, not listed by hand: every DynamoDB SDK call in the adapter
 (shared/src/adapters/dynamo.rs) is mapped to its IAM action and attributed to the port methods that reach it through
@@ -13,6 +14,11 @@ The adapter's receiving side (TimerInbox: receive, acknowledge) is for processes
 contract suite); in AWS the event source mapping polls with what SAM attaches for the SQS event, so it needs no grant
 here and is not scanned.
 
+S3 is the blob ports (`BlobStore`, `PartWriter`), adapter shared/src/adapters/s3.rs, mapped the same way (a PUT that
+sets tags also needs PutObjectTagging); a function needs them for the port methods it calls on its blob store
+(`blobs.`, `store.`, `writer.`), and ListBucket exactly when it reads, so that a missing object answers 404. Actions
+are compared; which prefix each may touch (uploads/, renditions/) is stated in the template and the README.
+
     .venv/test/bin/python -m unittest discover -s infra/scripts -v
 """
 
@@ -25,6 +31,7 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DYNAMO_ADAPTER = ROOT / "shared/src/adapters/dynamo.rs"
 SQS_ADAPTER = ROOT / "shared/src/adapters/sqs.rs"
+S3_ADAPTER = ROOT / "shared/src/adapters/s3.rs"
 PORTS = ROOT / "shared/src/ports.rs"
 FUNCTIONS = {
     "IntakeApiFunction": "functions/intake-api",
@@ -75,6 +82,29 @@ SQS_SDK_TO_IAM = {
     "create_queue": {"sqs:CreateQueue"},
     "purge_queue": {"sqs:PurgeQueue"},
 }
+# Every S3 client method the blob adapter may call, and the IAM actions that authorise it (HeadObject is authorised by
+# GetObject, the parts of a multipart upload by PutObject). A call missing here fails the test.
+S3_SDK_TO_IAM = {
+    "get_object": {"s3:GetObject"},
+    "head_object": {"s3:GetObject"},
+    "put_object": {"s3:PutObject"},
+    "create_multipart_upload": {"s3:PutObject"},
+    "upload_part": {"s3:PutObject"},
+    "complete_multipart_upload": {"s3:PutObject"},
+    "abort_multipart_upload": {"s3:AbortMultipartUpload"},
+    "put_object_tagging": {"s3:PutObjectTagging"},
+    "get_object_tagging": {"s3:GetObjectTagging"},
+    "delete_object": {"s3:DeleteObject"},
+    "delete_objects": {"s3:DeleteObject"},
+    "copy_object": {"s3:GetObject", "s3:PutObject"},
+    "list_objects_v2": {"s3:ListBucket"},
+}
+# A PUT that sets tags (the presigned upload's `x-amz-tagging`) is also authorised by PutObjectTagging.
+S3_TAGGING = re.compile(r"\.\s*tagging\s*\(")
+# Calls of the blob ports (`BlobStore`, `PartWriter`) through the names the code gives them: `deps.blobs.head(`,
+# `state.blobs\n    .presign_upload(`, `self.store.read_range(`, `writer.write_part(`.
+BLOB_CALL = re.compile(r"\b(?:blobs|store|writer)(?:\s*\.\s*(?:clone|as_ref)\s*\(\s*\))*\s*\.\s*(\w+)\s*\(")
+
 # The timer port's one method, and the functions that arm timers: the intake (posts due now) and the publisher (the
 # tick and its re-arms). The validator wakes nobody through SQS.
 TIMER_METHOD = "schedule"
@@ -282,6 +312,59 @@ def event_grants(resource):
             actions |= named
             resources |= set(as_list(statement.get("Resource")))
     return actions, resources
+
+
+def s3_adapter_actions():
+    """Blob port method -> the S3 actions its calls need (through the adapter's helpers)."""
+    actions, _ = adapter_actions(S3_ADAPTER, S3_SDK_TO_IAM)
+    bodies = functions_of(without_tests(S3_ADAPTER.read_text()))
+    tagging = {name for name, body in bodies.items() if S3_TAGGING.search(body)}
+    for name in actions:
+        helpers = {other for other in tagging if other == name or re.search(rf"\b{other}\s*\(", bodies[name])}
+        if helpers:
+            actions[name] = actions[name] | {"s3:PutObjectTagging"}
+    return actions
+
+
+def s3_needed(crate, actions):
+    """The S3 actions the crate's blob port calls need."""
+    needed = set()
+    for source in linked_sources(crate):
+        for method in BLOB_CALL.findall(re.sub(r"//[^\n]*", "", source)):
+            needed |= actions.get(method, set())
+    return needed
+
+
+class S3Grants(unittest.TestCase):
+    """Each function may do with the media bucket exactly what its code does (read, write, tag, abort), plus
+    ListBucket for the functions that read, so that a missing object answers 404 and not 403."""
+
+    def test_every_adapter_call_is_in_the_sdk_to_iam_table(self):
+        # `self.client.clone()` hands the client to a part writer; it is not a call to S3.
+        self.assertEqual(client_calls_outside_the_table(S3_ADAPTER, S3_SDK_TO_IAM) - {"clone"}, set())
+
+    def test_the_scan_sees_the_calls_it_must(self):
+        actions = s3_adapter_actions()
+        self.assertEqual(actions["presign_upload"], {"s3:PutObject", "s3:PutObjectTagging"}, "the pending tag")
+        self.assertEqual(actions["read_range"], {"s3:GetObject"})
+        self.assertEqual(actions["mark_kept"], {"s3:PutObjectTagging"})
+        self.assertEqual(actions["abort"], {"s3:AbortMultipartUpload"}, "through the abort_upload helper")
+
+    def test_each_function_is_granted_exactly_the_s3_actions_its_code_calls(self):
+        actions = s3_adapter_actions()
+        for resource, crate in FUNCTIONS.items():
+            with self.subTest(function=resource):
+                needed = s3_needed(crate, actions)
+                self.assertTrue(needed, f"{crate}: no blob call found; the scan is broken")
+                if "s3:GetObject" in needed:
+                    needed.add("s3:ListBucket")
+                granted = granted_actions(resource, "s3")
+                self.assertEqual(
+                    granted,
+                    needed,
+                    f"{resource}: granted but unused {sorted(granted - needed)}, "
+                    f"used but not granted {sorted(needed - granted)}",
+                )
 
 
 class EventBridgeGrants(unittest.TestCase):
