@@ -105,8 +105,8 @@ S3_TAGGING = re.compile(r"\.\s*tagging\s*\(")
 # `state.blobs\n    .presign_upload(`, `self.store.read_range(`, `writer.write_part(`.
 BLOB_CALL = re.compile(r"\b(?:blobs|store|writer)(?:\s*\.\s*(?:clone|as_ref)\s*\(\s*\))*\s*\.\s*(\w+)\s*\(")
 
-# The timer port's one method, and the functions that arm timers: the intake (posts due now) and the publisher (the
-# tick and its re-arms). The validator wakes nobody through SQS.
+# The timer port's one method, and the functions that arm timers: the intake (posts due now), the validator (posts
+# waiting for a verdict) and the publisher (the tick and its re-arms).
 TIMER_METHOD = "schedule"
 TIMER_USERS = {"IntakeApiFunction", "MediaValidatorFunction", "PublisherFunction"}
 # `self.timer.schedule(`, `state.timer\n    .schedule(`, `timer.clone().schedule(`, `Timer::schedule(`; not
@@ -430,7 +430,7 @@ class SqsGrants(unittest.TestCase):
         self.assertIn("send_message_batch", CLIENT_CALL.findall(without_tests(SQS_ADAPTER.read_text())))
         self.assertEqual(actions[TIMER_METHOD], {"sqs:SendMessage"})
 
-    def test_the_functions_that_arm_timers_are_the_intake_and_the_publisher(self):
+    def test_the_functions_that_arm_timers_are_the_intake_the_validator_and_the_publisher(self):
         # Stated by hand as well as derived: a scan that finds no call at all must fail, not pass with no grants.
         found = {resource for resource, crate in FUNCTIONS.items() if arms_timers(crate)}
         self.assertEqual(found, TIMER_USERS)
