@@ -925,3 +925,38 @@ async fn when_media_is_still_validating_the_post_waits_on_it_to_be_woken_by_the_
     p.stop().await;
     Ok(())
 }
+
+/// Events waiting in a post's outbox make it due at once, so that they are delivered; they must never make it go
+/// out early. With the bus down, a post scheduled an hour ahead is looked at now, keeps its event, and is not sent.
+#[tokio::test]
+async fn when_a_future_post_has_undelivered_events_should_not_publish_it_before_its_time() -> anyhow::Result<()> {
+    let p = Publishing::start(Options {
+        refuse_events: 100,
+        ..by_hand()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let video = p.video(4096, 10_000).await?;
+    let at = Utc::now() + Duration::hours(1);
+    let post = p
+        .schedule(&account, PostType::Video, vec![video], at, private_video_options())
+        .await?;
+    let mut stored = p.post(&post).await?;
+    let version = stored.version;
+    stored.note_scheduled(Utc::now());
+    stored.version += 1;
+    p.stores.posts.update_post(&stored, version).await?;
+    let due = p.post(&post).await?.due_at().expect("due for its outbox");
+    assert!(due < at, "due now, to deliver the event");
+
+    let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+
+    assert!(
+        matches!(handled, publisher::Handled::NotDue { due } if due > Utc::now() + Duration::minutes(59)),
+        "{handled:?}"
+    );
+    assert_eq!(inits(&p), 0, "nothing sent an hour early");
+    assert_eq!(p.post(&post).await?.outbox.len(), 1, "the event waits for the bus");
+    p.stop().await;
+    Ok(())
+}

@@ -36,7 +36,8 @@ pub(crate) async fn publish_scheduled(
 ) -> Result<Handled, PublisherError> {
     for _ in 0..CLAIM_ATTEMPTS {
         let now = deps.clock.now();
-        let Some(due) = post.due_at() else {
+        // The publish instant, not the due instant: undelivered events make a post due early, to deliver them.
+        let Some(due) = post.publish_at() else {
             return Ok(Handled::NothingToDo);
         };
         if deps.settings.too_early(due, now, deadline) {

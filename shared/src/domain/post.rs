@@ -454,14 +454,20 @@ impl Failure {
 }
 
 impl Post {
+    /// When a scheduled post may be sent to TikTok: its time, or later when a wait holds it back. Not [`Self::due_at`],
+    /// which is earlier while events wait in the outbox: that makes the post due for their delivery, never for its
+    /// publishing.
+    pub fn publish_at(&self) -> Option<DateTime<Utc>> {
+        self.scheduled_at
+            .map(|at| self.publish.not_before.map_or(at, |not_before| at.max(not_before)))
+    }
+
     /// When the post next needs the publisher, if ever: the due index holds exactly these posts.
     /// Scheduled posts at their time; publishing posts when their lease runs out (a stalled publisher is
     /// replaced); published posts when their TikTok status should be polled next.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
         let by_status = match self.status {
-            PostStatus::Scheduled => self
-                .scheduled_at
-                .map(|at| self.publish.not_before.map_or(at, |nb| at.max(nb))),
+            PostStatus::Scheduled => self.publish_at(),
             PostStatus::Publishing => self.publish.lease_until,
             PostStatus::Published => self.publish.next_poll_at,
             _ => None,
