@@ -192,6 +192,33 @@ impl TokenService {
         }
     }
 
+    /// Renews the refresh token (by a refresh, which rotates it) when it expires within `margin`; the instant the
+    /// refresh token now expires. A refresh TikTok refuses marks the account for a reconnect and announces it now,
+    /// long before a post would meet it.
+    pub async fn keep_alive(
+        &self,
+        id: &AccountId,
+        margin: Duration,
+    ) -> Result<chrono::DateTime<chrono::Utc>, TokenError> {
+        let token = self.access_token(id).await?;
+        let account = self.load(id).await?;
+        let expires_at = account.tokens.as_ref().map(|t| t.refresh_expires_at);
+        match expires_at {
+            Some(expires_at) if expires_at - margin > self.clock.now() => Ok(expires_at),
+            _ => {
+                self.replace_rejected(id, &token).await?;
+                let renewed = self.load(id).await?;
+                renewed
+                    .tokens
+                    .map(|t| t.refresh_expires_at)
+                    .ok_or_else(|| TokenError::NotConnected {
+                        id: id.clone(),
+                        status: renewed.status,
+                    })
+            }
+        }
+    }
+
     /// Marks the account as needing a reconnect and announces it; returns the error to give the caller.
     pub async fn require_reauth(&self, account: Account, reason: &str) -> TokenError {
         let id = account.id.clone();

@@ -960,3 +960,58 @@ async fn when_a_future_post_has_undelivered_events_should_not_publish_it_before_
     p.stop().await;
     Ok(())
 }
+
+/// Issue 12 §2: a post scheduled past the life of its account's refresh token has the token renewed before it
+/// expires (TikTok rotates refresh tokens on every refresh), months before the post's time, without sending it.
+#[tokio::test]
+async fn when_a_post_is_scheduled_past_its_refresh_token_should_renew_the_token_in_time() -> anyhow::Result<()> {
+    let p = Publishing::start(by_hand()).await?;
+    let account_id = p.connect(AccountSpec::public()).await?;
+    // The refresh token expires in a day: inside the renewal margin.
+    let mut account = p.stores.accounts.get_account(&account_id).await?.expect("account");
+    let version = account.version;
+    let expiring = Utc::now() + Duration::days(1);
+    if let Some(tokens) = account.tokens.as_mut() {
+        tokens.refresh_expires_at = expiring;
+    }
+    account.version += 1;
+    p.stores.accounts.update_account(&account, version).await?;
+    let video = p.video(4096, 10_000).await?;
+    let at = Utc::now() + Duration::days(30);
+    let post = p
+        .schedule(&account_id, PostType::Video, vec![video], at, private_video_options())
+        .await?;
+    // What the intake does at create and edit.
+    let mut stored = p.post(&post).await?;
+    let version = stored.version;
+    stored.plan_keepalive(expiring, Utc::now());
+    stored.version += 1;
+    p.stores.posts.update_post(&stored, version).await?;
+    assert!(
+        p.post(&post).await?.due_at().is_some_and(|due| due <= Utc::now()),
+        "due for the renewal now"
+    );
+
+    let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+
+    assert_eq!(handled, publisher::Handled::NotDue { due: at });
+    let refreshes = p
+        .sandbox
+        .requests_to(Endpoint::Token)
+        .iter()
+        .filter(|r| r.body.as_ref().and_then(|b| b["grant_type"].as_str()) == Some("refresh_token"))
+        .count();
+    assert_eq!(refreshes, 1, "one refresh renewed the refresh token");
+    let renewed = p.stores.accounts.get_account(&account_id).await?.expect("account");
+    let renewed_until = renewed.tokens.expect("tokens").refresh_expires_at;
+    assert!(
+        renewed_until > at,
+        "the new refresh token outlives the post: {renewed_until}"
+    );
+    let after = p.post(&post).await?;
+    assert_eq!(after.publish.keepalive_at, None, "no renewal needed any more");
+    assert_eq!(after.due_at(), Some(at));
+    assert_eq!(inits(&p), 0);
+    p.stop().await;
+    Ok(())
+}

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use shared::{
     accounts::{is_token_refused, TokenError},
-    domain::{Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS},
+    domain::{Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS, KEEPALIVE_MARGIN},
     ports::{BlobError, ByteRange, Wakeup},
     tiktok::{
         ChunkAck, ChunkPlan, ErrorClass, InitOutcome, PhotoPost, PhotoPostMode, SecretUrl, TikTokError,
@@ -41,6 +41,9 @@ pub(crate) async fn publish_scheduled(
             return Ok(Handled::NothingToDo);
         };
         if deps.settings.too_early(due, now, deadline) {
+            if post.publish.keepalive_at.is_some_and(|at| at <= now) {
+                return keep_alive(deps, &post, due).await;
+            }
             return Ok(Handled::NotDue { due });
         }
         // A post that would have to wait for an init slot anyway does not spend TikTok's creator_info budget first.
@@ -92,6 +95,35 @@ pub(crate) async fn publish_scheduled(
         }
     }
     Ok(Handled::Lost)
+}
+
+/// Renews the account's refresh token for a post scheduled past its life (see `Post::plan_keepalive`), then plans
+/// the next renewal, if the post still needs one. TikTok down: tried again in an hour. The account lost (TikTok
+/// refused the refresh): the token service has announced `account.reauth_required` now, months before the post's
+/// time, and the post waits for a reconnect (or fails at its time with the reason).
+async fn keep_alive(deps: &PublisherDeps, post: &Post, due: DateTime<Utc>) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    let next = match deps.tokens.keep_alive(&post.account_id, KEEPALIVE_MARGIN).await {
+        Ok(expires_at) => Some(expires_at),
+        Err(TokenError::Transient(e)) => {
+            tracing::warn!(post_id = %post.id, error = %e, "refresh token not renewed yet; trying again in an hour");
+            None
+        }
+        Err(e) => {
+            tracing::warn!(post_id = %post.id, error = %e, "refresh token cannot be renewed; the account must reconnect");
+            write(deps, post, |p| p.publish.keepalive_at = None).await?;
+            return Ok(Handled::NotDue { due });
+        }
+    };
+    let written = write(deps, post, |p| match next {
+        Some(expires_at) => p.plan_keepalive(expires_at, now),
+        None => p.publish.keepalive_at = Some(now + Duration::hours(1)),
+    })
+    .await?;
+    Ok(match written {
+        Some(_) => Handled::NotDue { due },
+        None => Handled::Lost,
+    })
 }
 
 /// A post left in `publishing` by a worker whose lease expired (a crash, a timeout): carry on from what was saved.

@@ -119,6 +119,12 @@ async fn look(
         }
     };
     let Some(at) = next else { return false };
+    // Beyond the dispatch window the schedule tick arms it as it comes near (the post is in the due index); arming it
+    // now would only chain SQS's 15-minute maximum delay for as long as the post waits (a day for a daily cap,
+    // months after a refresh-token renewal).
+    if at > deps.clock.now() + deps.settings.dispatch_window {
+        return false;
+    }
     let wakeup = Wakeup {
         post_id: post_id.clone(),
         at,

@@ -10,6 +10,7 @@ pub use media::{Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict
 pub use post::{
     AuditEntry, Failure, Post, PostOptions, PostStatus, PostType, Privacy, PublishProgress, Refusal, Resolution,
     RetryPolicy, Transfer, AMBIGUOUS_UPLOAD_REINITS, DAILY_CAP_CODES, DAILY_CAP_RETRIES, DAILY_CAP_WAIT,
+    KEEPALIVE_MARGIN,
 };
 pub use workspace::{ApiKey, Workspace};
 

@@ -250,6 +250,10 @@ pub struct PublishProgress {
     /// before this instant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before: Option<DateTime<Utc>>,
+    /// When the account's refresh token must be renewed for this post to find it alive at its time (a post
+    /// scheduled further ahead than the token lives; see [`Post::plan_keepalive`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_at: Option<DateTime<Utc>>,
     /// Times TikTok's daily cap deferred the post by a day (at most [`DAILY_CAP_RETRIES`]).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub cap_deferrals: u32,
@@ -274,6 +278,8 @@ pub const DAILY_CAP_RETRIES: u32 = 1;
 /// received, and the first init's upload URL dies unused within the hour. Once, so that a TikTok that keeps timing out
 /// does not collect abandoned drafts; a PULL_FROM_URL init (TikTok may already be pulling) is never sent again.
 pub const AMBIGUOUS_UPLOAD_REINITS: u32 = 1;
+/// How long before a refresh token expires a post scheduled past it has the token renewed ([`Post::plan_keepalive`]).
+pub const KEEPALIVE_MARGIN: chrono::Duration = chrono::Duration::days(7);
 /// TikTok's processing failures it calls retryable (`internal`, failed pulls): sent again this many times, the n-th
 /// after `PROCESSING_RETRY_WAIT` × 2ⁿ⁻¹, then the post fails with the last reason.
 pub const PROCESSING_RETRIES: u32 = 2;
@@ -462,12 +468,27 @@ impl Post {
             .map(|at| self.publish.not_before.map_or(at, |not_before| at.max(not_before)))
     }
 
+    /// Plans the renewal of the account's refresh token (expiring at `refresh_expires_at`) that a scheduled post
+    /// needs: TikTok's refresh tokens live months, not a year, and a post scheduled past the token's life would
+    /// find the account disconnected at its time. Renewed [`KEEPALIVE_MARGIN`] before expiry; none when the post
+    /// goes out first.
+    pub fn plan_keepalive(&mut self, refresh_expires_at: DateTime<Utc>, now: DateTime<Utc>) {
+        let renew_at = refresh_expires_at - KEEPALIVE_MARGIN;
+        self.publish.keepalive_at = match (self.status, self.publish_at()) {
+            (PostStatus::Scheduled, Some(at)) if at > renew_at => Some(renew_at.max(now)),
+            _ => None,
+        };
+    }
+
     /// When the post next needs the publisher, if ever: the due index holds exactly these posts.
     /// Scheduled posts at their time; publishing posts when their lease runs out (a stalled publisher is
     /// replaced); published posts when their TikTok status should be polled next.
     pub fn due_at(&self) -> Option<DateTime<Utc>> {
         let by_status = match self.status {
-            PostStatus::Scheduled => self.publish_at(),
+            PostStatus::Scheduled => match (self.publish_at(), self.publish.keepalive_at) {
+                (Some(at), Some(keepalive)) => Some(at.min(keepalive)),
+                (at, _) => at,
+            },
             PostStatus::Publishing => self.publish.lease_until,
             PostStatus::Published => self.publish.next_poll_at,
             _ => None,
@@ -574,6 +595,7 @@ impl Post {
             cap_deferrals: earlier.cap_deferrals,
             upload_reinits: earlier.upload_reinits,
             processing_retries: earlier.processing_retries,
+            keepalive_at: earlier.keepalive_at,
             not_before: Some(until),
             ..PublishProgress::default()
         };
@@ -1014,6 +1036,28 @@ mod tests {
             kinds,
             [EventType::PostDeferred, EventType::PostDeferred, EventType::PostFailed]
         );
+    }
+
+    #[test]
+    fn a_post_scheduled_past_its_refresh_token_plans_a_renewal_and_is_due_for_it_first() {
+        let mut p = post(PostStatus::Scheduled, None);
+        p.scheduled_at = Some(now() + chrono::Duration::days(300));
+        p.plan_keepalive(now() + chrono::Duration::days(180), now());
+        let renew_at = now() + chrono::Duration::days(173);
+        assert_eq!(p.publish.keepalive_at, Some(renew_at));
+        assert_eq!(p.due_at(), Some(renew_at), "due for the renewal first");
+        assert_eq!(p.publish_at(), p.scheduled_at, "published at its own time");
+        // Renewed: the token now outlives the post.
+        p.plan_keepalive(now() + chrono::Duration::days(180 + 173), now());
+        assert_eq!(p.publish.keepalive_at, None);
+        assert_eq!(p.due_at(), p.scheduled_at);
+        // A token already inside its margin is renewed at once.
+        p.plan_keepalive(now() + chrono::Duration::days(2), now());
+        assert_eq!(p.publish.keepalive_at, Some(now()));
+        // Drafts plan nothing.
+        let mut draft = post(PostStatus::Draft, None);
+        draft.plan_keepalive(now(), now());
+        assert_eq!(draft.publish.keepalive_at, None);
     }
 
     #[test]

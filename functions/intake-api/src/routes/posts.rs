@@ -468,7 +468,12 @@ async fn checked(
             return Err(ApiError::Validation(std::mem::take(violations)));
         }
     }
-    build(draft, warnings, now).ok_or_else(|| ApiError::internal("a draft without violations lacked a required field"))
+    let mut post = build(draft, warnings, now)
+        .ok_or_else(|| ApiError::internal("a draft without violations lacked a required field"))?;
+    if let Some(tokens) = account.as_ref().and_then(|account| account.tokens.as_ref()) {
+        post.plan_keepalive(tokens.refresh_expires_at, now);
+    }
+    Ok(post)
 }
 
 /// A post that will publish, against the creator's TikTok settings now, so that what would fail at fire time fails
