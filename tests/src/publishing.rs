@@ -376,6 +376,38 @@ impl Publishing {
         self.stores.posts.get_post(id).await?.context("post vanished")
     }
 
+    /// Changes the stored post as another writer would (one compare-and-set), for arranging a test.
+    pub async fn edit_post(&self, id: &PostId, change: impl FnOnce(&mut Post)) -> anyhow::Result<()> {
+        let current = self.post(id).await?;
+        let mut next = current.clone();
+        change(&mut next);
+        next.version = current.version + 1;
+        Ok(self.stores.posts.update_post(&next, current.version).await?)
+    }
+
+    /// [`Self::edit_post`] for a media record.
+    pub async fn edit_media(&self, id: &MediaId, change: impl FnOnce(&mut Media)) -> anyhow::Result<()> {
+        let current = self.stores.media.get_media(id).await?.context("media vanished")?;
+        let mut next = current.clone();
+        change(&mut next);
+        next.version = current.version + 1;
+        Ok(self.stores.media.update_media(&next, current.version).await?)
+    }
+
+    /// [`Self::edit_post`] for an account.
+    pub async fn edit_account(&self, id: &AccountId, change: impl FnOnce(&mut Account)) -> anyhow::Result<()> {
+        let current = self
+            .stores
+            .accounts
+            .get_account(id)
+            .await?
+            .context("account vanished")?;
+        let mut next = current.clone();
+        change(&mut next);
+        next.version = current.version + 1;
+        Ok(self.stores.accounts.update_account(&next, current.version).await?)
+    }
+
     /// Waits until the post is in one of `statuses` (and its outbox delivered), or fails after `timeout`.
     pub async fn wait_for(&self, id: &PostId, statuses: &[PostStatus], timeout: StdDuration) -> anyhow::Result<Post> {
         self.wait_until(id, |post| statuses.contains(&post.status), timeout)

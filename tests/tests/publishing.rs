@@ -152,15 +152,14 @@ async fn when_a_post_is_canceled_or_rescheduled_after_dispatch_should_not_publis
     // Both are handed out now (due within the look-ahead) and wait in their workers.
     tokio::time::sleep(StdDuration::from_millis(500)).await;
     for (id, change) in [(&canceled, 0), (&moved, 1)] {
-        let post = p.post(id).await?;
-        let mut next = post.clone();
-        if change == 0 {
-            next.status = PostStatus::Canceled;
-        } else {
-            next.scheduled_at = Some(at + Duration::hours(1));
-        }
-        next.version += 1;
-        p.stores.posts.update_post(&next, post.version).await?;
+        p.edit_post(id, |next| {
+            if change == 0 {
+                next.status = PostStatus::Canceled;
+            } else {
+                next.scheduled_at = Some(at + Duration::hours(1));
+            }
+        })
+        .await?;
     }
     tokio::time::sleep(StdDuration::from_secs(4)).await;
     assert_eq!(inits(&p), 0, "neither the canceled nor the rescheduled post was sent");
@@ -890,11 +889,8 @@ async fn when_media_is_still_validating_the_post_waits_on_it_to_be_woken_by_the_
     let p = Publishing::start(by_hand()).await?;
     let account = p.connect(AccountSpec::public()).await?;
     let video = p.video(4096, 10_000).await?;
-    let mut media = p.stores.media.get_media(&video).await?.expect("media");
-    let version = media.version;
-    media.status = MediaStatus::Validating;
-    media.version += 1;
-    p.stores.media.update_media(&media, version).await?;
+    p.edit_media(&video, |media| media.status = MediaStatus::Validating)
+        .await?;
     let post = p
         .schedule(
             &account,
@@ -941,11 +937,7 @@ async fn when_a_future_post_has_undelivered_events_should_not_publish_it_before_
     let post = p
         .schedule(&account, PostType::Video, vec![video], at, private_video_options())
         .await?;
-    let mut stored = p.post(&post).await?;
-    let version = stored.version;
-    stored.note_scheduled(Utc::now());
-    stored.version += 1;
-    p.stores.posts.update_post(&stored, version).await?;
+    p.edit_post(&post, |stored| stored.note_scheduled(Utc::now())).await?;
     let due = p.post(&post).await?.due_at().expect("due for its outbox");
     assert!(due < at, "due now, to deliver the event");
 
@@ -968,25 +960,21 @@ async fn when_a_post_is_scheduled_past_its_refresh_token_should_renew_the_token_
     let p = Publishing::start(by_hand()).await?;
     let account_id = p.connect(AccountSpec::public()).await?;
     // The refresh token expires in a day: inside the renewal margin.
-    let mut account = p.stores.accounts.get_account(&account_id).await?.expect("account");
-    let version = account.version;
     let expiring = Utc::now() + Duration::days(1);
-    if let Some(tokens) = account.tokens.as_mut() {
-        tokens.refresh_expires_at = expiring;
-    }
-    account.version += 1;
-    p.stores.accounts.update_account(&account, version).await?;
+    p.edit_account(&account_id, |account| {
+        if let Some(tokens) = account.tokens.as_mut() {
+            tokens.refresh_expires_at = expiring;
+        }
+    })
+    .await?;
     let video = p.video(4096, 10_000).await?;
     let at = Utc::now() + Duration::days(30);
     let post = p
         .schedule(&account_id, PostType::Video, vec![video], at, private_video_options())
         .await?;
     // What the intake does at create and edit.
-    let mut stored = p.post(&post).await?;
-    let version = stored.version;
-    stored.plan_keepalive(expiring, Utc::now());
-    stored.version += 1;
-    p.stores.posts.update_post(&stored, version).await?;
+    p.edit_post(&post, |stored| stored.plan_keepalive(expiring, Utc::now()))
+        .await?;
     assert!(
         p.post(&post).await?.due_at().is_some_and(|due| due <= Utc::now()),
         "due for the renewal now"
