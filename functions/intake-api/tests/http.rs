@@ -938,18 +938,16 @@ async fn when_the_media_or_account_went_bad_should_refuse_the_retry_with_the_sam
 #[tokio::test]
 async fn when_retrying_could_double_post_or_the_post_has_not_failed_should_refuse_with_409() {
     let app = TestApp::new().await;
-    let accepted = ended(&app, PostStatus::Failed, "internal").await;
-    as_publisher_left_it(&app, &accepted, |post| {
+    let tracking = ended(&app, PostStatus::Failed, "tracking_timeout").await;
+    as_publisher_left_it(&app, &tracking, |post| {
         post.publish.publish_id = Some("v_pub_file~v2.123".into())
     })
     .await;
-    let tracking = ended(&app, PostStatus::Failed, "tracking_timeout").await;
     let banned = ended(&app, PostStatus::Failed, "spam_risk_user_banned_from_posting").await;
     let in_review = ended(&app, PostStatus::NeedsReview, "init_outcome_unknown").await;
     let completed = ended(&app, PostStatus::Completed, "unused").await;
     let scheduled = created(&app, app.video_post()).await;
     for (id, code) in [
-        (&accepted, "may_double_post"),
         (&tracking, "may_double_post"),
         (&banned, "not_retryable"),
         (&in_review, "needs_review"),
@@ -968,6 +966,25 @@ async fn when_retrying_could_double_post_or_the_post_has_not_failed_should_refus
         );
     }
     assert!(!event_types(&app).contains(&EventType::PostRetried));
+}
+
+#[tokio::test]
+async fn when_tiktok_reported_the_post_failed_should_retry_it_despite_its_publish_id() {
+    // TikTok's `FAILED` is final, so the post is not live: a user who fixed the file may send it again.
+    let app = TestApp::new().await;
+    let refused = ended(&app, PostStatus::Failed, "file_format_check_failed").await;
+    as_publisher_left_it(&app, &refused, |post| {
+        post.publish.publish_id = Some("v_pub_file~v2.123".into())
+    })
+    .await;
+    let reply = retry(&app, &refused, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["status"], "scheduled");
+    assert_eq!(
+        stored(&app, &refused).await.publish.publish_id,
+        None,
+        "the next init starts afresh"
+    );
 }
 
 #[tokio::test]
@@ -1286,4 +1303,60 @@ async fn when_asked_for_the_openapi_document_should_list_every_route() {
             );
         }
     }
+}
+
+// ---------------------------------------------------------------- refresh-token keepalive
+
+/// Issue 12 §2: TikTok's refresh tokens live months, not a year. A post that goes out after its account's refresh
+/// token expires has a renewal planned a week before that, at create and at edit, and is due for it then; a post
+/// that goes out first needs none.
+#[tokio::test]
+async fn when_a_post_goes_out_after_the_accounts_refresh_token_expires_should_plan_the_renewal() {
+    let app = TestApp::new().await;
+    let now = support::start();
+    let refresh_expires_at = now + chrono::Duration::days(20);
+    let mut account = app.stores.accounts.get_account(&app.a.account).await.unwrap().unwrap();
+    account.tokens = Some(shared::domain::SealedTokens {
+        access_token: "sealed-access".into(),
+        access_expires_at: now + chrono::Duration::hours(2),
+        refresh_token: "sealed-refresh".into(),
+        refresh_expires_at,
+    });
+    account.version += 1;
+    app.stores
+        .accounts
+        .update_account(&account, account.version - 1)
+        .await
+        .unwrap();
+    let renew_at = refresh_expires_at - shared::domain::KEEPALIVE_MARGIN;
+    let schedule = |days: i64| {
+        let mut body = app.video_post();
+        body["scheduledAt"] = json!(now + chrono::Duration::days(days));
+        body
+    };
+
+    let late = app.post_as(&app.a, schedule(30)).await;
+    let soon = app.post_as(&app.a, schedule(2)).await;
+
+    assert_eq!(late.status, StatusCode::CREATED, "{}", late.body);
+    let late = stored(&app, late.body["id"].as_str().unwrap()).await;
+    assert_eq!(late.publish.keepalive_at, Some(renew_at));
+    assert_eq!(late.due_at(), Some(renew_at), "due for the renewal, not its publishing");
+    let soon_id = soon.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        stored(&app, &soon_id).await.publish.keepalive_at,
+        None,
+        "goes out first"
+    );
+
+    let moved = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/posts/{soon_id}"),
+            Some(&app.a.key),
+            Some(json!({"scheduledAt": now + chrono::Duration::days(40)})),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
+    assert_eq!(stored(&app, &soon_id).await.publish.keepalive_at, Some(renew_at));
 }

@@ -641,7 +641,7 @@ impl Post {
 /// The transitions callers ask for through the API, each with its event in the outbox and an entry in the audit
 /// trail. `by` is the caller's API key id. Callers bump `version` and `updated_at` when they write.
 impl Post {
-    /// Why `retry` is refused, if it is: only failed posts TikTok never accepted, for a failure a user can fix.
+    /// Why `retry` is refused, if it is: only failed posts that are not on TikTok, for a failure a user can fix.
     pub fn retry_refusal(&self) -> Option<Refusal> {
         match self.status {
             PostStatus::Failed => {}
@@ -666,13 +666,12 @@ impl Post {
                 ))
             }
         }
-        let confirmed_absent = self.failure.as_ref().is_some_and(|f| f.code == NOT_PUBLISHED_CONFIRMED);
-        if let Some(publish_id) = self.publish.publish_id.as_deref().filter(|_| !confirmed_absent) {
-            return Some(may_double_post(&self.id, Some(publish_id)));
-        }
+        // A publish id alone does not make a failed post possibly live: a post fails after TikTok's init only when
+        // TikTok reported it `FAILED` (its verdict is final) or never got all of its bytes. Failures that leave the
+        // outcome open end in `needs_review`, or carry a `MayBeLive` code in records from before that.
         match self.failure.as_ref().map(Failure::retry_policy) {
             None | Some(RetryPolicy::AfterFix) => None,
-            Some(RetryPolicy::MayBeLive) => Some(may_double_post(&self.id, None)),
+            Some(RetryPolicy::MayBeLive) => Some(may_double_post(&self.id, self.publish.publish_id.as_deref())),
             Some(RetryPolicy::Never) => {
                 let failure = self.failure.as_ref().map(|f| format!("{}: {}", f.code, f.message));
                 Some(Refusal::new(
@@ -955,11 +954,19 @@ mod tests {
             refused(post(PostStatus::Failed, Some("spam_risk_user_banned_from_posting"))),
             Some("not_retryable")
         );
-        let mut accepted = post(PostStatus::Failed, Some("internal"));
+        let mut accepted = post(PostStatus::Failed, Some("tracking_timeout"));
         accepted.publish.publish_id = Some("v_pub_1".into());
         assert_eq!(refused(accepted.clone()), Some("may_double_post"));
         accepted.failure = Some(Failure::new(NOT_PUBLISHED_CONFIRMED, "checked"));
         assert_eq!(refused(accepted), None, "a person confirmed it is not on TikTok");
+    }
+
+    #[test]
+    fn a_post_tiktok_reported_failed_is_retryable_after_a_fix() {
+        // TikTok's `FAILED` is final: the post is not live, whatever publish id it had.
+        let mut refused_by_tiktok = post(PostStatus::Failed, Some("file_format_check_failed"));
+        refused_by_tiktok.publish.publish_id = Some("v_pub_1".into());
+        assert_eq!(refused_by_tiktok.retry_refusal(), None);
     }
 
     #[test]

@@ -323,7 +323,7 @@ pub async fn delete_post(
         (status = 400, description = "Malformed JSON or an unreadable path", body = ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = ErrorBody),
         (status = 404, description = "No such post in this workspace", body = ErrorBody),
-        (status = 409, description = "Not retryable: `may_double_post` (TikTok accepted the post, or may have), \
+        (status = 409, description = "Not retryable: `may_double_post` (TikTok may have published it), \
                                       `needs_review` (resolve it first), `not_retryable` (not failed, or failed for \
                                       a reason retrying cannot fix), `concurrent_update`", body = ErrorBody),
         (status = 413, description = "Body over 1 MB", body = ErrorBody),
