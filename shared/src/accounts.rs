@@ -9,11 +9,11 @@ use secrecy::SecretString;
 use serde_json::json;
 
 use crate::{
-    domain::{Account, AccountStatus},
+    domain::{Account, AccountStatus, PostStatus},
     events::{Event, EventType},
     ids::AccountId,
     outbox::deliver_account_outbox,
-    ports::{AccountRepo, BoxError, EventSink, StoreError},
+    ports::{AccountRepo, BoxError, EventSink, PostFilter, PostRepo, StoreError, Stores},
     tiktok::{oauth::needs_refresh, CipherError, ErrorClass, TikTokClient, TikTokError, TokenCipher},
     Clock,
 };
@@ -55,9 +55,60 @@ impl std::fmt::Debug for AccessToken {
     }
 }
 
+/// How many of an account's scheduled posts `account.reauth_required` names; `morePostsAtRisk` says when there are
+/// more. One listing query, so that announcing a disconnect stays cheap for an account with a year of posts.
+pub const POSTS_AT_RISK_LISTED: usize = 100;
+
+/// The posts that fail at their time unless the user reconnects the account first: its scheduled posts, soonest
+/// first. Told with `account.reauth_required` so the product can say what is at stake, not only that something is.
+pub struct PostsAtRisk {
+    posts: Vec<serde_json::Value>,
+    more: bool,
+}
+
+impl PostsAtRisk {
+    /// `None` when the posts could not be listed: the announcement goes out without them rather than not at all.
+    pub async fn of(posts: &dyn PostRepo, account: &Account) -> Option<Self> {
+        let filter = PostFilter {
+            account_id: Some(account.id.clone()),
+            status: Some(PostStatus::Scheduled),
+        };
+        match posts
+            .list_posts(&account.workspace_id, &filter, POSTS_AT_RISK_LISTED, None)
+            .await
+        {
+            Ok(mut page) => {
+                page.items.sort_by_key(|post| post.publish_at());
+                Some(Self {
+                    posts: page
+                        .items
+                        .iter()
+                        .map(|post| json!({ "postId": post.id, "scheduledAt": post.publish_at() }))
+                        .collect(),
+                    more: page.next_cursor.is_some(),
+                })
+            }
+            Err(error) => {
+                tracing::warn!(account_id = %account.id, %error, "posts at risk not listed in account.reauth_required");
+                None
+            }
+        }
+    }
+
+    /// The event's `data` with `postsAtRisk` and `morePostsAtRisk` added.
+    pub fn added_to(at_risk: Option<&Self>, mut data: serde_json::Value) -> serde_json::Value {
+        if let (Some(at_risk), Some(fields)) = (at_risk, data.as_object_mut()) {
+            fields.insert("postsAtRisk".into(), serde_json::Value::Array(at_risk.posts.clone()));
+            fields.insert("morePostsAtRisk".into(), serde_json::Value::Bool(at_risk.more));
+        }
+        data
+    }
+}
+
 #[derive(Clone)]
 pub struct TokenService {
     accounts: Arc<dyn AccountRepo>,
+    posts: Arc<dyn PostRepo>,
     client: TikTokClient,
     cipher: Arc<TokenCipher>,
     events: Arc<dyn EventSink>,
@@ -66,14 +117,15 @@ pub struct TokenService {
 
 impl TokenService {
     pub fn new(
-        accounts: Arc<dyn AccountRepo>,
+        stores: &Stores,
         client: TikTokClient,
         cipher: Arc<TokenCipher>,
         events: Arc<dyn EventSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
-            accounts,
+            accounts: stores.accounts.clone(),
+            posts: stores.posts.clone(),
             client,
             cipher,
             events,
@@ -222,13 +274,18 @@ impl TokenService {
     /// Marks the account as needing a reconnect and announces it; returns the error to give the caller.
     pub async fn require_reauth(&self, account: Account, reason: &str) -> TokenError {
         let id = account.id.clone();
+        let at_risk = match account.status {
+            AccountStatus::ReauthRequired => None,
+            _ => PostsAtRisk::of(self.posts.as_ref(), &account).await,
+        };
         let updated = self
             .save(&id, |account, now| {
                 // Announced once, by the write that makes the change, through the account's outbox.
                 if account.status != AccountStatus::ReauthRequired {
+                    let data = PostsAtRisk::added_to(at_risk.as_ref(), json!({ "reason": reason }));
                     let event = Event::new(EventType::AccountReauthRequired, account.workspace_id.clone(), now)
                         .account(&account.id)
-                        .data(json!({ "reason": reason }));
+                        .data(data);
                     account.outbox.push(event);
                 }
                 account.status = AccountStatus::ReauthRequired;

@@ -90,7 +90,7 @@ async fn child(size: u64) -> anyhow::Result<()> {
         upload_hosts: shared::tiktok::UploadHosts::host_of(&sandbox_url).context("SANDBOX_URL has no host")?,
     };
     let tokens = TokenService::new(
-        stores.accounts.clone(),
+        &stores,
         TikTokClient::new(tiktok)?,
         cipher.clone(),
         events.clone(),

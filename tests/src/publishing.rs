@@ -217,7 +217,7 @@ impl Publishing {
     pub fn deps_with_clock(&self, clock: Arc<dyn shared::Clock>) -> PublisherDeps {
         let deps = &self.deps;
         let tokens = TokenService::new(
-            self.stores.accounts.clone(),
+            &self.stores,
             deps.tokens.client().clone(),
             self.cipher.clone(),
             deps.events.clone(),
@@ -484,7 +484,7 @@ struct DepsParts {
 impl DepsParts {
     fn build(&self, settings: PublisherSettings, timer: Arc<dyn Timer>) -> Arc<PublisherDeps> {
         let tokens = TokenService::new(
-            self.stores.accounts.clone(),
+            &self.stores,
             self.tiktok.clone(),
             self.cipher.clone(),
             self.bus.clone(),

@@ -1003,3 +1003,76 @@ async fn when_a_post_is_scheduled_past_its_refresh_token_should_renew_the_token_
     p.stop().await;
     Ok(())
 }
+
+/// Issue 12 §2: an account whose refresh TikTok refuses is announced as soon as the renewal finds out, months before
+/// its posts' times, with the posts that fail unless the user reconnects first.
+#[tokio::test]
+async fn when_the_refresh_token_cannot_be_renewed_should_announce_reauth_with_the_posts_at_risk() -> anyhow::Result<()>
+{
+    let p = Publishing::start(by_hand()).await?;
+    let account_id = p.connect(AccountSpec::public()).await?;
+    let expiring = Utc::now() + Duration::days(1);
+    p.edit_account(&account_id, |account| {
+        if let Some(tokens) = account.tokens.as_mut() {
+            tokens.refresh_expires_at = expiring;
+        }
+    })
+    .await?;
+    let mut posts = Vec::new();
+    for days in [60, 30] {
+        let video = p.video(4096, 10_000).await?;
+        let at = Utc::now() + Duration::days(days);
+        let post = p
+            .schedule(&account_id, PostType::Video, vec![video], at, private_video_options())
+            .await?;
+        p.edit_post(&post, |stored| stored.plan_keepalive(expiring, Utc::now()))
+            .await?;
+        posts.push((post, at));
+    }
+    p.sandbox.inject_fault(FaultSpec::new(
+        Endpoint::Token,
+        FaultAction::Respond {
+            status: 400,
+            code: Some("invalid_grant".into()),
+            message: Some("Refresh token is invalid or expired.".into()),
+        },
+    ));
+
+    let (soonest, soonest_at) = posts[1].clone();
+    let handled = publisher::handle_due(&p.deps, &soonest, Utc::now() + Duration::minutes(15)).await?;
+
+    assert_eq!(handled, publisher::Handled::NotDue { due: soonest_at });
+    let account = p.stores.accounts.get_account(&account_id).await?.expect("account");
+    assert_eq!(account.status, shared::domain::AccountStatus::ReauthRequired);
+    let announced: Vec<_> = p
+        .events()?
+        .into_iter()
+        .filter(|e| e.event_type == shared::events::EventType::AccountReauthRequired)
+        .collect();
+    assert_eq!(announced.len(), 1, "announced once");
+    let at_risk: Vec<(String, String)> = announced[0].data["postsAtRisk"]
+        .as_array()
+        .expect("postsAtRisk")
+        .iter()
+        .map(|p| {
+            (
+                p["postId"].as_str().unwrap_or_default().to_owned(),
+                p["scheduledAt"].to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [&posts[1], &posts[0]]
+        .iter()
+        .map(|(id, at)| (id.to_string(), serde_json::json!(at).to_string()))
+        .collect();
+    assert_eq!(at_risk, expected, "both posts, soonest first");
+    assert_eq!(announced[0].data["morePostsAtRisk"], false);
+    assert_eq!(
+        p.post(&soonest).await?.status,
+        PostStatus::Scheduled,
+        "it waits for a reconnect"
+    );
+    assert_eq!(inits(&p), 0);
+    p.stop().await;
+    Ok(())
+}

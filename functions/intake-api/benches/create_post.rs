@@ -87,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         upload_hosts: UploadHosts::tiktok(),
     };
     let tokens = TokenService::new(
-        stores.accounts.clone(),
+        &stores,
         TikTokClient::new(tiktok)?,
         Arc::new(TokenCipher::new(&[1; 32])),
         events.clone(),

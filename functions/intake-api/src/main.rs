@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let aws = AwsAdapters::connect(&config.resources, &env).await;
     let clock = Arc::new(SystemClock);
     let tokens = TokenService::new(
-        aws.stores.accounts.clone(),
+        &aws.stores,
         TikTokClient::with_clock(config.tiktok, clock.clone())?,
         Arc::new(config.token_cipher),
         aws.events.clone(),

@@ -347,6 +347,46 @@ async fn when_the_user_removes_the_app_should_disconnect_each_of_their_accounts_
     assert_eq!(deliver(&app, &stranger).await.body, json!({ "outcome": "ignored" }));
 }
 
+/// Issue 12 §2: the announcement names the posts that fail unless the user reconnects first, soonest first.
+#[tokio::test]
+async fn when_the_user_removes_the_app_should_name_the_accounts_scheduled_posts_at_risk() {
+    let app = TestApp::new().await;
+    let mut scheduled = Vec::new();
+    for hours in [48, 24] {
+        let mut body = app.video_post();
+        body["scheduledAt"] = json!(app.clock.now() + Duration::hours(hours));
+        let reply = app.post_as(&app.a, body).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        scheduled.push(reply.body["id"].clone());
+    }
+    let mut draft = app.video_post();
+    draft["status"] = json!("draft");
+    assert_eq!(app.post_as(&app.a, draft).await.status, StatusCode::CREATED);
+    let account = app.stores.accounts.get_account(&app.a.account).await.unwrap().unwrap();
+
+    let removed = envelope("authorization.removed", &account.open_id, json!({ "reason": 1 }));
+    assert_eq!(deliver(&app, &removed).await.body, json!({ "outcome": "applied" }));
+
+    let announced = app
+        .events
+        .events()
+        .into_iter()
+        .find(|e| e.event_type == EventType::AccountReauthRequired)
+        .expect("announced");
+    let at_risk: Vec<_> = announced.data["postsAtRisk"]
+        .as_array()
+        .expect("postsAtRisk")
+        .iter()
+        .map(|p| p["postId"].clone())
+        .collect();
+    assert_eq!(
+        at_risk,
+        [scheduled[1].clone(), scheduled[0].clone()],
+        "scheduled ones, soonest first; no draft"
+    );
+    assert_eq!(announced.data["morePostsAtRisk"], false);
+}
+
 /// Issue 12 §4: `account.reauth_required` travels through the account's outbox, written by the same write as the
 /// disconnect: a bus that refuses keeps it there, and it leaves the next time the account's tokens are asked for
 /// (here the composer's creator-info; in the publisher, every due post of the account).

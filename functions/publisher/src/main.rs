@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     let aws = AwsAdapters::connect(&config.resources, &env).await;
     let clock = Arc::new(SystemClock);
     let tokens = TokenService::new(
-        aws.stores.accounts.clone(),
+        &aws.stores,
         TikTokClient::new(config.tiktok)?,
         cipher,
         aws.events.clone(),

@@ -105,7 +105,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
     let cipher = TokenCipher::from_base64_key(&SecretString::from(token_key))
         .with_context(|| format!("the token key ({TOKEN_KEY_VARIABLE} or tokenKey in secrets.json) is unusable"))?;
     let tokens = TokenService::new(
-        adapters.stores.accounts.clone(),
+        &adapters.stores,
         TikTokClient::with_clock(tiktok.config.clone(), clock.clone())?,
         Arc::new(cipher),
         adapters.events.clone(),

@@ -11,7 +11,8 @@ use axum::{extract::State, http::HeaderMap, Json};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use shared::{
-    domain::{AccountStatus, Post, PostStatus},
+    accounts::PostsAtRisk,
+    domain::{Account, AccountStatus, Post, PostStatus},
     events::{Event, EventType},
     outbox::{deliver_account_outbox, deliver_outbox},
     ports::StoreError,
@@ -208,17 +209,24 @@ async fn disconnect_user(
     }
     let mut outcome = WebhookOutcome::Unchanged;
     for account in accounts {
+        let at_risk = if is_disconnected(&account) {
+            None
+        } else {
+            PostsAtRisk::of(state.stores.posts.as_ref(), &account).await
+        };
         // Judged on every read of the compare-and-set, so a reconnect that lands meanwhile is never undone either.
         let written = update_account(state, account, |account, now| {
-            let already = account.status == AccountStatus::Disconnected && account.tokens.is_none();
             // TikTok counts whole seconds: a connection in the same second as the removal counts as before it.
-            if already || account.connected_at.timestamp() > removed_at.timestamp() {
+            if is_disconnected(account) || account.connected_at.timestamp() > removed_at.timestamp() {
                 return false;
             }
             forget_tokens(account, now);
             let event = Event::new(EventType::AccountReauthRequired, account.workspace_id.clone(), now)
                 .account(&account.id)
-                .data(json!({ "reason": "authorization_removed", "tiktokReason": reason, "status": "disconnected" }));
+                .data(PostsAtRisk::added_to(
+                    at_risk.as_ref(),
+                    json!({ "reason": "authorization_removed", "tiktokReason": reason, "status": "disconnected" }),
+                ));
             account.outbox.push(event);
             true
         })
@@ -237,4 +245,8 @@ async fn disconnect_user(
         }
     }
     Ok(outcome)
+}
+
+fn is_disconnected(account: &Account) -> bool {
+    account.status == AccountStatus::Disconnected && account.tokens.is_none()
 }

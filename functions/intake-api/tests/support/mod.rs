@@ -163,7 +163,7 @@ impl TestApp {
         let timer = Arc::new(RecordingTimer::default());
         let clock = ManualClock::at(start());
         let tokens = TokenService::new(
-            stores.accounts.clone(),
+            &stores,
             TikTokClient::with_clock(tiktok, Arc::new(clock.clone())).expect("client builds"),
             Arc::new(TokenCipher::new(&[5; 32])),
             events.clone(),
