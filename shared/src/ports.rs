@@ -71,12 +71,31 @@ pub struct IdempotencyRecord {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The single-use `state` of an OAuth connect, bound to the workspace that started it.
+/// The single-use `state` of an OAuth connect, bound to the workspace that started it; and, under a new single-use
+/// value, the connection TikTok authorized, waiting for that workspace to claim it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthState {
     pub state: String,
     pub workspace_id: WorkspaceId,
     pub expires_at: DateTime<Utc>,
+    /// Set once TikTok authorized: `state` is then the connection's id, handed only to the browser that completed
+    /// the authorization.
+    pub connection: Option<PendingConnection>,
+}
+
+/// What one TikTok authorization grants, kept until the workspace that started it claims it: the callback cannot
+/// tell who completed it (anyone with an API key can send a creator an authorize link), so it attaches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingConnection {
+    pub open_id: String,
+    pub scopes: Vec<String>,
+    pub tokens: crate::domain::SealedTokens,
+    pub display_name: String,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 #[async_trait]

@@ -160,8 +160,18 @@ async fn when_accounts_connect_through_the_runner_should_list_them_with_their_sc
         "{callback}"
     );
     let code = query_value(&callback, "code")?;
-    let (status, connected) = transcript
+    let (status, authorized) = transcript
         .record("callback", browser.get(&callback).send().await?)
+        .await?;
+    assert_eq!(status, StatusCode::OK, "{authorized}");
+    let connection = authorized["connectionId"].as_str().context("a connection to claim")?;
+    let (status, connected) = transcript
+        .record(
+            "claim",
+            api(Method::POST, &format!("/v1/accounts/tiktok/connections/{connection}"))
+                .send()
+                .await?,
+        )
         .await?;
     assert_eq!(status, StatusCode::CREATED, "{connected}");
     let second_account: AccountId = connected["id"].as_str().context("an account id")?.parse()?;

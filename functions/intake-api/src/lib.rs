@@ -119,6 +119,7 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::accounts::list_accounts))
         .routes(routes!(routes::connect::connect))
         .routes(routes!(routes::connect::callback))
+        .routes(routes!(routes::connect::claim_connection))
         .routes(routes!(routes::accounts::get_account, routes::accounts::delete_account))
         .routes(routes!(routes::accounts::creator_info))
         .routes(routes!(routes::webhooks::tiktok_webhook))

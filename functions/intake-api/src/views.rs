@@ -244,6 +244,31 @@ pub struct ConnectView {
     pub expires_at: DateTime<Utc>,
 }
 
+/// TikTok authorized the connection; it is not attached to any workspace until the one that started it claims it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingConnectionView {
+    /// Claim it with `POST /v1/accounts/tiktok/connections/{connectionId}` and the API key of the workspace that
+    /// called connect; single-use.
+    pub connection_id: String,
+    pub expires_at: DateTime<Utc>,
+    /// The creator who authorized, to show before claiming.
+    pub display_name: String,
+    pub username: Option<String>,
+}
+
+impl From<&shared::ports::OAuthState> for PendingConnectionView {
+    fn from(pending: &shared::ports::OAuthState) -> Self {
+        let connection = pending.connection.as_ref();
+        Self {
+            connection_id: pending.state.clone(),
+            expires_at: pending.expires_at,
+            display_name: connection.map(|c| c.display_name.clone()).unwrap_or_default(),
+            username: connection.and_then(|c| c.username.clone()),
+        }
+    }
+}
+
 /// What the creator may post right now, in the product's terms; fetch it fresh each time a composer is shown
 /// (TikTok's UX rules): show `nickname`, build the privacy choice from `privacyOptions` only (no default), grey out
 /// disabled interactions, refuse videos longer than `maxVideoDurationSec`, and stop with `cannotPostReason` when

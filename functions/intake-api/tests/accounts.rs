@@ -238,7 +238,9 @@ async fn when_the_state_is_unknown_expired_or_reused_should_refuse_with_400_and_
 
     let callback = app.authorize(&tenant).await;
     let used = app.call(Method::GET, &callback, None, None).await;
-    assert_eq!(used.status, StatusCode::CREATED);
+    assert_eq!(used.status, StatusCode::OK, "{}", used.body);
+    let claimed = app.claim(&tenant, used.body["connectionId"].as_str().unwrap()).await;
+    assert_eq!(claimed.status, StatusCode::CREATED, "{}", claimed.body);
     let reused = app.call(Method::GET, &callback, None, None).await;
     assert_eq!(reused.status, StatusCode::BAD_REQUEST);
     assert_eq!(reused.body["error"]["code"], "invalid_state");
@@ -335,7 +337,7 @@ async fn when_tiktok_refuses_or_fails_the_code_exchange_should_answer_400_or_503
 }
 
 #[tokio::test]
-async fn when_a_success_url_is_configured_should_redirect_there_with_the_account_or_the_error() {
+async fn when_a_success_url_is_configured_should_redirect_there_with_the_connection_or_the_error() {
     let settings = IntakeSettings {
         connect_success_url: Some("https://app.example.com/connected?from=postato".into()),
         ..IntakeSettings::default()
@@ -351,7 +353,12 @@ async fn when_a_success_url_is_configured_should_redirect_there_with_the_account
         location.starts_with("https://app.example.com/connected?from=postato&"),
         "{location}"
     );
-    let id: AccountId = query_value(location, "accountId").unwrap().parse().unwrap();
+    let connection = query_value(location, "connection").unwrap();
+    let listed = app.call(Method::GET, "/v1/accounts", Some(&tenant.key), None).await;
+    assert_eq!(listed.body["data"], json!([]), "nothing attached before the claim");
+    let claimed = app.claim(&tenant, &connection).await;
+    assert_eq!(claimed.status, StatusCode::CREATED, "{}", claimed.body);
+    let id: AccountId = claimed.body["id"].as_str().unwrap().parse().unwrap();
     assert!(app.stores.accounts.get_account(&id).await.unwrap().is_some());
 
     app.sandbox().deny_next_authorization();
@@ -362,7 +369,7 @@ async fn when_a_success_url_is_configured_should_redirect_there_with_the_account
     assert!(query_value(location, "errorDescription")
         .unwrap()
         .contains("access_denied"));
-    assert_eq!(query_value(location, "accountId"), None);
+    assert_eq!(query_value(location, "connection"), None);
 }
 
 #[tokio::test]

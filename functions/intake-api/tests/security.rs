@@ -266,6 +266,84 @@ async fn attack_callback_with_an_unbounded_state_is_refused_as_unknown_in_the_er
 /// Two workspaces hold the same creator. TikTok's revoke ends every token of the app for that creator, so one
 /// workspace disconnecting must not break the other: it forgets its own tokens and revokes nothing; the last one to
 /// disconnect revokes.
+/// Issue 11 §1: anyone with an API key can send a creator an authorize link. The creator's consent completes in the
+/// creator's browser, which alone receives the connection's id; the workspace that sent the link can claim nothing
+/// it holds, and the id is no use to any other workspace either, so the account lands nowhere.
+#[tokio::test]
+async fn attack_a_connect_link_completed_in_another_browser_never_attaches_the_account() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let (attacker, creator) = (
+        app.empty_tenant("attacker").await,
+        app.empty_tenant("creator-own").await,
+    );
+    let started = app
+        .call(Method::POST, "/v1/accounts/tiktok/connect", Some(&attacker.key), None)
+        .await;
+    let authorize_url = started.body["authorizeUrl"].as_str().unwrap().to_owned();
+    let state_in_link = url::Url::parse(&authorize_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .map(|(_, value)| value.into_owned())
+        .unwrap();
+
+    // The creator's browser: TikTok's consent, then the callback.
+    let callback = support::callback_path(&support::follow_authorize(&authorize_url).await);
+    let in_creators_browser = app.call(Method::GET, &callback, None, None).await;
+    assert_eq!(
+        in_creators_browser.status,
+        StatusCode::OK,
+        "{}",
+        in_creators_browser.body
+    );
+    let connection = in_creators_browser.body["connectionId"].as_str().unwrap().to_owned();
+    assert_ne!(connection, state_in_link);
+
+    // The attacker holds the link and its state, nothing else.
+    let with_the_state = app.claim(&attacker, &state_in_link).await;
+    assert_eq!(with_the_state.status, StatusCode::NOT_FOUND, "{}", with_the_state.body);
+    assert_eq!(with_the_state.body["error"]["code"], "not_found");
+    // Another workspace that got hold of the id (the creator's own, say) cannot take it, and ends it.
+    assert_eq!(app.claim(&creator, &connection).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.claim(&attacker, &connection).await.status, StatusCode::NOT_FOUND);
+
+    for tenant in [&attacker, &creator] {
+        let listed = app.call(Method::GET, "/v1/accounts", Some(&tenant.key), None).await;
+        assert_eq!(listed.body["data"], json!([]), "no account attached");
+    }
+    assert!(
+        !in_creators_browser.body.to_string().contains("access"),
+        "no token in the answer: {}",
+        in_creators_browser.body
+    );
+}
+
+/// A connection's id is not a `state`: the callback refuses it, so it cannot start a second exchange.
+#[tokio::test]
+async fn attack_a_connection_id_passed_as_the_callbacks_state_is_unknown() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let tenant = app.empty_tenant("replayer").await;
+    let callback = app.authorize(&tenant).await;
+    let authorized = app.call(Method::GET, &callback, None, None).await;
+    let connection = authorized.body["connectionId"].as_str().unwrap().to_owned();
+
+    let replayed = app
+        .call(
+            Method::GET,
+            &format!("/v1/accounts/tiktok/callback?code=another-code&state={connection}"),
+            None,
+            None,
+        )
+        .await;
+
+    assert_eq!(replayed.status, StatusCode::BAD_REQUEST, "{}", replayed.body);
+    assert_eq!(replayed.body["error"]["code"], "invalid_state");
+}
+
 #[tokio::test]
 async fn attack_one_workspace_disconnecting_a_shared_creator_leaves_the_other_connected() {
     let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;

@@ -143,11 +143,11 @@ function forgetKey() {
 }
 
 // With CONNECT_SUCCESS_URL pointing at this page (hosted next to the API), TikTok's round trip ends here with
-// `accountId` or `error`: a popup hands the outcome to the page that opened it.
+// `connection` (to claim) or `error`: a popup hands the outcome to the page that opened it, which claims it.
 function handleConnectReturn() {
   const params = new URLSearchParams(window.location.search);
-  if (!params.has("accountId") && !params.has("error")) return false;
-  const outcome = { accountId: params.get("accountId"), error: params.get("errorDescription") || params.get("error") };
+  if (!params.has("connection") && !params.has("error")) return false;
+  const outcome = { connection: params.get("connection"), error: params.get("errorDescription") || params.get("error") };
   let fromOurPopup = false;
   try {
     fromOurPopup = window.opener?.location.origin === window.location.origin;
@@ -160,8 +160,23 @@ function handleConnectReturn() {
     return true;
   }
   history.replaceState(null, "", window.location.pathname);
-  queueMicrotask(() => $("connect-status").replaceChildren(outcome.error || "Account connected."));
+  // Not from this page's popup: claimed with this page's key, which succeeds only for the workspace that started it.
+  queueMicrotask(async () => {
+    const claimed = outcome.error ? outcome : await claim(outcome.connection);
+    $("connect-status").replaceChildren(claimed.error || "Account connected.");
+    if (claimed.accountId) await loadAccounts(claimed.accountId);
+  });
   return false;
+}
+
+// TikTok's consent alone attaches nothing: the workspace that started the connection claims it with its key.
+async function claim(connection) {
+  try {
+    const account = await state.api.request("POST", `/v1/accounts/tiktok/connections/${encodeURIComponent(connection)}`);
+    return { accountId: account.id };
+  } catch (error) {
+    return { error: error.message };
+  }
 }
 
 // ------------------------------------------------------------------ accounts
@@ -228,7 +243,7 @@ async function connect(account) {
         if (popup.location.pathname === CALLBACK_PATH && popup.document.readyState === "complete") {
           const body = JSON.parse(popup.document.body.innerText || "{}");
           popup.close();
-          finish(body.id ? { accountId: body.id } : { error: body.error?.message || "TikTok did not connect." });
+          finish(body.connectionId ? { connection: body.connectionId } : { error: body.error?.message || "TikTok did not connect." });
         }
       } catch {
         // Still at TikTok (another origin): keep waiting.
@@ -241,6 +256,7 @@ async function connect(account) {
     }
     window.addEventListener("message", onMessage);
   });
+  if (outcome.connection) Object.assign(outcome, await claim(outcome.connection));
   if (outcome.error) status.replaceChildren(outcome.error);
   await loadAccounts(outcome.accountId);
   const connected = state.accounts.find((a) => a.id === outcome.accountId);

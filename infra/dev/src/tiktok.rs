@@ -141,7 +141,8 @@ pub fn dev_creator(app_audited: bool) -> AccountSpec {
 }
 
 /// Connects the dev creator to the dev workspace as a user would: `POST /v1/accounts/tiktok/connect`, TikTok's
-/// authorize page (the sandbox approves as the dev creator), then the callback. Returns the account's id.
+/// authorize page (the sandbox approves as the dev creator), the callback, then the workspace's claim of the
+/// connection. Returns the account's id.
 pub async fn connect_dev_account(sandbox: &SandboxHandle, base_url: &str, api_key: &str) -> anyhow::Result<AccountId> {
     sandbox.set_authorizer(Some(DEV_OPEN_ID));
     // Like a browser that shows each redirect: the callback must be reached through TikTok's redirect.
@@ -165,30 +166,43 @@ pub async fn connect_dev_account(sandbox: &SandboxHandle, base_url: &str, api_ke
         .await
         .context("the sandbox's authorize page did not answer")?;
     let callback = location(&consent).context("the sandbox did not redirect back to the callback")?;
-    let connected = browser
+    let authorized = browser
         .get(callback)
         .send()
         .await
         .context("the callback did not answer")?;
-    if connected.status() == StatusCode::SEE_OTHER {
-        // CONNECT_SUCCESS_URL is set: the account id travels in the redirect.
-        let target = location(&connected).context("the callback redirected nowhere")?;
+    let connection = if authorized.status() == StatusCode::SEE_OTHER {
+        // CONNECT_SUCCESS_URL is set: the connection to claim travels in the redirect.
+        let target = location(&authorized).context("the callback redirected nowhere")?;
         let url = reqwest::Url::parse(&target).context("the callback redirected to no URL")?;
-        let id = url
+        let connection = url
             .query_pairs()
-            .find(|(name, _)| name == "accountId")
+            .find(|(name, _)| name == "connection")
             .map(|(_, id)| id.into_owned());
-        return match id {
-            Some(id) => id.parse().context("the callback named an invalid account id"),
+        match connection {
+            Some(connection) => connection,
             None => bail!("the connection failed: {}", url.query().unwrap_or_default()),
-        };
-    }
-    let account = json_of(connected, "the callback").await?;
+        }
+    } else {
+        let pending = json_of(authorized, "the callback").await?;
+        pending["connectionId"]
+            .as_str()
+            .context("the callback answered no connection id")?
+            .to_owned()
+    };
+    // The workspace that started the connection claims it, as the composer does.
+    let claimed = browser
+        .post(format!("{base_url}/v1/accounts/tiktok/connections/{connection}"))
+        .bearer_auth(api_key)
+        .send()
+        .await
+        .context("the claim of the connection did not answer")?;
+    let account = json_of(claimed, "POST /v1/accounts/tiktok/connections/{id}").await?;
     account["id"]
         .as_str()
-        .context("the callback answered no account id")?
+        .context("the claim answered no account id")?
         .parse()
-        .context("the callback answered an invalid account id")
+        .context("the claim answered an invalid account id")
 }
 
 fn location(response: &reqwest::Response) -> Option<String> {

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::{
     domain::{sortable_timestamp, Account, Post},
     ids::{PostId, WorkspaceId},
-    ports::{DueEntry, IdempotencyRecord, OAuthState, Page, StoreError, StoreResult},
+    ports::{DueEntry, IdempotencyRecord, OAuthState, Page, PendingConnection, StoreError, StoreResult},
 };
 
 /// Number of partitions of the due index. Posts due in the same minute spread over them, so one hot minute does not
@@ -281,6 +281,8 @@ pub(crate) struct StoredOAuthState {
     state: String,
     workspace_id: WorkspaceId,
     expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    connection: Option<PendingConnection>,
 }
 
 impl From<&OAuthState> for StoredOAuthState {
@@ -289,6 +291,7 @@ impl From<&OAuthState> for StoredOAuthState {
             state: state.state.clone(),
             workspace_id: state.workspace_id.clone(),
             expires_at: state.expires_at,
+            connection: state.connection.clone(),
         }
     }
 }
@@ -299,6 +302,7 @@ impl From<StoredOAuthState> for OAuthState {
             state: stored.state,
             workspace_id: stored.workspace_id,
             expires_at: stored.expires_at,
+            connection: stored.connection,
         }
     }
 }

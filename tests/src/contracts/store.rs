@@ -5,9 +5,9 @@ use std::collections::HashSet;
 use anyhow::Context as _;
 use chrono::{DateTime, Duration, Utc};
 use shared::{
-    domain::{AccountStatus, AuditEntry, MediaStatus, Post, PostStatus},
+    domain::{AccountStatus, AuditEntry, MediaStatus, Post, PostStatus, SealedTokens},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
-    ports::{IdempotencyRecord, OAuthState, Page, PostFilter, StoreError, StoreResult, Stores},
+    ports::{IdempotencyRecord, OAuthState, Page, PendingConnection, PostFilter, StoreError, StoreResult, Stores},
 };
 
 use crate::fixtures::{self, next_version, now_ms, scheduled};
@@ -830,6 +830,7 @@ pub async fn oauth_state_repo_contract(stores: &Stores) -> anyhow::Result<()> {
         state: value.to_owned(),
         workspace_id: WorkspaceId::new(),
         expires_at,
+        connection: None,
     };
     let fresh = state(&format!("state-{}", ulid::Ulid::new()), t + Duration::minutes(10));
 
@@ -855,6 +856,27 @@ pub async fn oauth_state_repo_contract(stores: &Stores) -> anyhow::Result<()> {
         "and consumed all the same"
     );
     assert_eq!(repo.take_oauth_state("never-issued", t).await?, None);
+
+    // A connection TikTok authorized travels whole, sealed tokens and all, and is single-use too.
+    let pending = OAuthState {
+        connection: Some(PendingConnection {
+            open_id: "open-pending".into(),
+            scopes: vec!["video.publish".into()],
+            tokens: SealedTokens {
+                access_token: "sealed-access".into(),
+                access_expires_at: t + Duration::hours(24),
+                refresh_token: "sealed-refresh".into(),
+                refresh_expires_at: t + Duration::days(365),
+            },
+            display_name: "Creator".into(),
+            avatar_url: None,
+            username: Some("creator".into()),
+        }),
+        ..state(&format!("state-{}", ulid::Ulid::new()), t + Duration::minutes(10))
+    };
+    repo.put_oauth_state(&pending).await?;
+    assert_eq!(repo.take_oauth_state(&pending.state, t).await?, Some(pending.clone()));
+    assert_eq!(repo.take_oauth_state(&pending.state, t).await?, None);
 
     let distinct: HashSet<String> = (0..5).map(|_| format!("state-{}", ulid::Ulid::new())).collect();
     for value in &distinct {

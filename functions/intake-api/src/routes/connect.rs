@@ -1,6 +1,9 @@
 //! Connecting a TikTok account with OAuth (reference §1). `connect` (API key) hands out TikTok's authorize URL with
 //! a single-use `state` bound to the workspace; TikTok sends the user's browser back to `callback`, which takes no
-//! API key and trusts nothing but that state. Codes and tokens are never logged or answered.
+//! API key and trusts nothing but that state. The callback cannot tell whose browser completed the authorization
+//! (anyone with an API key can send a creator an authorize link), so it attaches nothing: it keeps the connection
+//! under a new single-use id that only that browser receives, and the workspace that started the connection claims
+//! it with its API key (`claim_connection`). Codes and tokens are never logged or answered.
 
 use axum::{
     extract::{RawQuery, State},
@@ -10,9 +13,9 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use shared::{
-    domain::{Account, AccountStatus, SealedTokens},
+    domain::{Account, AccountStatus},
     ids::WorkspaceId,
-    ports::OAuthState,
+    ports::{OAuthState, PendingConnection},
     tiktok::{
         oauth::{generate_state, is_state_shaped, parse_callback, CallbackOutcome, SecretCode, STATE_LIFETIME},
         ErrorClass, Scopes, TikTokError, TokenGrant, UserInfo, REQUIRED_SCOPES,
@@ -21,10 +24,10 @@ use shared::{
 
 use crate::{
     error::{ApiError, ErrorBody},
-    extract::Caller,
+    extract::{Caller, PathParam},
     routes::accounts::update_account,
     schemas::CallbackParams,
-    views::{AccountView, ConnectView},
+    views::{AccountView, ConnectView, PendingConnectionView},
     AppState,
 };
 
@@ -46,6 +49,7 @@ pub async fn connect(State(state): State<AppState>, caller: Caller) -> Result<Js
         state: generate_state(),
         workspace_id: caller.workspace_id.clone(),
         expires_at: now + STATE_LIFETIME,
+        connection: None,
     };
     state.stores.oauth_states.put_oauth_state(&oauth_state).await?;
     // Always TikTok's consent page: without it TikTok silently authorizes whoever is logged in in that browser, so
@@ -66,10 +70,12 @@ pub async fn connect(State(state): State<AppState>, caller: Caller) -> Result<Js
     get, path = "/v1/accounts/tiktok/callback", tag = "accounts",
     params(CallbackParams),
     responses(
-        (status = 201, description = "Connected (JSON when CONNECT_SUCCESS_URL is unset)", body = AccountView),
-        (status = 200, description = "Reconnected: the account of this TikTok user in the workspace is updated", body = AccountView),
-        (status = 303, description = "CONNECT_SUCCESS_URL is set: back to it with `accountId`, or with `error` and \
-                                      `errorDescription`"),
+        (status = 200, description = "Authorized, not yet attached (JSON when CONNECT_SUCCESS_URL is unset): the \
+                                      workspace that started the connection claims `connectionId` within 10 \
+                                      minutes with POST /v1/accounts/tiktok/connections/{id}",
+            body = PendingConnectionView),
+        (status = 303, description = "CONNECT_SUCCESS_URL is set: back to it with `connection` (the id to claim), or \
+                                      with `error` and `errorDescription`"),
         (status = 400, description = "TikTok refused, the state is unknown, expired or used, or a required scope was \
                                       not granted; nothing is connected", body = ErrorBody),
         (status = 503, description = "TikTok is unavailable; connect again shortly", body = ErrorBody),
@@ -79,15 +85,8 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
     let outcome = complete_connect(&state, query.as_deref().unwrap_or_default()).await;
     let success_url = state.settings.connect_success_url.as_deref();
     match (outcome, success_url) {
-        (Ok(connected), Some(url)) => redirect(url, &[("accountId", connected.account.id.as_str())]),
-        (Ok(connected), None) => {
-            let status = if connected.created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            };
-            (status, Json(AccountView::from(&connected.account))).into_response()
-        }
+        (Ok(pending), Some(url)) => redirect(url, &[("connection", pending.state.as_str())]),
+        (Ok(pending), None) => Json(PendingConnectionView::from(&pending)).into_response(),
         // Our own faults stay 500s in the log and the error shape; everything else goes back to the product's page.
         (Err(error), Some(url)) if !error.status().is_server_error() || matches!(error, ApiError::Unavailable(_)) => {
             tracing::info!(
@@ -103,12 +102,68 @@ pub async fn callback(State(state): State<AppState>, RawQuery(query): RawQuery) 
     }
 }
 
+/// How long an authorized connection waits for its workspace to claim it.
+const CLAIM_LIFETIME: chrono::Duration = chrono::Duration::minutes(10);
+
+#[utoipa::path(
+    post, path = "/v1/accounts/tiktok/connections/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "The `connection` the callback handed to the browser that completed \
+                                                TikTok's authorization")),
+    responses(
+        (status = 201, description = "Connected", body = AccountView),
+        (status = 200, description = "Reconnected: the account of this TikTok user in the workspace is updated",
+            body = AccountView),
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "Unknown, expired (10 minutes), already claimed, or started by another \
+                                      workspace (a claim by another workspace also ends it)",
+            body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn claim_connection(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<Response, ApiError> {
+    let now = state.clock.now();
+    let taken = if is_state_shaped(&id) {
+        state.stores.oauth_states.take_oauth_state(&id, now).await?
+    } else {
+        None
+    };
+    let Some((workspace, connection)) = taken.and_then(|taken| Some((taken.workspace_id, taken.connection?))) else {
+        return Err(connection_not_found());
+    };
+    if workspace != caller.workspace_id {
+        // Someone else's link completed in someone's browser: the id reached the wrong workspace, which must not
+        // get the account; the creator connects again from the right one.
+        tracing::warn!(workspace_id = %caller.workspace_id, "a connection claimed by a workspace that did not start it");
+        return Err(connection_not_found());
+    }
+    let connected = attach(&state, &workspace, &connection, now).await?;
+    let status = if connected.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(AccountView::from(&connected.account))).into_response())
+}
+
+fn connection_not_found() -> ApiError {
+    ApiError::NotFound(
+        "this connection (claimable once, within 10 minutes of TikTok's consent, by the workspace that started it; \
+         else start again with POST /v1/accounts/tiktok/connect)"
+            .into(),
+    )
+}
+
 struct Connected {
     account: Account,
     created: bool,
 }
 
-async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, ApiError> {
+async fn complete_connect(state: &AppState, query: &str) -> Result<OAuthState, ApiError> {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
     let outcome =
         parse_callback(params.iter().map(|(k, v)| (k.as_str(), v.as_str()))).map_err(|_| ApiError::BadRequest {
@@ -150,6 +205,8 @@ async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, Ap
             } else {
                 None
             };
+            // A connection's id is no state: it was issued after a consent, not before one.
+            let started = started.filter(|started| started.connection.is_none());
             let started = started.ok_or_else(|| ApiError::BadRequest {
                 code: "invalid_state",
                 message: "this connection's state is unknown, expired (after 10 minutes) or already used; start \
@@ -161,7 +218,16 @@ async fn complete_connect(state: &AppState, query: &str) -> Result<Connected, Ap
                 require_scopes(&granted)?;
             }
             let grant = exchange(state, &code).await?;
-            connect_account(state, &started.workspace_id, grant, granted, now).await
+            let connection = authorized(state, grant, granted).await?;
+            let pending = OAuthState {
+                state: generate_state(),
+                workspace_id: started.workspace_id,
+                expires_at: now + CLAIM_LIFETIME,
+                connection: Some(connection),
+            };
+            state.stores.oauth_states.put_oauth_state(&pending).await?;
+            tracing::info!(workspace_id = %pending.workspace_id, "TikTok authorized a connection; waiting for its claim");
+            Ok(pending)
         }
     }
 }
@@ -179,15 +245,13 @@ async fn exchange(state: &AppState, code: &SecretCode) -> Result<TokenGrant, Api
         .map_err(connect_refused)
 }
 
-/// The grant's scopes (TikTok's own word on what the tokens carry) decide; the callback's list stands in when the
-/// grant names none.
-async fn connect_account(
+/// What the authorization grants, with the tokens sealed. The grant's scopes (TikTok's own word on what the tokens
+/// carry) decide; the callback's list stands in when the grant names none.
+async fn authorized(
     state: &AppState,
-    workspace: &WorkspaceId,
     grant: TokenGrant,
     callback_scopes: Scopes,
-    now: DateTime<Utc>,
-) -> Result<Connected, ApiError> {
+) -> Result<PendingConnection, ApiError> {
     let client = state.tokens.client();
     let scopes = if grant.scopes.as_slice().is_empty() {
         callback_scopes
@@ -234,14 +298,24 @@ async fn connect_account(
             None
         }
     };
-    let sealed = state.tokens.cipher().seal_grant(&grant).map_err(ApiError::internal)?;
-    let connection = Connection {
+    let tokens = state.tokens.cipher().seal_grant(&grant).map_err(ApiError::internal)?;
+    Ok(PendingConnection {
         open_id: grant.open_id,
         scopes: scopes.into_vec(),
-        sealed,
-        user,
+        tokens,
+        display_name: user.display_name,
+        avatar_url: user.avatar_url,
         username,
-    };
+    })
+}
+
+/// The claimed connection becomes the workspace's account of that TikTok user: a new one, or the one it had.
+async fn attach(
+    state: &AppState,
+    workspace: &WorkspaceId,
+    connection: &PendingConnection,
+    now: DateTime<Utc>,
+) -> Result<Connected, ApiError> {
     let existing = state
         .stores
         .accounts
@@ -250,7 +324,7 @@ async fn connect_account(
     let connected = match existing {
         Some(account) => Connected {
             account: update_account(state, account, |account, now| {
-                connection.apply(account, now);
+                apply(connection, account, now);
                 true
             })
             .await?
@@ -259,7 +333,7 @@ async fn connect_account(
         },
         None => {
             let mut account = Account::new_connected(workspace.clone(), connection.open_id.clone(), now);
-            connection.apply(&mut account, now);
+            apply(connection, &mut account, now);
             state.stores.accounts.create_account(&account).await?;
             Connected { account, created: true }
         }
@@ -273,38 +347,27 @@ async fn connect_account(
     Ok(connected)
 }
 
-/// What one successful authorization says about the account.
-struct Connection {
-    open_id: String,
-    scopes: Vec<String>,
-    sealed: SealedTokens,
-    user: UserInfo,
-    username: Option<String>,
-}
-
-impl Connection {
-    /// A reconnect replaces the tokens with this grant's, which always holds a refresh token: the client refuses
-    /// token answers with an empty one, so a stored refresh token is never overwritten by nothing.
-    fn apply(&self, account: &mut Account, now: DateTime<Utc>) {
-        account.status = AccountStatus::Connected;
-        account.scopes.clone_from(&self.scopes);
-        account.tokens = Some(self.sealed.clone());
-        account.refresh_lock_until = None;
-        if !self.user.display_name.is_empty() {
-            account.display_name.clone_from(&self.user.display_name);
-        }
-        if let Some(avatar) = self.user.avatar_url.as_ref().filter(|url| !url.is_empty()) {
-            account.avatar_url = Some(avatar.clone());
-        }
-        if self.username.is_some() {
-            account.username.clone_from(&self.username);
-        }
-        // TikTok's consent page for this connection carries its Content Posting API terms: accepting them is what
-        // authorizing means, so the time is recorded with each connection.
-        account.terms_accepted_at = Some(now);
-        account.connected_at = now;
-        account.updated_at = now;
+/// A reconnect replaces the tokens with this grant's, which always holds a refresh token: the client refuses token
+/// answers with an empty one, so a stored refresh token is never overwritten by nothing.
+fn apply(connection: &PendingConnection, account: &mut Account, now: DateTime<Utc>) {
+    account.status = AccountStatus::Connected;
+    account.scopes.clone_from(&connection.scopes);
+    account.tokens = Some(connection.tokens.clone());
+    account.refresh_lock_until = None;
+    if !connection.display_name.is_empty() {
+        account.display_name.clone_from(&connection.display_name);
     }
+    if let Some(avatar) = connection.avatar_url.as_ref().filter(|url| !url.is_empty()) {
+        account.avatar_url = Some(avatar.clone());
+    }
+    if connection.username.is_some() {
+        account.username.clone_from(&connection.username);
+    }
+    // TikTok's consent page for this connection carries its Content Posting API terms: accepting them is what
+    // authorizing means, so the time is recorded with each connection.
+    account.terms_accepted_at = Some(now);
+    account.connected_at = now;
+    account.updated_at = now;
 }
 
 fn require_scopes(granted: &Scopes) -> Result<(), ApiError> {

@@ -200,9 +200,21 @@ impl TestApp {
 
     /// The whole connect flow for `tenant`: the API's authorize URL, TikTok's consent (the sandbox approves as its
     /// authorizer) and the callback. Returns the callback's reply.
+    /// The whole connect as the product does it: the callback's answer when it is not an authorized connection,
+    /// else the workspace's claim of it.
     pub async fn connect(&self, tenant: &Tenant) -> Reply {
         let callback = self.authorize(tenant).await;
-        self.call(Method::GET, &callback, None, None).await
+        let authorized = self.call(Method::GET, &callback, None, None).await;
+        match authorized.body["connectionId"].as_str() {
+            Some(connection) if authorized.status == StatusCode::OK => self.claim(tenant, connection).await,
+            _ => authorized,
+        }
+    }
+
+    /// Claims the connection the callback handed to the browser, with `tenant`'s API key.
+    pub async fn claim(&self, tenant: &Tenant, connection: &str) -> Reply {
+        let path = format!("/v1/accounts/tiktok/connections/{connection}");
+        self.call(Method::POST, &path, Some(&tenant.key), None).await
     }
 
     /// Starts a connection and lets TikTok approve it; returns the callback path and query TikTok redirects to.
