@@ -38,14 +38,7 @@ async fn one_thousand_posts_under_faults_are_published_at_most_once_and_all_end_
 
     let mut accounts = Vec::new();
     for _ in 0..ACCOUNTS {
-        let account = p.connect(AccountSpec::public()).await?;
-        let open_id = p
-            .stores
-            .accounts
-            .get_account(&account)
-            .await?
-            .map(|a| a.open_id)
-            .unwrap_or_default();
+        let (account, open_id) = connect(&p).await?;
         accounts.push((account, open_id));
     }
     inject_faults(&p, &accounts);
@@ -159,14 +152,7 @@ async fn pull_inits_without_a_clear_answer_wait_in_needs_review_and_are_never_se
     let mut p = Publishing::start(options).await?;
     let mut accounts = Vec::new();
     for index in 0..PULL_ACCOUNTS {
-        let account = p.connect(AccountSpec::public()).await?;
-        let open_id = p
-            .stores
-            .accounts
-            .get_account(&account)
-            .await?
-            .map(|a| a.open_id)
-            .unwrap_or_default();
+        let (account, open_id) = connect(&p).await?;
         let fault = match index / 5 {
             0 => Some(FaultAction::DelayAfter { ms: 4_000 }),
             1 => Some(FaultAction::DropAfter),
@@ -292,6 +278,19 @@ fn inject_faults(p: &Publishing, accounts: &[(shared::ids::AccountId, String)]) 
             p.sandbox.inject_fault(fault);
         }
     }
+}
+
+/// A public sandbox creator connected, with the TikTok user id the sandbox's faults are aimed at.
+async fn connect(p: &Publishing) -> anyhow::Result<(shared::ids::AccountId, String)> {
+    let account = p.connect(AccountSpec::public()).await?;
+    let open_id = p
+        .stores
+        .accounts
+        .get_account(&account)
+        .await?
+        .map(|a| a.open_id)
+        .unwrap_or_default();
+    Ok((account, open_id))
 }
 
 /// The fault group (`inject_faults`) of the account of the `index`th post.

@@ -953,20 +953,29 @@ async fn when_a_future_post_has_undelivered_events_should_not_publish_it_before_
     Ok(())
 }
 
-/// Issue 12 §2: a post scheduled past the life of its account's refresh token has the token renewed before it
-/// expires (TikTok rotates refresh tokens on every refresh), months before the post's time, without sending it.
-#[tokio::test]
-async fn when_a_post_is_scheduled_past_its_refresh_token_should_renew_the_token_in_time() -> anyhow::Result<()> {
-    let p = Publishing::start(by_hand()).await?;
+/// A connected account whose refresh token expires at `expiring`.
+async fn account_whose_refresh_token_expires(
+    p: &Publishing,
+    expiring: chrono::DateTime<Utc>,
+) -> anyhow::Result<shared::ids::AccountId> {
     let account_id = p.connect(AccountSpec::public()).await?;
-    // The refresh token expires in a day: inside the renewal margin.
-    let expiring = Utc::now() + Duration::days(1);
     p.edit_account(&account_id, |account| {
         if let Some(tokens) = account.tokens.as_mut() {
             tokens.refresh_expires_at = expiring;
         }
     })
     .await?;
+    Ok(account_id)
+}
+
+/// Issue 12 §2: a post scheduled past the life of its account's refresh token has the token renewed before it
+/// expires (TikTok rotates refresh tokens on every refresh), months before the post's time, without sending it.
+#[tokio::test]
+async fn when_a_post_is_scheduled_past_its_refresh_token_should_renew_the_token_in_time() -> anyhow::Result<()> {
+    let p = Publishing::start(by_hand()).await?;
+    // The refresh token expires in a day: inside the renewal margin.
+    let expiring = Utc::now() + Duration::days(1);
+    let account_id = account_whose_refresh_token_expires(&p, expiring).await?;
     let video = p.video(4096, 10_000).await?;
     let at = Utc::now() + Duration::days(30);
     let post = p
@@ -1010,14 +1019,9 @@ async fn when_a_post_is_scheduled_past_its_refresh_token_should_renew_the_token_
 async fn when_the_refresh_token_cannot_be_renewed_should_announce_reauth_with_the_posts_at_risk() -> anyhow::Result<()>
 {
     let p = Publishing::start(by_hand()).await?;
-    let account_id = p.connect(AccountSpec::public()).await?;
+    // The refresh token expires in a day: inside the renewal margin.
     let expiring = Utc::now() + Duration::days(1);
-    p.edit_account(&account_id, |account| {
-        if let Some(tokens) = account.tokens.as_mut() {
-            tokens.refresh_expires_at = expiring;
-        }
-    })
-    .await?;
+    let account_id = account_whose_refresh_token_expires(&p, expiring).await?;
     let mut posts = Vec::new();
     for days in [60, 30] {
         let video = p.video(4096, 10_000).await?;
