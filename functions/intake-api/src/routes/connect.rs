@@ -234,34 +234,40 @@ async fn connect_account(
             None
         }
     };
-    let sealed = state.tokens.cipher().seal_grant(&grant).map_err(ApiError::internal)?;
+    // The tokens are sealed bound to the account they go into, so its id must be settled first: the account of this
+    // TikTok user in the workspace, or a new one whose id is chosen here.
+    let existing = state
+        .stores
+        .accounts
+        .find_account_by_open_id(workspace, &grant.open_id)
+        .await?;
+    let created = existing.is_none();
+    let account = existing.unwrap_or_else(|| Account::new_connected(workspace.clone(), grant.open_id.clone(), now));
+    let sealed = state
+        .tokens
+        .cipher()
+        .seal_grant(&grant, &account.id)
+        .map_err(ApiError::internal)?;
     let connection = Connection {
-        open_id: grant.open_id,
         scopes: scopes.into_vec(),
         sealed,
         user,
         username,
     };
-    let existing = state
-        .stores
-        .accounts
-        .find_account_by_open_id(workspace, &connection.open_id)
+    let connected = if created {
+        let mut account = account;
+        connection.apply(&mut account, now);
+        state.stores.accounts.create_account(&account).await?;
+        Connected { account, created }
+    } else {
+        let written = update_account(state, account, |account, now| {
+            connection.apply(account, now);
+            true
+        })
         .await?;
-    let connected = match existing {
-        Some(account) => Connected {
-            account: update_account(state, account, |account, now| {
-                connection.apply(account, now);
-                true
-            })
-            .await?
-            .account,
-            created: false,
-        },
-        None => {
-            let mut account = Account::new_connected(workspace.clone(), connection.open_id.clone(), now);
-            connection.apply(&mut account, now);
-            state.stores.accounts.create_account(&account).await?;
-            Connected { account, created: true }
+        Connected {
+            account: written.account,
+            created,
         }
     };
     tracing::info!(
@@ -275,7 +281,6 @@ async fn connect_account(
 
 /// What one successful authorization says about the account.
 struct Connection {
-    open_id: String,
     scopes: Vec<String>,
     sealed: SealedTokens,
     user: UserInfo,
