@@ -323,6 +323,14 @@ mod tests {
         AccountId::parse("acc_01HZX3V8Q6Y2M4N5P7R9S1T3W5").expect("valid id")
     }
 
+    fn opened(sealed: &str, binding: &TokenBinding<'_>) -> String {
+        cipher()
+            .open(sealed, binding)
+            .expect("opens")
+            .expose_secret()
+            .to_owned()
+    }
+
     /// The format before the binding: `base64(nonce ‖ ciphertext ‖ tag)`, no associated data.
     fn sealed_unbound(cipher: &TokenCipher, plaintext: &str) -> String {
         let nonce = [3u8; NONCE_LEN];
@@ -342,13 +350,7 @@ mod tests {
         assert_ne!(first, second, "a fresh nonce per seal");
         assert!(!first.contains("act."));
         assert_eq!(SealFormat::of(&first), SealFormat::Bound);
-        assert_eq!(
-            cipher()
-                .open(&first, &TokenBinding::access(&account))
-                .expect("opens")
-                .expose_secret(),
-            "act.1234567890abcdef"
-        );
+        assert_eq!(opened(&first, &TokenBinding::access(&account)), "act.1234567890abcdef");
     }
 
     #[test]
@@ -386,13 +388,7 @@ mod tests {
         let account = account();
         let legacy = sealed_unbound(&cipher(), "act.before-binding");
         assert_eq!(SealFormat::of(&legacy), SealFormat::Unbound);
-        assert_eq!(
-            cipher()
-                .open(&legacy, &TokenBinding::access(&account))
-                .expect("opens")
-                .expose_secret(),
-            "act.before-binding"
-        );
+        assert_eq!(opened(&legacy, &TokenBinding::access(&account)), "act.before-binding");
         assert_eq!(
             cipher()
                 .refusing_unbound()
@@ -490,20 +486,8 @@ mod tests {
         };
         let account = account();
         let sealed = cipher().seal_grant(&grant, &account).expect("seals");
-        assert_eq!(
-            cipher()
-                .open(&sealed.access_token, &TokenBinding::access(&account))
-                .expect("opens")
-                .expose_secret(),
-            "act.x"
-        );
-        assert_eq!(
-            cipher()
-                .open(&sealed.refresh_token, &TokenBinding::refresh(&account))
-                .expect("opens")
-                .expose_secret(),
-            "rft.y"
-        );
+        assert_eq!(opened(&sealed.access_token, &TokenBinding::access(&account)), "act.x");
+        assert_eq!(opened(&sealed.refresh_token, &TokenBinding::refresh(&account)), "rft.y");
         assert_eq!(
             cipher()
                 .open(&sealed.access_token, &TokenBinding::refresh(&account))
