@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Operator tools for a deployed Postato stack (docs/deploy.md, "Operations").
 
-  rekey-tokens  re-encrypts every account's sealed TikTok tokens from the old TOKEN_ENCRYPTION_KEY to a new one
+  rekey-tokens  re-encrypts every account's sealed TikTok tokens from the old TOKEN_ENCRYPTION_KEY to a new one, bound
+                to their account and field
+  bind-tokens   binds every account's tokens sealed before the binding existed, under the same key (after the deploy
+                that introduced it; then TOKEN_ACCEPT_UNBOUND can be set to false)
   redrive       sends what waits in a failure queue back to its function (asynchronous invoke), or the timer's
                 dead letters back to the timer queue with no delay, then deletes it
 
@@ -22,7 +25,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_LEN = 12
-TOKEN_FIELDS = ("accessToken", "refreshToken")
+TAG_LEN = 16
+# Each stored field and the word its binding carries.
+TOKEN_FIELDS = {"accessToken": "access", "refreshToken": "refresh"}
+BOUND_VERSION = "v2"
 MAX_ATTEMPTS = 3
 
 
@@ -31,8 +37,10 @@ class OpsError(Exception):
 
 
 # --- tokens ---------------------------------------------------------------------------------------------------------
-# The format of shared/src/tiktok/cipher.rs: AES-256-GCM, a fresh 96-bit nonce per seal, no associated data, stored
-# as base64(nonce || ciphertext || tag) with the standard alphabet and padding.
+# The format of shared/src/tiktok/cipher.rs: AES-256-GCM, a fresh 96-bit nonce per seal, base64 with the standard
+# alphabet and padding. Bound (current): "v2:<field>:<account id>:" + base64(nonce || ciphertext || tag), the part
+# before the base64 being the associated data. Unbound (before the binding): base64(nonce || ciphertext || tag)
+# without associated data.
 
 
 def load_key(path):
@@ -50,46 +58,74 @@ def load_key(path):
     return AESGCM(key)
 
 
-def seal(cipher, plaintext, nonce=None):
+def binding(account, field):
+    """The clear header of a bound value, and its associated data (cipher.rs, `TokenBinding::header`)."""
+    return f"{BOUND_VERSION}:{field}:{account}:"
+
+
+def is_bound(sealed):
+    return sealed.strip().startswith(BOUND_VERSION + ":")
+
+
+def seal(cipher, plaintext, account, field, nonce=None):
     nonce = nonce or os.urandom(NONCE_LEN)
-    return base64.b64encode(nonce + cipher.encrypt(nonce, plaintext.encode(), None)).decode()
+    header = binding(account, field)
+    return header + base64.b64encode(nonce + cipher.encrypt(nonce, plaintext.encode(), header.encode())).decode()
 
 
-def open_sealed(cipher, sealed):
-    """The plaintext, or None when this key did not seal it."""
+def _decrypt(cipher, encoded, aad):
     try:
-        data = base64.b64decode(sealed, validate=True)
+        data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
         return None
-    if len(data) <= NONCE_LEN:
+    if len(data) < NONCE_LEN + TAG_LEN:
         return None
     try:
-        return cipher.decrypt(data[:NONCE_LEN], data[NONCE_LEN:], None).decode()
-    except InvalidTag:
+        return cipher.decrypt(data[:NONCE_LEN], data[NONCE_LEN:], aad).decode()
+    except (InvalidTag, UnicodeDecodeError):
         return None
+
+
+def open_sealed(cipher, sealed, account, field):
+    """The plaintext, or None unless this key sealed it for this account and field (or sealed it unbound)."""
+    sealed = sealed.strip()
+    if not is_bound(sealed):
+        return _decrypt(cipher, sealed, None)
+    header = binding(account, field)
+    if not sealed.startswith(header) or ":" in sealed[len(header):]:
+        return None
+    return _decrypt(cipher, sealed[len(header):], header.encode())
 
 
 def rekey_doc(doc, old, new):
-    """Re-seals the tokens of one account document in place: 'rekeyed', 'current' (already under the new key),
-    'no-tokens', or raises OpsError when neither key opens them."""
+    """Re-seals the tokens of one account document in place, under the new key and bound to the document's account:
+    'resealed', 'current' (already bound under the new key), 'no-tokens', or raises OpsError when neither key opens
+    them for this account (a value moved from another account or field never opens)."""
     tokens = doc.get("tokens")
     if not tokens:
         return "no-tokens"
+    account = doc.get("id")
+    if not isinstance(account, str) or not account:
+        raise OpsError("the account document has no id")
     opened = {}
-    for field in TOKEN_FIELDS:
-        if not isinstance(tokens.get(field), str):
-            raise OpsError(f"{field} is missing")
-        if open_sealed(new, tokens[field]) is not None:
+    for name, field in TOKEN_FIELDS.items():
+        sealed = tokens.get(name)
+        if not isinstance(sealed, str):
+            raise OpsError(f"{name} is missing")
+        if is_bound(sealed) and open_sealed(new, sealed, account, field) is not None:
             continue
-        plaintext = open_sealed(old, tokens[field])
+        plaintext = open_sealed(old, sealed, account, field)
+        if plaintext is None and not is_bound(sealed):
+            # Unbound under the new key already: an interrupted rotation of a value sealed before the binding.
+            plaintext = open_sealed(new, sealed, account, field)
         if plaintext is None:
-            raise OpsError(f"{field} opens with neither key")
-        opened[field] = plaintext
+            raise OpsError(f"{name} opens with neither key for this account and field")
+        opened[name] = plaintext
     if not opened:
         return "current"
-    for field, plaintext in opened.items():
-        tokens[field] = seal(new, plaintext)
-    return "rekeyed"
+    for name, plaintext in opened.items():
+        tokens[name] = seal(new, plaintext, account, TOKEN_FIELDS[name])
+    return "resealed"
 
 
 def account_items(dynamodb, table):
@@ -117,7 +153,7 @@ def rekey_account(dynamodb, table, key, old, new, dry_run):
         doc = json.loads(item["doc"]["S"])
         version = int(item["version"]["N"])
         outcome = rekey_doc(doc, old, new)
-        if outcome != "rekeyed" or dry_run:
+        if outcome != "resealed" or dry_run:
             return outcome
         doc["version"] = version + 1
         try:
@@ -141,6 +177,15 @@ def rekey_account(dynamodb, table, key, old, new, dry_run):
 
 def rekey_tokens(args):
     old, new = load_key(args.old_key_file), load_key(args.new_key_file)
+    return reseal_all(args, old, new)
+
+
+def bind_tokens(args):
+    key = load_key(args.key_file)
+    return reseal_all(args, key, key)
+
+
+def reseal_all(args, old, new):
     dynamodb = boto3.client("dynamodb")
     counts, failed = {}, []
     for key in account_items(dynamodb, args.table):
@@ -240,6 +285,13 @@ def main(argv=None):
     rekey.add_argument("--new-key-file", required=True, help="file holding the new key (base64)")
     rekey.add_argument("--dry-run", action="store_true", help="open every token, write nothing")
     rekey.set_defaults(run=rekey_tokens)
+    bind = commands.add_parser(
+        "bind-tokens", help="bind tokens sealed before the account binding to their account and field (same key)"
+    )
+    bind.add_argument("--table", required=True, help="the stack's TableName output")
+    bind.add_argument("--key-file", required=True, help="file holding the current key (base64), or -")
+    bind.add_argument("--dry-run", action="store_true", help="open every token, write nothing")
+    bind.set_defaults(run=bind_tokens)
     again = commands.add_parser(
         "redrive", help="send a failure queue's events back to their function, or timer dead letters to the timer"
     )

@@ -1,4 +1,4 @@
-"""Tests of postato_ops.py: token re-encryption, failure-queue payloads and timer dead letters, against moto (POSTATO_MOTO_ENDPOINT, as
+"""Tests of postato_ops.py: token re-encryption and binding, failure-queue payloads and timer dead letters, against moto (POSTATO_MOTO_ENDPOINT, as
 infra/test.sh starts it). Without moto the moto-backed tests are skipped, unless POSTATO_FULL_TESTS=1.
 
     POSTATO_MOTO_ENDPOINT=http://127.0.0.1:5000 .venv/test/bin/python -m unittest discover -s infra/scripts -v
@@ -37,20 +37,44 @@ def cipher(key):
     return AESGCM(base64.b64decode(key))
 
 
-class TokenFormat(unittest.TestCase):
-    def test_a_sealed_token_opens_only_with_its_key(self):
-        sealed = ops.seal(cipher(OLD_KEY), "act.secret")
-        self.assertEqual(ops.open_sealed(cipher(OLD_KEY), sealed), "act.secret")
-        self.assertIsNone(ops.open_sealed(cipher(NEW_KEY), sealed))
-        self.assertIsNone(ops.open_sealed(cipher(OLD_KEY), "not base64 %%"))
+ACCOUNT = "acc_01HZX3V8Q6Y2M4N5P7R9S1T3W5"
+OTHER_ACCOUNT = "acc_01HZX3V8Q6Y2M4N5P7R9S1T3W6"
 
-    def test_the_rust_cipher_vector_is_reproduced(self):
-        # The same vector is opened by shared/src/tiktok/cipher.rs (a_value_sealed_by_the_rekey_script_opens_here).
+
+def sealed_unbound(cipher, plaintext):
+    """A value as the application sealed it before the account binding: no associated data, no header."""
+    nonce = os.urandom(ops.NONCE_LEN)
+    return base64.b64encode(nonce + cipher.encrypt(nonce, plaintext.encode(), None)).decode()
+
+
+class TokenFormat(unittest.TestCase):
+    def test_a_sealed_token_opens_only_with_its_key_account_and_field(self):
+        sealed = ops.seal(cipher(OLD_KEY), "act.secret", ACCOUNT, "access")
+        self.assertTrue(sealed.startswith(f"v2:access:{ACCOUNT}:"))
+        self.assertEqual(ops.open_sealed(cipher(OLD_KEY), sealed, ACCOUNT, "access"), "act.secret")
+        self.assertIsNone(ops.open_sealed(cipher(NEW_KEY), sealed, ACCOUNT, "access"))
+        self.assertIsNone(ops.open_sealed(cipher(OLD_KEY), sealed, OTHER_ACCOUNT, "access"))
+        self.assertIsNone(ops.open_sealed(cipher(OLD_KEY), sealed, ACCOUNT, "refresh"))
+        relabelled = sealed.replace(ACCOUNT, OTHER_ACCOUNT)
+        self.assertIsNone(ops.open_sealed(cipher(OLD_KEY), relabelled, OTHER_ACCOUNT, "access"))
+        self.assertIsNone(ops.open_sealed(cipher(OLD_KEY), "not base64 %%", ACCOUNT, "access"))
+
+    def test_an_unbound_token_opens_for_any_binding_with_its_key(self):
+        unbound = sealed_unbound(cipher(OLD_KEY), "rft.before")
+        self.assertFalse(ops.is_bound(unbound))
+        self.assertEqual(ops.open_sealed(cipher(OLD_KEY), unbound, ACCOUNT, "refresh"), "rft.before")
+        self.assertIsNone(ops.open_sealed(cipher(NEW_KEY), unbound, ACCOUNT, "refresh"))
+
+    def test_the_rust_cipher_vectors_are_reproduced(self):
+        # shared/src/tiktok/cipher.rs seals the bound vector byte for byte and opens both
+        # (a_value_sealed_by_the_ops_script_opens_here_and_this_side_seals_the_same_bytes).
         key = AESGCM(bytes([1]) * 32)
-        self.assertEqual(
-            ops.seal(key, "act.example-token", nonce=bytes([2]) * 12),
-            "AgICAgICAgICAgICZrW9Zy8voJCjoNnlKMip18wOFWf3BGVvT089+/kLWDyf",
-        )
+        bound = ("v2:refresh:acc_01HZX3V8Q6Y2M4N5P7R9S1T3W5:"
+                 "AgICAgICAgICAgICdbC9Zy8voJCjoNnlKMip18w2pJ50Cj22koyYKH68EQRO")
+        self.assertEqual(ops.seal(key, "rft.example-token", ACCOUNT, "refresh", nonce=bytes([2]) * 12), bound)
+        self.assertEqual(ops.open_sealed(key, bound, ACCOUNT, "refresh"), "rft.example-token")
+        unbound = "AgICAgICAgICAgICZrW9Zy8voJCjoNnlKMip18wOFWf3BGVvT089+/kLWDyf"
+        self.assertEqual(ops.open_sealed(key, unbound, ACCOUNT, "access"), "act.example-token")
 
     def test_a_key_of_the_wrong_length_is_refused_without_showing_it(self):
         with tempfile.NamedTemporaryFile("w", suffix=".key") as short:
@@ -106,12 +130,31 @@ class AgainstMoto(unittest.TestCase):
                 "open_id": {"S": "open-1"}})
 
         old = cipher(OLD_KEY)
-        tokens = {"accessToken": ops.seal(old, "act.one"), "accessExpiresAt": "2026-12-01T00:00:00Z",
-                  "refreshToken": ops.seal(old, "rft.one"), "refreshExpiresAt": "2027-06-01T00:00:00Z"}
-        put("ACCT#acc_1", "ACCT", {"id": "acc_1", "status": "connected", "tokens": tokens, "version": 3}, 3)
+        # acc_1 predates the binding; acc_3 was sealed bound by the application; acc_4 holds acc_1's refresh token.
+        unbound = {"accessToken": sealed_unbound(old, "act.one"), "accessExpiresAt": "2026-12-01T00:00:00Z",
+                   "refreshToken": sealed_unbound(old, "rft.one"), "refreshExpiresAt": "2027-06-01T00:00:00Z"}
+        put("ACCT#acc_1", "ACCT", {"id": "acc_1", "status": "connected", "tokens": unbound, "version": 3}, 3)
         put("ACCT#acc_2", "ACCT", {"id": "acc_2", "status": "disconnected", "version": 1}, 1)
+        bound = {"accessToken": ops.seal(old, "act.three", "acc_3", "access"), "accessExpiresAt": "2026-12-01T00:00:00Z",
+                 "refreshToken": ops.seal(old, "rft.three", "acc_3", "refresh"),
+                 "refreshExpiresAt": "2027-06-01T00:00:00Z"}
+        put("ACCT#acc_3", "ACCT", {"id": "acc_3", "status": "connected", "tokens": bound, "version": 7}, 7)
         put("POST#post_1", "POST", {"id": "post_1", "version": 1}, 1)
         return dynamodb, table
+
+    def put_moved_refresh_token(self, dynamodb, table):
+        """acc_4 whose refresh token is acc_3's, copied as it is stored."""
+        doc = self.doc(dynamodb, table, "acc_3")
+        doc["id"], doc["version"] = "acc_4", 1
+        doc["tokens"]["accessToken"] = ops.seal(cipher(OLD_KEY), "act.four", "acc_4", "access")
+        dynamodb.put_item(TableName=table, Item={
+            "pk": {"S": "ACCT#acc_4"}, "sk": {"S": "ACCT"}, "doc": {"S": json.dumps(doc)}, "version": {"N": "1"}})
+
+    def item(self, dynamodb, table, account):
+        return dynamodb.get_item(TableName=table, Key={"pk": {"S": f"ACCT#{account}"}, "sk": {"S": "ACCT"}})["Item"]
+
+    def doc(self, dynamodb, table, account):
+        return json.loads(self.item(dynamodb, table, account)["doc"]["S"])
 
     def run_ops(self, *argv):
         out, err = io.StringIO(), io.StringIO()
@@ -119,30 +162,65 @@ class AgainstMoto(unittest.TestCase):
             code = ops.main(list(argv))
         return code, out.getvalue(), err.getvalue()
 
-    def test_rekey_reseals_every_account_under_the_new_key_and_bumps_its_version_once(self):
+    def test_rekey_reseals_every_account_bound_under_the_new_key_and_bumps_its_version_once(self):
         dynamodb, table = self.table_with_accounts()
         args = ("rekey-tokens", "--table", table, "--old-key-file", self.key_file("old"),
                 "--new-key-file", self.key_file("new"))
 
         code, out, _ = self.run_ops(*args, "--dry-run")
-        self.assertEqual((code, out.strip()), (0, "dry run: 1 no-tokens, 1 rekeyed"))
+        self.assertEqual((code, out.strip()), (0, "dry run: 1 no-tokens, 2 resealed"))
         code, out, _ = self.run_ops(*args)
-        self.assertEqual((code, out.strip()), (0, "1 no-tokens, 1 rekeyed"))
+        self.assertEqual((code, out.strip()), (0, "1 no-tokens, 2 resealed"))
 
-        item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "ACCT#acc_1"}, "sk": {"S": "ACCT"}})["Item"]
+        item = self.item(dynamodb, table, "acc_1")
         doc = json.loads(item["doc"]["S"])
         self.assertEqual((item["version"]["N"], doc["version"]), ("4", 4))
         self.assertEqual(item["open_id"]["S"], "open-1")
-        self.assertEqual(ops.open_sealed(cipher(NEW_KEY), doc["tokens"]["accessToken"]), "act.one")
-        self.assertEqual(ops.open_sealed(cipher(NEW_KEY), doc["tokens"]["refreshToken"]), "rft.one")
-        self.assertIsNone(ops.open_sealed(cipher(OLD_KEY), doc["tokens"]["accessToken"]))
+        new, old = cipher(NEW_KEY), cipher(OLD_KEY)
+        self.assertTrue(doc["tokens"]["accessToken"].startswith("v2:access:acc_1:"))
+        self.assertEqual(ops.open_sealed(new, doc["tokens"]["accessToken"], "acc_1", "access"), "act.one")
+        self.assertEqual(ops.open_sealed(new, doc["tokens"]["refreshToken"], "acc_1", "refresh"), "rft.one")
+        self.assertIsNone(ops.open_sealed(old, doc["tokens"]["accessToken"], "acc_1", "access"))
         self.assertEqual(doc["tokens"]["accessExpiresAt"], "2026-12-01T00:00:00Z")
+        bound = self.doc(dynamodb, table, "acc_3")
+        self.assertEqual(ops.open_sealed(new, bound["tokens"]["refreshToken"], "acc_3", "refresh"), "rft.three")
+        self.assertEqual(bound["version"], 8)
 
         # A second run (interrupted rotation, re-run) finds everything current and writes nothing.
         code, out, _ = self.run_ops(*args)
-        self.assertEqual((code, out.strip()), (0, "1 current, 1 no-tokens"))
-        item = dynamodb.get_item(TableName=table, Key={"pk": {"S": "ACCT#acc_1"}, "sk": {"S": "ACCT"}})["Item"]
-        self.assertEqual(item["version"]["N"], "4")
+        self.assertEqual((code, out.strip()), (0, "2 current, 1 no-tokens"))
+        self.assertEqual(self.item(dynamodb, table, "acc_1")["version"]["N"], "4")
+
+    def test_bind_binds_unbound_tokens_under_the_same_key_and_leaves_bound_ones(self):
+        dynamodb, table = self.table_with_accounts()
+        args = ("bind-tokens", "--table", table, "--key-file", self.key_file("old"))
+
+        code, out, _ = self.run_ops(*args, "--dry-run")
+        self.assertEqual((code, out.strip()), (0, "dry run: 1 current, 1 no-tokens, 1 resealed"))
+        self.assertFalse(ops.is_bound(self.doc(dynamodb, table, "acc_1")["tokens"]["accessToken"]))
+        code, out, _ = self.run_ops(*args)
+        self.assertEqual((code, out.strip()), (0, "1 current, 1 no-tokens, 1 resealed"))
+
+        old = cipher(OLD_KEY)
+        tokens = self.doc(dynamodb, table, "acc_1")["tokens"]
+        self.assertEqual(ops.open_sealed(old, tokens["accessToken"], "acc_1", "access"), "act.one")
+        self.assertEqual(ops.open_sealed(old, tokens["refreshToken"], "acc_1", "refresh"), "rft.one")
+        self.assertIsNone(ops.open_sealed(old, tokens["refreshToken"], "acc_1", "access"))
+        self.assertEqual(self.item(dynamodb, table, "acc_3")["version"]["N"], "7", "already bound: not written")
+        code, out, _ = self.run_ops(*args)
+        self.assertEqual((code, out.strip()), (0, "2 current, 1 no-tokens"))
+
+    def test_a_token_moved_from_another_account_is_never_rebound_to_its_new_place(self):
+        dynamodb, table = self.table_with_accounts()
+        self.put_moved_refresh_token(dynamodb, table)
+
+        code, out, err = self.run_ops("rekey-tokens", "--table", table, "--old-key-file", self.key_file("old"),
+                                      "--new-key-file", self.key_file("new"))
+
+        self.assertEqual(code, 1)
+        self.assertIn("ACCT#acc_4: refreshToken opens with neither key for this account and field", err)
+        self.assertIn("1 failed", out)
+        self.assertEqual(self.item(dynamodb, table, "acc_4")["version"]["N"], "1", "left as it was")
 
     def test_tokens_neither_key_opens_fail_the_run_naming_the_account_only(self):
         dynamodb, table = self.table_with_accounts()
@@ -150,7 +228,7 @@ class AgainstMoto(unittest.TestCase):
                                       "--new-key-file", self.key_file("new"))
         self.assertEqual(code, 1)
         self.assertIn("ACCT#acc_1: accessToken opens with neither key", err)
-        self.assertIn("1 failed", out)
+        self.assertIn("2 failed", out)
         self.assertNotIn("act.one", out + err)
 
     def queue(self, **attributes):

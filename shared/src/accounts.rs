@@ -14,7 +14,7 @@ use crate::{
     ids::AccountId,
     outbox::deliver_account_outbox,
     ports::{AccountRepo, BoxError, EventSink, PostFilter, PostRepo, StoreError, Stores},
-    tiktok::{oauth::needs_refresh, CipherError, ErrorClass, TikTokClient, TikTokError, TokenCipher},
+    tiktok::{oauth::needs_refresh, CipherError, ErrorClass, TikTokClient, TikTokError, TokenBinding, TokenCipher},
     Clock,
 };
 
@@ -36,7 +36,7 @@ pub enum TokenError {
     NotConnected { id: AccountId, status: AccountStatus },
     #[error("TikTok no longer accepts the authorization of account {0}; the user must reconnect it")]
     ReauthRequired(AccountId),
-    #[error("the stored tokens of account {0} cannot be opened with the configured key")]
+    #[error("the stored tokens of account {0} cannot be opened")]
     Unreadable(AccountId, #[source] CipherError),
     #[error("no fresh token for now; retry shortly")]
     Transient(#[source] BoxError),
@@ -204,7 +204,7 @@ impl TokenService {
             .as_ref()
             .map(|t| t.refresh_token.clone())
             .unwrap_or_default();
-        let refresh_token = match self.cipher.open(&sealed_refresh) {
+        let refresh_token = match self.cipher.open(&sealed_refresh, &TokenBinding::refresh(&account.id)) {
             Ok(token) => token,
             Err(e) => {
                 self.release_lock(&account.id).await;
@@ -213,7 +213,7 @@ impl TokenService {
         };
         match self.client.refresh(&refresh_token).await {
             Ok(grant) => {
-                let sealed = match self.cipher.seal_grant(&grant) {
+                let sealed = match self.cipher.seal_grant(&grant, &account.id) {
                     Ok(sealed) => sealed,
                     Err(e) => {
                         self.release_lock(&account.id).await;
@@ -387,7 +387,7 @@ impl TokenService {
             .unwrap_or_default();
         let token = self
             .cipher
-            .open(&sealed)
+            .open(&sealed, &TokenBinding::access(&account.id))
             .map_err(|e| TokenError::Unreadable(account.id.clone(), e))?;
         Ok(AccessToken { token, sealed })
     }

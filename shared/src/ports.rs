@@ -88,6 +88,9 @@ pub struct OAuthState {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PendingConnection {
+    /// The account the tokens are sealed for: the workspace's account of this TikTok user when it was authorized,
+    /// or the id a new one gets.
+    pub account_id: AccountId,
     pub open_id: String,
     pub scopes: Vec<String>,
     pub tokens: crate::domain::SealedTokens,

@@ -20,7 +20,7 @@ use shared::{
     },
     ids::{MediaId, PostId, WorkspaceId},
     ports::{BlobStore, Stores},
-    tiktok::{SecretString, TikTokClient, TikTokConfig, TokenCipher},
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TokenBinding, TokenCipher},
     SystemClock,
 };
 use tiktok_sandbox::{AccountSpec, SandboxConfig};
@@ -108,17 +108,24 @@ async fn child(size: u64) -> anyhow::Result<()> {
 
     let now = Utc::now();
     let workspace = WorkspaceId::new();
+    let blank = Account::new_connected(workspace.clone(), env("SANDBOX_OPEN_ID")?, now);
     let account = Account {
         display_name: "Bench".into(),
         scopes: vec!["video.publish".into()],
         tokens: Some(SealedTokens {
-            access_token: cipher.seal(&SecretString::from(env("SANDBOX_ACCESS")?))?,
+            access_token: cipher.seal(
+                &SecretString::from(env("SANDBOX_ACCESS")?),
+                &TokenBinding::access(&blank.id),
+            )?,
             access_expires_at: now + Duration::hours(2),
-            refresh_token: cipher.seal(&SecretString::from(env("SANDBOX_REFRESH")?))?,
+            refresh_token: cipher.seal(
+                &SecretString::from(env("SANDBOX_REFRESH")?),
+                &TokenBinding::refresh(&blank.id),
+            )?,
             refresh_expires_at: now + Duration::days(30),
         }),
         terms_accepted_at: Some(now),
-        ..Account::new_connected(workspace.clone(), env("SANDBOX_OPEN_ID")?, now)
+        ..blank
     };
     stores.accounts.create_account(&account).await?;
 

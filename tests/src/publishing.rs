@@ -35,7 +35,7 @@ use shared::{
     events::Event,
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{BlobStore, EventError, EventSink, Stores, Timer},
-    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
+    tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenBinding, TokenCipher, UploadHosts},
     Clock, SystemClock,
 };
 use tiktok_sandbox::{AccountSpec, SandboxClock, SandboxConfig, SandboxHandle};
@@ -240,10 +240,17 @@ impl Publishing {
         let open_id = self.sandbox.create_account(spec);
         let issued = self.sandbox.issue_tokens(&open_id, None).context("tokens")?;
         let now = self.deps.clock.now();
+        let blank = Account::new_connected(self.workspace.clone(), open_id, now);
         let tokens = SealedTokens {
-            access_token: self.cipher.seal(&SecretString::from(issued.access_token.clone()))?,
+            access_token: self.cipher.seal(
+                &SecretString::from(issued.access_token.clone()),
+                &TokenBinding::access(&blank.id),
+            )?,
             access_expires_at: now + chrono::Duration::seconds(issued.expires_in),
-            refresh_token: self.cipher.seal(&SecretString::from(issued.refresh_token.clone()))?,
+            refresh_token: self.cipher.seal(
+                &SecretString::from(issued.refresh_token.clone()),
+                &TokenBinding::refresh(&blank.id),
+            )?,
             refresh_expires_at: now + chrono::Duration::seconds(issued.refresh_expires_in),
         };
         let account = Account {
@@ -252,7 +259,7 @@ impl Publishing {
             scopes: issued.scope.split(',').map(str::to_owned).collect(),
             tokens: Some(tokens),
             terms_accepted_at: Some(now),
-            ..Account::new_connected(self.workspace.clone(), open_id, now)
+            ..blank
         };
         self.stores.accounts.create_account(&account).await?;
         Ok(account.id)

@@ -19,7 +19,7 @@ use shared::{
     config::EnvVars,
     domain::AccountStatus,
     ids::AccountId,
-    tiktok::{ExposeSecret, SecretString, TokenCipher},
+    tiktok::{ExposeSecret, SecretString, TokenBinding, TokenCipher},
 };
 use tiktok_sandbox::{AccountSpec, Endpoint};
 use tracing_subscriber::{fmt::MakeWriter, EnvFilter};
@@ -216,8 +216,11 @@ async fn when_accounts_connect_through_the_runner_should_list_them_with_their_sc
     for id in [&dev_account, &second_account] {
         let account = system.stores.accounts.get_account(id).await?.context("stored")?;
         let tokens = account.tokens.context("tokens are stored")?;
-        for sealed in [&tokens.access_token, &tokens.refresh_token] {
-            forbidden.push(cipher.open(sealed)?.expose_secret().to_owned());
+        for (sealed, binding) in [
+            (&tokens.access_token, TokenBinding::access(id)),
+            (&tokens.refresh_token, TokenBinding::refresh(id)),
+        ] {
+            forbidden.push(cipher.open(sealed, &binding)?.expose_secret().to_owned());
         }
     }
 

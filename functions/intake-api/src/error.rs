@@ -11,7 +11,7 @@ use shared::{
     accounts::TokenError,
     ports::{BlobError, StoreError},
     rules::Violation,
-    tiktok::{ErrorClass, TikTokError},
+    tiktok::{CipherError, ErrorClass, TikTokError},
 };
 use utoipa::ToSchema;
 
@@ -151,6 +151,16 @@ impl From<TokenError> for ApiError {
                  POST /v1/accounts/tiktok/connect"
             )),
             TokenError::Transient(_) => Self::Unavailable(Box::new(error)),
+            // Tokens bound elsewhere (moved into this record) or left unbound after an operator stopped accepting
+            // those: only a reconnect gives the account usable tokens again. A wrong key or an altered value stays
+            // ours to fix (500, alarmed).
+            TokenError::Unreadable(id, CipherError::Misplaced | CipherError::Unbound) => Self::Conflict {
+                code: "token_unreadable",
+                message: format!(
+                    "the stored TikTok tokens of account {id} cannot be used; connect it again with \
+                     POST /v1/accounts/tiktok/connect"
+                ),
+            },
             TokenError::Unreadable(..) => Self::internal(error),
         }
     }

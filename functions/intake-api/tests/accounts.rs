@@ -14,7 +14,7 @@ use shared::{
     domain::AccountStatus,
     events::EventType,
     ids::AccountId,
-    tiktok::{oauth::STATE_LIFETIME, ExposeSecret},
+    tiktok::{oauth::STATE_LIFETIME, ExposeSecret, SealFormat, TokenBinding},
 };
 use support::{Reply, TestApp, REDIRECT_URI};
 use tiktok_sandbox::{AccountSpec, Endpoint, FaultAction, FaultSpec};
@@ -160,7 +160,16 @@ async fn when_tiktok_approves_should_connect_the_account_with_its_scopes_sealed_
     assert_eq!(stored.workspace_id, tenant.workspace);
     let sealed = stored.tokens.expect("tokens are stored");
     assert!(!sealed.access_token.contains("act."), "sealed at rest");
-    let access = app.tokens.cipher().open(&sealed.access_token).unwrap();
+    assert_eq!(
+        SealFormat::of(&sealed.refresh_token),
+        SealFormat::Bound,
+        "bound to the account the callback created"
+    );
+    let access = app
+        .tokens
+        .cipher()
+        .open(&sealed.access_token, &TokenBinding::access(&stored.id))
+        .unwrap();
     assert!(access.expose_secret().starts_with("act."));
     assert_eq!(token_calls(&app, "authorization_code"), 1);
 
@@ -200,13 +209,21 @@ async fn when_the_same_tiktok_user_reconnects_should_update_that_account_with_ne
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 1);
     let after = app.stores.accounts.get_account(&id).await.unwrap().unwrap();
     let (old, new) = (before.tokens.unwrap(), after.tokens.unwrap());
-    let refresh = app.tokens.cipher().open(&new.refresh_token).unwrap();
+    let refresh = app
+        .tokens
+        .cipher()
+        .open(&new.refresh_token, &TokenBinding::refresh(&id))
+        .unwrap();
     assert!(
         refresh.expose_secret().starts_with("rft."),
         "never an empty refresh token"
     );
     assert_ne!(
-        app.tokens.cipher().open(&old.refresh_token).unwrap().expose_secret(),
+        app.tokens
+            .cipher()
+            .open(&old.refresh_token, &TokenBinding::refresh(&id))
+            .unwrap()
+            .expose_secret(),
         refresh.expose_secret(),
         "the new grant's tokens"
     );

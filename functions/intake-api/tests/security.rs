@@ -15,8 +15,8 @@ use axum::{
 };
 use serde_json::{json, Value};
 use shared::{
-    domain::{Media, Post, PostStatus},
-    ids::{MediaId, PostId},
+    domain::{Account, Media, Post, PostStatus, SealedTokens},
+    ids::{AccountId, MediaId, PostId},
     ports::{MediaRepo, StoreResult},
     tiktok::{webhook, SecretString},
     Clock,
@@ -439,4 +439,89 @@ async fn attack_replayed_authorization_removed_never_undoes_a_newer_connection()
     assert_eq!(fresh.body["outcome"], "applied", "{}", fresh.body);
     let gone = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
     assert!(gone.tokens.is_none(), "a removal after the connection disconnects it");
+}
+
+/// Each sealed token is bound to its account and field (AES-GCM associated data): a value copied into another record,
+/// or into the other field of its own, never opens. Using the account then fails cleanly, a 409 saying to reconnect,
+/// and TikTok is never asked to refresh with a token that is not the account's own.
+#[tokio::test]
+async fn attack_a_sealed_token_moved_to_another_account_or_field_never_opens() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let tenant = app.empty_tenant("moved-tokens").await;
+    let mut connected = Vec::new();
+    for _ in 0..2 {
+        let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+        app.sandbox().set_authorizer(Some(&open_id));
+        let id: AccountId = app.connect(&tenant).await.body["id"].as_str().unwrap().parse().unwrap();
+        connected.push(app.stores.accounts.get_account(&id).await.unwrap().unwrap());
+    }
+    let (alpha, bravo) = (&connected[0], &connected[1]);
+    let (alpha_tokens, bravo_tokens) = (alpha.tokens.clone().unwrap(), bravo.tokens.clone().unwrap());
+    let expired = app.clock.now() - chrono::Duration::minutes(1);
+    let refreshes = || app.sandbox().requests_to(tiktok_sandbox::Endpoint::Token).len();
+    let connect_calls = refreshes();
+
+    let cases = [
+        (
+            "alpha's access token in bravo's record",
+            bravo,
+            SealedTokens {
+                access_token: alpha_tokens.access_token.clone(),
+                ..bravo_tokens.clone()
+            },
+        ),
+        (
+            "alpha's refresh token in bravo's record, bravo's access token expired",
+            bravo,
+            SealedTokens {
+                access_expires_at: expired,
+                refresh_token: alpha_tokens.refresh_token.clone(),
+                ..bravo_tokens.clone()
+            },
+        ),
+        (
+            "alpha's access token in alpha's refresh field, the access token expired",
+            alpha,
+            SealedTokens {
+                access_expires_at: expired,
+                refresh_token: alpha_tokens.access_token.clone(),
+                ..alpha_tokens.clone()
+            },
+        ),
+    ];
+    for (attack, target, tokens) in cases {
+        let current = app.stores.accounts.get_account(&target.id).await.unwrap().unwrap();
+        let moved = Account {
+            tokens: Some(tokens),
+            version: current.version + 1,
+            ..current.clone()
+        };
+        app.stores
+            .accounts
+            .update_account(&moved, current.version)
+            .await
+            .unwrap();
+
+        let reply = app
+            .call(
+                Method::GET,
+                &format!("/v1/accounts/{}/creator-info", target.id),
+                Some(&tenant.key),
+                None,
+            )
+            .await;
+
+        assert_error_shape(&reply, StatusCode::CONFLICT, "token_unreadable");
+        let after = app.stores.accounts.get_account(&target.id).await.unwrap().unwrap();
+        assert_eq!(after.refresh_lock_until, None, "{attack}: the refresh lock is released");
+        assert_eq!(
+            after.tokens, moved.tokens,
+            "{attack}: nothing is re-sealed from a token that is not its own"
+        );
+    }
+    assert_eq!(
+        refreshes(),
+        connect_calls,
+        "TikTok never saw a refresh with a moved token"
+    );
 }

@@ -79,8 +79,9 @@ pub(crate) fn token(error: &TokenError) -> Failure {
     match error {
         TokenError::Unreadable(..) => Failure::new(
             "token_unreadable",
-            "the stored TikTok tokens cannot be decrypted with the configured key (was TOKEN_ENCRYPTION_KEY rotated \
-             without re-encrypting?); an operator must fix the key, or the user must reconnect the account",
+            "the stored TikTok tokens cannot be opened: sealed with another key (was TOKEN_ENCRYPTION_KEY rotated \
+             without re-encrypting?), altered, moved from another account, or sealed before the account binding \
+             while TOKEN_ACCEPT_UNBOUND is false; an operator must fix the key, or the user must reconnect the account",
         ),
         other => Failure::new(
             "account_not_connected",

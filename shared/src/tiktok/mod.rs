@@ -22,7 +22,9 @@ pub mod oauth;
 pub mod webhook;
 
 pub use chunk::{ChunkPlan, ChunkPlanError};
-pub use cipher::{CipherError, TokenCipher, TOKEN_KEY_VARIABLE};
+pub use cipher::{
+    CipherError, SealFormat, TokenBinding, TokenCipher, TokenField, ACCEPT_UNBOUND_VARIABLE, TOKEN_KEY_VARIABLE,
+};
 pub use client::{ClientBuildError, TikTokClient};
 pub use config::{TikTokConfig, TikTokTimeouts, UploadHosts};
 pub use error::{Endpoint, ErrorClass, ErrorContext, TikTokError, UnknownCause, UploadedRange, POSTING_BLOCKED_CODES};

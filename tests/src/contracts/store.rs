@@ -860,6 +860,7 @@ pub async fn oauth_state_repo_contract(stores: &Stores) -> anyhow::Result<()> {
     // A connection TikTok authorized travels whole, sealed tokens and all, and is single-use too.
     let pending = OAuthState {
         connection: Some(PendingConnection {
+            account_id: AccountId::new(),
             open_id: "open-pending".into(),
             scopes: vec!["video.publish".into()],
             tokens: SealedTokens {

@@ -7,7 +7,7 @@ use shared::{
     domain::{Account, AccountStatus},
     ids::{AccountId, WorkspaceId},
     ports::StoreError,
-    tiktok::{CreatorInfo, ErrorClass, TikTokError},
+    tiktok::{CreatorInfo, ErrorClass, TikTokError, TokenBinding},
 };
 
 use crate::{
@@ -104,7 +104,11 @@ pub async fn delete_account(
 /// Best effort: the account is disconnected here whatever TikTok answers (an expired token cannot be revoked, and
 /// TikTok may be down); the user can still remove the app in TikTok.
 async fn revoke_at_tiktok(state: &AppState, id: &AccountId, sealed_access_token: &str) {
-    let token = match state.tokens.cipher().open(sealed_access_token) {
+    let token = match state
+        .tokens
+        .cipher()
+        .open(sealed_access_token, &TokenBinding::access(id))
+    {
         Ok(token) => token,
         Err(error) => {
             tracing::warn!(account_id = %id, %error, "stored token unreadable; not revoked at TikTok");
@@ -133,7 +137,10 @@ pub(crate) fn forget_tokens(account: &mut Account, now: DateTime<Utc>) {
                                       creator cannot post now", body = CreatorInfoView),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
-        (status = 409, description = "`reconnect_required`: the account must be connected again", body = ErrorBody),
+        (status = 409, description = "`reconnect_required`: the account must be connected again; \
+                                      `token_unreadable`: its stored tokens belong to another account or field (or \
+                                      predate the account binding the deployment now requires), so it must be \
+                                      connected again too", body = ErrorBody),
         (status = 429, description = "TikTok's per-account limit (20 a minute) is reached", body = ErrorBody),
         (status = 503, description = "TikTok is unavailable; retry shortly", body = ErrorBody),
     ),

@@ -13,12 +13,12 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use shared::{
-    domain::{Account, AccountStatus},
-    ids::WorkspaceId,
+    domain::{Account, AccountStatus, SealedTokens},
+    ids::{AccountId, WorkspaceId},
     ports::{OAuthState, PendingConnection},
     tiktok::{
         oauth::{generate_state, is_state_shaped, parse_callback, CallbackOutcome, SecretCode, STATE_LIFETIME},
-        ErrorClass, Scopes, TikTokError, TokenGrant, UserInfo, REQUIRED_SCOPES,
+        ErrorClass, Scopes, TikTokError, TokenBinding, TokenGrant, UserInfo, REQUIRED_SCOPES,
     },
 };
 
@@ -218,7 +218,7 @@ async fn complete_connect(state: &AppState, query: &str) -> Result<OAuthState, A
                 require_scopes(&granted)?;
             }
             let grant = exchange(state, &code).await?;
-            let connection = authorized(state, grant, granted).await?;
+            let connection = authorized(state, &started.workspace_id, grant, granted).await?;
             let pending = OAuthState {
                 state: generate_state(),
                 workspace_id: started.workspace_id,
@@ -249,6 +249,7 @@ async fn exchange(state: &AppState, code: &SecretCode) -> Result<TokenGrant, Api
 /// carry) decide; the callback's list stands in when the grant names none.
 async fn authorized(
     state: &AppState,
+    workspace: &WorkspaceId,
     grant: TokenGrant,
     callback_scopes: Scopes,
 ) -> Result<PendingConnection, ApiError> {
@@ -298,8 +299,21 @@ async fn authorized(
             None
         }
     };
-    let tokens = state.tokens.cipher().seal_grant(&grant).map_err(ApiError::internal)?;
+    // The tokens are sealed bound to the account they go into, so its id is settled now: the workspace's account
+    // of this TikTok user, or the id a new one will have.
+    let account_id = state
+        .stores
+        .accounts
+        .find_account_by_open_id(workspace, &grant.open_id)
+        .await?
+        .map_or_else(AccountId::new, |account| account.id);
+    let tokens = state
+        .tokens
+        .cipher()
+        .seal_grant(&grant, &account_id)
+        .map_err(ApiError::internal)?;
     Ok(PendingConnection {
+        account_id,
         open_id: grant.open_id,
         scopes: scopes.into_vec(),
         tokens,
@@ -309,7 +323,8 @@ async fn authorized(
     })
 }
 
-/// The claimed connection becomes the workspace's account of that TikTok user: a new one, or the one it had.
+/// The claimed connection becomes the workspace's account of that TikTok user: a new one under the id its tokens
+/// are bound to, or the one it had.
 async fn attach(
     state: &AppState,
     workspace: &WorkspaceId,
@@ -322,18 +337,29 @@ async fn attach(
         .find_account_by_open_id(workspace, &connection.open_id)
         .await?;
     let connected = match existing {
-        Some(account) => Connected {
-            account: update_account(state, account, |account, now| {
-                apply(connection, account, now);
-                true
-            })
-            .await?
-            .account,
-            created: false,
-        },
+        Some(account) => {
+            // Another connection of the same creator was claimed since this one was authorized.
+            let tokens = if account.id == connection.account_id {
+                connection.tokens.clone()
+            } else {
+                rebound(state, &connection.tokens, &connection.account_id, &account.id)?
+            };
+            Connected {
+                account: update_account(state, account, |account, now| {
+                    apply(connection, tokens.clone(), account, now);
+                    true
+                })
+                .await?
+                .account,
+                created: false,
+            }
+        }
         None => {
-            let mut account = Account::new_connected(workspace.clone(), connection.open_id.clone(), now);
-            apply(connection, &mut account, now);
+            let mut account = Account {
+                id: connection.account_id.clone(),
+                ..Account::new_connected(workspace.clone(), connection.open_id.clone(), now)
+            };
+            apply(connection, connection.tokens.clone(), &mut account, now);
             state.stores.accounts.create_account(&account).await?;
             Connected { account, created: true }
         }
@@ -347,12 +373,41 @@ async fn attach(
     Ok(connected)
 }
 
+/// Tokens sealed for `from` sealed again for `to`.
+fn rebound(
+    state: &AppState,
+    tokens: &SealedTokens,
+    from: &AccountId,
+    to: &AccountId,
+) -> Result<SealedTokens, ApiError> {
+    let cipher = state.tokens.cipher();
+    let reseal = |sealed: &str, from: TokenBinding<'_>, to: TokenBinding<'_>| {
+        cipher
+            .open(sealed, &from)
+            .and_then(|plain| cipher.seal(&plain, &to))
+            .map_err(ApiError::internal)
+    };
+    Ok(SealedTokens {
+        access_token: reseal(
+            &tokens.access_token,
+            TokenBinding::access(from),
+            TokenBinding::access(to),
+        )?,
+        refresh_token: reseal(
+            &tokens.refresh_token,
+            TokenBinding::refresh(from),
+            TokenBinding::refresh(to),
+        )?,
+        ..tokens.clone()
+    })
+}
+
 /// A reconnect replaces the tokens with this grant's, which always holds a refresh token: the client refuses token
 /// answers with an empty one, so a stored refresh token is never overwritten by nothing.
-fn apply(connection: &PendingConnection, account: &mut Account, now: DateTime<Utc>) {
+fn apply(connection: &PendingConnection, tokens: SealedTokens, account: &mut Account, now: DateTime<Utc>) {
     account.status = AccountStatus::Connected;
     account.scopes.clone_from(&connection.scopes);
-    account.tokens = Some(connection.tokens.clone());
+    account.tokens = Some(tokens);
     account.refresh_lock_until = None;
     if !connection.display_name.is_empty() {
         account.display_name.clone_from(&connection.display_name);
