@@ -27,14 +27,15 @@ use crate::{
     domain::{sortable_timestamp, Account, ApiKey, Media, Post, Workspace},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{
-        AccountRepo, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState,
-        OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
+        AccountRepo, DeliveryClaim, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo,
+        OAuthState, OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult, WebhookDeliveryRepo,
+        WorkspaceRepo,
     },
 };
 
 /// Bumped with every change to [`SCHEMA`]; a file written by a newer release is refused rather than misread, and an
 /// older one is brought up to date by [`MIGRATIONS`].
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS posts (
@@ -103,6 +104,12 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    key     TEXT PRIMARY KEY NOT NULL,
+    applied INTEGER NOT NULL,
+    until   INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS fingerprints (
     account_id  TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -113,10 +120,12 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 
 /// What brings a file written at schema version `index + 1` to the next version; run in order before [`SCHEMA`], whose
 /// `IF NOT EXISTS` statements then add whatever is new (indexes on the columns added here).
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1 -> 2: webhooks find posts by TikTok's publish id.
     "ALTER TABLE posts ADD COLUMN publish_id TEXT;
      UPDATE posts SET publish_id = json_extract(doc, '$.publish.publishId');",
+    // 2 -> 3: webhook delivery keys, a new table that SCHEMA creates.
+    "",
 ];
 
 /// Sorts after every listing key (they start with a year's digits).
@@ -1037,6 +1046,77 @@ impl OAuthStateRepo for SqliteStore {
             })
             .await?;
         Ok(taken.map(OAuthState::from).filter(|state| state.expires_at > now))
+    }
+}
+
+/// Nothing deletes expired keys here (they only stop holding): a developer's data dir sees a few webhooks a day.
+#[async_trait]
+impl WebhookDeliveryRepo for SqliteStore {
+    async fn claim_delivery(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<DeliveryClaim> {
+        let key = key.to_owned();
+        let (now, lease_until) = (epoch_millis(now), epoch_millis(lease_until));
+        self.write(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sqlite_failure)?;
+            let claimed = transaction
+                .prepare_cached(
+                    "INSERT INTO webhook_deliveries (key, applied, until) VALUES (?1, 0, ?3)
+                     ON CONFLICT (key) DO UPDATE SET applied = 0, until = excluded.until
+                     WHERE webhook_deliveries.until <= ?2",
+                )
+                .and_then(|mut statement| statement.execute(params![key, now, lease_until]))
+                .map_err(sqlite_failure)?;
+            let claim = if claimed == 1 {
+                DeliveryClaim::Claimed
+            } else {
+                let applied: bool = transaction
+                    .prepare_cached("SELECT applied FROM webhook_deliveries WHERE key = ?1")
+                    .and_then(|mut statement| statement.query_row([&key], |row| row.get(0)))
+                    .map_err(sqlite_failure)?;
+                if applied {
+                    DeliveryClaim::AlreadyApplied
+                } else {
+                    DeliveryClaim::InProgress
+                }
+            };
+            transaction.commit().map_err(sqlite_failure)?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn finish_delivery(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let key = key.to_owned();
+        let until = epoch_millis(expires_at);
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO webhook_deliveries (key, applied, until) VALUES (?1, 1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET applied = 1, until = excluded.until",
+                )
+                .and_then(|mut statement| statement.execute(params![key, until]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
+    }
+
+    async fn release_delivery(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |connection| {
+            connection
+                .prepare_cached("DELETE FROM webhook_deliveries WHERE key = ?1 AND applied = 0")
+                .and_then(|mut statement| statement.execute([key]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
     }
 }
 
