@@ -8,6 +8,7 @@
 //!   write that caused them.
 //! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging; [`secrets`]: the
 //!   Secrets Manager values laid over the configuration at cold start.
+//! - [`webhook_dedupe`]: each TikTok webhook delivery applied once, however often it is redelivered or replayed.
 #![forbid(unsafe_code)]
 
 pub mod accounts;
@@ -24,5 +25,6 @@ pub mod secrets;
 pub mod telemetry;
 pub mod tiktok;
 pub mod timer;
+pub mod webhook_dedupe;
 
 pub use clock::{Clock, ManualClock, SystemClock, TokioClock};

@@ -212,6 +212,36 @@ pub trait OAuthStateRepo: Send + Sync {
     async fn take_oauth_state(&self, state: &str, now: DateTime<Utc>) -> StoreResult<Option<OAuthState>>;
 }
 
+/// What claiming a webhook delivery's key found ([`WebhookDeliveryRepo::claim_delivery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryClaim {
+    /// The caller holds the key until its lease ends: apply the delivery, then finish or release the claim.
+    Claimed,
+    /// A delivery with this key was applied: this one is a redelivery or a replay.
+    AlreadyApplied,
+    /// Another caller is applying a delivery with this key now; whether it succeeds is not known yet.
+    InProgress,
+}
+
+/// The keys of TikTok's webhook deliveries ([`crate::tiktok::webhook::WebhookDelivery::dedupe_key`]), so that a
+/// redelivery or a replay is recognised and dropped. Expiry is judged by the caller's `now`, never the store's clock.
+#[async_trait]
+pub trait WebhookDeliveryRepo: Send + Sync {
+    /// Claims `key` until `lease_until`, unless a record still holds it at `now` (an applied delivery until its
+    /// expiry, one being applied until its lease ends): checked and written in one step, so the first caller wins.
+    async fn claim_delivery(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<DeliveryClaim>;
+    /// Records the claimed delivery as applied; its key is then held until `expires_at`.
+    async fn finish_delivery(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<()>;
+    /// Gives up a claim whose delivery was not applied, so that the next delivery with the key is. A key already
+    /// recorded as applied stays.
+    async fn release_delivery(&self, key: &str) -> StoreResult<()>;
+}
+
 /// Every storage port, as one handle to wire. Adapters implement all of them; code takes the narrowest it needs.
 #[derive(Clone)]
 pub struct Stores {
@@ -221,12 +251,20 @@ pub struct Stores {
     pub accounts: Arc<dyn AccountRepo>,
     pub workspaces: Arc<dyn WorkspaceRepo>,
     pub oauth_states: Arc<dyn OAuthStateRepo>,
+    pub webhook_deliveries: Arc<dyn WebhookDeliveryRepo>,
 }
 
 impl Stores {
     pub fn from_adapter<S>(adapter: Arc<S>) -> Self
     where
-        S: PostRepo + IdempotencyRepo + MediaRepo + AccountRepo + WorkspaceRepo + OAuthStateRepo + 'static,
+        S: PostRepo
+            + IdempotencyRepo
+            + MediaRepo
+            + AccountRepo
+            + WorkspaceRepo
+            + OAuthStateRepo
+            + WebhookDeliveryRepo
+            + 'static,
     {
         Self {
             posts: adapter.clone(),
@@ -234,7 +272,8 @@ impl Stores {
             media: adapter.clone(),
             accounts: adapter.clone(),
             workspaces: adapter.clone(),
-            oauth_states: adapter,
+            oauth_states: adapter.clone(),
+            webhook_deliveries: adapter,
         }
     }
 }

@@ -40,6 +40,7 @@ dynamodb_contracts!(
     oauth_state_repo_contract => dynamodb_against_moto_oauth_state_repo_contract,
     publish_id_lookup_contract => dynamodb_against_moto_publish_id_lookup_contract,
     account_user_lookup_contract => dynamodb_against_moto_account_user_lookup_contract,
+    webhook_delivery_contract => dynamodb_against_moto_webhook_delivery_contract,
 );
 
 #[tokio::test]

@@ -48,7 +48,7 @@ macro_rules! store_contracts {
                 post_crud_contract, idempotency_contract, post_listing_contract, due_index_contract,
                 fingerprint_contract, media_repo_contract, media_batch_read_contract, account_repo_contract, workspace_repo_contract,
                 oauth_state_repo_contract, publish_id_lookup_contract, account_user_lookup_contract,
-                dispatch_watermark_contract);
+                dispatch_watermark_contract, webhook_delivery_contract);
         }
     };
     (@suites $fixture:expr; $($suite:ident),+) => {

@@ -26,6 +26,10 @@ pub fn current_request_id() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
+/// What a 503 asks the caller to wait: a SQLite write lock is waited for up to 1.5 s per attempt, DynamoDB
+/// throttling passes within seconds.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -226,7 +230,7 @@ impl IntoResponse for ApiError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
             response

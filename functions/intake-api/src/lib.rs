@@ -103,9 +103,60 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation that touches a store may meet it unavailable (DynamoDB throttling, a SQLite write lock held
+/// elsewhere) and answer 503 with `Retry-After` ([`ApiError::Unavailable`]); declared once here rather than on each
+/// route, and the header added to the routes' own 503s (TikTok unavailable). Applied to the finished document: the
+/// routes are not in it yet when `ApiDoc`'s own modifiers run.
+struct RetryShortly;
+
+impl Modify for RetryShortly {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            schema::{Object, Type},
+            Content, HeaderBuilder, Ref, RefOr, Response,
+        };
+        let retry_after = HeaderBuilder::new()
+            .schema(Object::with_type(Type::Integer))
+            .description(Some(format!(
+                "Seconds to wait before retrying ({})",
+                error::RETRY_AFTER_SECONDS
+            )))
+            .build();
+        let mut unavailable =
+            Response::new("A backing store is busy or unavailable; retry after `Retry-After` seconds");
+        unavailable.content.insert(
+            "application/json".to_owned(),
+            Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            // The document itself is served from memory.
+            if path == "/v1/openapi.json" {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let response = operation
+                    .responses
+                    .responses
+                    .entry("503".to_owned())
+                    .or_insert_with(|| RefOr::T(unavailable.clone()));
+                if let RefOr::T(response) = response {
+                    response.headers.insert("Retry-After".to_owned(), retry_after.clone());
+                }
+            }
+        }
+    }
+}
+
 /// The routes and their OpenAPI document, built together so that no route can be missing from the document.
 fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (routes, mut document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::posts::create_post, routes::posts::list_posts))
         .routes(routes!(
             routes::posts::get_post,
@@ -124,7 +175,9 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::accounts::creator_info))
         .routes(routes!(routes::webhooks::tiktok_webhook))
         .routes(routes!(openapi_json))
-        .split_for_parts()
+        .split_for_parts();
+    RetryShortly.modify(&mut document);
+    (routes, document)
 }
 
 /// OpenAPI links from each create to the operations on what it created, so clients (and schemathesis's stateful

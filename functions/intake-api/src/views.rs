@@ -366,6 +366,9 @@ pub enum WebhookOutcome {
     Unchanged,
     /// Not ours to act on: an unknown publish id, user or event.
     Ignored,
+    /// A delivery with the same key (event, user, time and content) was handled before, within TikTok's 72 h of
+    /// redeliveries: a redelivery or a replay, and nothing was done.
+    Duplicate,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

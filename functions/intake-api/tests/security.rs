@@ -394,19 +394,28 @@ async fn attack_one_workspace_disconnecting_a_shared_creator_leaves_the_other_co
     assert_eq!(revokes(), 1, "the last connection revokes at TikTok");
 }
 
-/// A signed `authorization.removed` for `open_id` that TikTok created at `create_time`.
-async fn deliver_removal(app: &TestApp, open_id: &str, create_time: i64) -> Reply {
-    let body = json!({
+/// An `authorization.removed` for `open_id` that TikTok created at `create_time`.
+fn removal(open_id: &str, create_time: i64) -> String {
+    json!({
         "client_key": "sandbox-client-key", "event": "authorization.removed", "create_time": create_time,
         "user_openid": open_id, "content": json!({ "reason": 1 }).to_string(),
     })
-    .to_string();
-    let signature = webhook::sign(
+    .to_string()
+}
+
+/// TikTok's signature of `body`, sent at the app's now.
+fn signed_now(app: &TestApp, body: &str) -> String {
+    webhook::sign(
         &SecretString::from(CLIENT_SECRET),
         app.clock.now().timestamp(),
         body.as_bytes(),
-    );
-    deliver_webhook(app, &body, &signature).await
+    )
+}
+
+/// A signed `authorization.removed` for `open_id` that TikTok created at `create_time`.
+async fn deliver_removal(app: &TestApp, open_id: &str, create_time: i64) -> Reply {
+    let body = removal(open_id, create_time);
+    deliver_webhook(app, &body, &signed_now(app, &body)).await
 }
 
 /// A redelivered (TikTok retries for 72 h) or replayed `authorization.removed` older than the user's latest
@@ -524,4 +533,66 @@ async fn attack_a_sealed_token_moved_to_another_account_or_field_never_opens() {
         connect_calls,
         "TikTok never saw a refresh with a moved token"
     );
+}
+
+/// Issue 11 §2: the same signed `authorization.removed`, replayed within the signature's 5 minutes, after the user
+/// reconnected in the removal's own second. The `create_time` rule alone counts such a reconnect as older than the
+/// removal (TikTok counts whole seconds) and would disconnect it again; the delivery's key says it was handled.
+#[tokio::test]
+async fn attack_replayed_authorization_removed_is_a_duplicate_and_leaves_the_reconnected_account_alone() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let tenant = app.empty_tenant("replayed").await;
+    let account: shared::ids::AccountId = app.connect(&tenant).await.body["id"].as_str().unwrap().parse().unwrap();
+    let removed_at = app.clock.now().timestamp() + 1;
+    let body = removal(&open_id, removed_at);
+    let signature = signed_now(&app, &body);
+    let removed = deliver_webhook(&app, &body, &signature).await;
+    assert_eq!(removed.body["outcome"], "applied", "{}", removed.body);
+    app.clock.advance(chrono::Duration::seconds(1));
+    let reconnected = app.connect(&tenant).await;
+    assert_eq!(reconnected.status, StatusCode::OK, "{}", reconnected.body);
+    let before = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
+    assert_eq!(
+        before.connected_at.timestamp(),
+        removed_at,
+        "reconnected in the removal's second"
+    );
+    let reauth_events = app.events.events().len();
+
+    let replayed = deliver_webhook(&app, &body, &signature).await;
+
+    assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.body);
+    assert_eq!(replayed.body["outcome"], "duplicate", "{}", replayed.body);
+    let after = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
+    assert_eq!(after, before, "the reconnected account is untouched");
+    assert!(after.tokens.is_some());
+    assert_eq!(
+        app.events.events().len(),
+        reauth_events,
+        "no second account.reauth_required"
+    );
+}
+
+/// Issue 11 §2: TikTok redelivers `post.publish.complete` (freshly signed) for up to 72 hours; each redelivery is
+/// acknowledged as a duplicate, and changes and emits nothing.
+#[tokio::test]
+async fn attack_redelivered_publish_complete_is_a_duplicate_for_72_hours_and_changes_nothing() {
+    let app = TestApp::new().await;
+    let post = published_post(&app).await;
+    let body = complete_event("sandbox-client-key");
+    let first = deliver_webhook(&app, &body, &signed_now(&app, &body)).await;
+    assert_eq!(first.body["outcome"], "applied", "{}", first.body);
+    let completed = app.stores.posts.get_post(&post.id).await.unwrap().unwrap();
+    let events = app.events.events().len();
+
+    for later in [chrono::Duration::minutes(1), chrono::Duration::hours(71)] {
+        app.clock.advance(later);
+        let again = deliver_webhook(&app, &body, &signed_now(&app, &body)).await;
+        assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+        assert_eq!(again.body["outcome"], "duplicate", "{}", again.body);
+    }
+    assert_eq!(app.stores.posts.get_post(&post.id).await.unwrap().unwrap(), completed);
+    assert_eq!(app.events.events().len(), events, "no second post.completed");
 }

@@ -10,10 +10,17 @@ use axum::{
 use chrono::Duration;
 use futures::future::join_all;
 use serde_json::{json, Value};
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use async_trait::async_trait;
 use shared::{
-    domain::{AccountStatus, Post, PostStatus, SealedTokens},
+    domain::{Account, AccountStatus, Post, PostStatus, SealedTokens},
     events::EventType,
-    ids::PostId,
+    ids::{AccountId, PostId, WorkspaceId},
+    ports::{AccountRepo, StoreError, StoreResult},
     tiktok::{webhook, FailReason, SecretString},
     Clock,
 };
@@ -154,7 +161,7 @@ async fn when_publish_complete_arrives_should_complete_the_post_once_with_one_ev
     app.clock.advance(Duration::seconds(30));
     let again = deliver(&app, &body).await;
     assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.body, json!({ "outcome": "unchanged" }));
+    assert_eq!(again.body, json!({ "outcome": "duplicate" }));
     assert_eq!(
         events_of(&app, EventType::PostCompleted),
         1,
@@ -171,11 +178,27 @@ async fn when_the_same_delivery_arrives_concurrently_should_move_the_post_once()
 
     let replies = join_all((0..8).map(|_| deliver(&app, &body))).await;
 
-    assert!(replies.iter().all(|r| r.status == StatusCode::OK));
     let applied = replies.iter().filter(|r| r.body["outcome"] == "applied").count();
     assert_eq!(applied, 1);
+    // A copy that came while the first was being applied is told to come back: a 200 would end TikTok's retries
+    // before it is known that the first copy succeeds.
+    for reply in &replies {
+        let retry_later =
+            reply.status == StatusCode::SERVICE_UNAVAILABLE && reply.headers.contains_key(header::RETRY_AFTER);
+        assert!(
+            reply.status == StatusCode::OK || retry_later,
+            "{} {}",
+            reply.status,
+            reply.body
+        );
+    }
     assert_eq!(events_of(&app, EventType::PostCompleted), 1);
     assert_eq!(stored(&app, &post).await.status, PostStatus::Completed);
+    assert_eq!(
+        deliver(&app, &body).await.body,
+        json!({ "outcome": "duplicate" }),
+        "the retry, later"
+    );
 }
 
 #[tokio::test]
@@ -213,7 +236,7 @@ async fn when_publish_failed_arrives_should_fail_the_post_with_tiktoks_reason_an
         shown.body["failure"]["message"],
         FailReason::FrameRateCheckFailed.message()
     );
-    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "unchanged" }));
+    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "duplicate" }));
     assert_eq!(events_of(&app, EventType::PostFailed), 1);
 }
 
@@ -260,7 +283,7 @@ async fn when_the_post_becomes_public_should_keep_tiktoks_post_id_exactly_and_it
         shown.body["postUrl"],
         "https://www.tiktok.com/@creator/video/7300000000000000123"
     );
-    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "unchanged" }));
+    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "duplicate" }));
 }
 
 #[tokio::test]
@@ -281,7 +304,7 @@ async fn when_an_inbox_upload_is_delivered_should_record_tiktoks_status() {
         PostStatus::Published,
         "the user finishes it in the app"
     );
-    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "unchanged" }));
+    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "duplicate" }));
 }
 
 #[tokio::test]
@@ -341,7 +364,7 @@ async fn when_the_user_removes_the_app_should_disconnect_each_of_their_accounts_
     let untouched = app.stores.accounts.get_account(&app.a.account).await.unwrap().unwrap();
     assert_eq!(untouched.status, AccountStatus::Connected, "other users' accounts stay");
 
-    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "unchanged" }));
+    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "duplicate" }));
     assert_eq!(events_of(&app, EventType::AccountReauthRequired), 2);
     let stranger = envelope("authorization.removed", "open-nobody", json!({ "reason": 1 }));
     assert_eq!(deliver(&app, &stranger).await.body, json!({ "outcome": "ignored" }));
@@ -416,4 +439,63 @@ async fn when_the_bus_refuses_account_reauth_required_it_waits_in_the_accounts_o
     assert_eq!(events_of(&app, EventType::AccountReauthRequired), 1);
     let stored = app.stores.accounts.get_account(&account.id).await.unwrap().unwrap();
     assert!(stored.outbox.is_empty());
+}
+
+/// Accounts whose lookup by TikTok user fails once, as an unavailable store would.
+struct AccountsFailingOnce {
+    inner: Arc<dyn AccountRepo>,
+    failed: AtomicBool,
+}
+
+#[async_trait]
+impl AccountRepo for AccountsFailingOnce {
+    async fn create_account(&self, account: &Account) -> StoreResult<()> {
+        self.inner.create_account(account).await
+    }
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        self.inner.get_account(id).await
+    }
+    async fn update_account(&self, account: &Account, expected_version: u64) -> StoreResult<()> {
+        self.inner.update_account(account, expected_version).await
+    }
+    async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>> {
+        self.inner.list_accounts(workspace).await
+    }
+    async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>> {
+        self.inner.find_account_by_open_id(workspace, open_id).await
+    }
+    async fn find_accounts_by_open_id(&self, open_id: &str) -> StoreResult<Vec<Account>> {
+        if !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the store is down for this call".into()));
+        }
+        self.inner.find_accounts_by_open_id(open_id).await
+    }
+}
+
+/// A delivery whose key was claimed but whose applying failed must not be taken for a duplicate later: TikTok
+/// redelivers it because we answered 503, and that redelivery is applied.
+#[tokio::test]
+async fn when_applying_fails_should_answer_503_and_apply_tiktoks_redelivery() {
+    let app = TestApp::with_stores(|stores| {
+        stores.accounts = Arc::new(AccountsFailingOnce {
+            inner: stores.accounts.clone(),
+            failed: AtomicBool::new(false),
+        });
+    })
+    .await;
+    let mut account = account_record(&app.a.workspace, AccountStatus::Connected);
+    account.open_id = "open-flaky-user".into();
+    app.stores.accounts.create_account(&account).await.unwrap();
+    let body = envelope("authorization.removed", "open-flaky-user", json!({ "reason": 1 }));
+
+    let failed = deliver(&app, &body).await;
+    app.clock.advance(Duration::seconds(5));
+    let redelivered = deliver(&app, &body).await;
+
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{}", failed.body);
+    assert!(failed.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(redelivered.body, json!({ "outcome": "applied" }), "not a duplicate");
+    let stored = app.stores.accounts.get_account(&account.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, AccountStatus::Disconnected);
+    assert_eq!(deliver(&app, &body).await.body, json!({ "outcome": "duplicate" }));
 }

@@ -64,6 +64,10 @@ pub(crate) mod record_key {
     pub(crate) fn fingerprint(account: impl Display, fingerprint: &str) -> String {
         format!("FP#{account}#{fingerprint}")
     }
+
+    pub(crate) fn webhook_delivery(dedupe_key: &str) -> String {
+        format!("WEBHOOK#{dedupe_key}")
+    }
 }
 
 /// Where a post sits in the listing and due indexes; both adapters derive their index columns from this alone.

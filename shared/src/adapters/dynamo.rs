@@ -18,6 +18,7 @@
 //! | OAuth state (TTL) | `OAUTH#<state>` | `OAUTH` |
 //! | an account of a TikTok user (written with the account; open ids never change) | `OPENID#<open id>` | `ACCT#<id>` |
 //! | fingerprint sent to an account (TTL: a day past the duplicate window) | `FP#<account>#<fingerprint>` | `<sent at>#<post id>` |
+//! | TikTok webhook delivery key (TTL: the claim's lease, then 73 h once applied; `applied`) | `WEBHOOK#<dedupe key>` | `WEBHOOK` |
 
 use std::collections::HashMap;
 
@@ -46,8 +47,9 @@ use crate::{
     domain::{sortable_timestamp, Account, ApiKey, Media, Post, Workspace},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{
-        AccountRepo, BoxError, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState,
-        OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
+        AccountRepo, BoxError, DeliveryClaim, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo,
+        MediaRepo, OAuthState, OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult,
+        WebhookDeliveryRepo, WorkspaceRepo,
     },
     rules::post::DUPLICATE_WINDOW_DAYS,
 };
@@ -72,6 +74,9 @@ const STATUS: &str = "status";
 const ACCOUNT: &str = "account";
 const OPEN_ID: &str = "open_id";
 const PUBLISH_ID_PK: &str = "publish_id_pk";
+/// On a webhook delivery's key: whether the delivery was applied (else it is being applied until the TTL).
+const APPLIED: &str = "applied";
+const WEBHOOK_SK: &str = "WEBHOOK";
 
 /// With a filter, DynamoDB reads `Limit` items before filtering: read larger pages so a sparse filter does not cost
 /// one round trip per match.
@@ -873,6 +878,93 @@ impl OAuthStateRepo for DynamoStore {
             .map_err(unavailable)?;
         let taken: Option<StoredOAuthState> = output.attributes().map(decode_item).transpose()?;
         Ok(taken.map(OAuthState::from).filter(|state| state.expires_at > now))
+    }
+}
+
+fn webhook_delivery_item(key: &str, applied: bool, until: DateTime<Utc>) -> Item {
+    HashMap::from([
+        (PK.to_owned(), s(record_key::webhook_delivery(key))),
+        (SK.to_owned(), s(WEBHOOK_SK)),
+        (APPLIED.to_owned(), AttributeValue::Bool(applied)),
+        (TTL_ATTRIBUTE.to_owned(), n(ttl_seconds(until))),
+    ])
+}
+
+#[async_trait]
+impl WebhookDeliveryRepo for DynamoStore {
+    async fn claim_delivery(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<DeliveryClaim> {
+        // The TTL attribute doubles as the holding time: DynamoDB deletes lazily, so the condition judges it too.
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(webhook_delivery_item(key, false, lease_until)))
+            .condition_expression("attribute_not_exists(#pk) OR #expires_at <= :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#expires_at", TTL_ATTRIBUTE)
+            .expression_attribute_values(":now", n(now.timestamp()))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => return Ok(DeliveryClaim::Claimed),
+            Err(error) if is_conditional_check_failure(&error) => {}
+            Err(error) => return Err(unavailable(error)),
+        }
+        let holder = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(record_key::webhook_delivery(key)))
+            .key(SK, s(WEBHOOK_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        // Gone since the condition failed (released): still not ours, and the sender's retry will find it free.
+        let applied = matches!(
+            holder.item().and_then(|item| item.get(APPLIED)),
+            Some(AttributeValue::Bool(true))
+        );
+        Ok(if applied {
+            DeliveryClaim::AlreadyApplied
+        } else {
+            DeliveryClaim::InProgress
+        })
+    }
+
+    async fn finish_delivery(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(webhook_delivery_item(key, true, expires_at)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn release_delivery(&self, key: &str) -> StoreResult<()> {
+        let released = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(record_key::webhook_delivery(key)))
+            .key(SK, s(WEBHOOK_SK))
+            .condition_expression("#applied = :claimed")
+            .expression_attribute_names("#applied", APPLIED)
+            .expression_attribute_values(":claimed", AttributeValue::Bool(false))
+            .send()
+            .await;
+        match released {
+            // Already applied (or gone): nothing of ours to give up.
+            Err(error) if is_conditional_check_failure(&error) => Ok(()),
+            other => other.map(|_| ()).map_err(unavailable),
+        }
     }
 }
 

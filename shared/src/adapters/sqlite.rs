@@ -2,11 +2,14 @@
 //!
 //! Tables mirror the DynamoDB items: each record is a JSON document plus the columns that are indexed or compared
 //! (status, version, workspace, the listing and due keys). rusqlite blocks, so each call runs on tokio's blocking
-//! pool against one connection behind a mutex; SQLite serialises writers anyway, and with WAL, cached statements and
-//! `synchronous=NORMAL` a call takes tens of microseconds, far below what a pool would save.
+//! pool. Writes share one connection behind a mutex (SQLite serialises writers anyway, and with WAL, cached
+//! statements and `synchronous=NORMAL` a write takes tens of microseconds). Reads of a file take one of a few
+//! connections of their own: in WAL mode a reader sees the last commit without waiting for the writer, so a write
+//! lock held elsewhere (another process, a long transaction) never stalls a GET. A write that cannot get the lock
+//! within [`WRITE_LOCK_WAIT`] fails as unavailable, which the intake answers with a quick 503 and `Retry-After`.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     sync::{mpsc, Arc, Mutex, PoisonError},
     time::Duration,
 };
@@ -24,14 +27,15 @@ use crate::{
     domain::{sortable_timestamp, Account, ApiKey, Media, Post, Workspace},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
     ports::{
-        AccountRepo, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo, OAuthState,
-        OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult, WorkspaceRepo,
+        AccountRepo, DeliveryClaim, DispatchWatermark, DueEntry, IdempotencyRecord, IdempotencyRepo, MediaRepo,
+        OAuthState, OAuthStateRepo, Page, PostFilter, PostRepo, StoreError, StoreResult, WebhookDeliveryRepo,
+        WorkspaceRepo,
     },
 };
 
 /// Bumped with every change to [`SCHEMA`]; a file written by a newer release is refused rather than misread, and an
 /// older one is brought up to date by [`MIGRATIONS`].
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS posts (
@@ -100,6 +104,12 @@ CREATE TABLE IF NOT EXISTS settings (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    key     TEXT PRIMARY KEY NOT NULL,
+    applied INTEGER NOT NULL,
+    until   INTEGER NOT NULL
+) WITHOUT ROWID;
+
 CREATE TABLE IF NOT EXISTS fingerprints (
     account_id  TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
@@ -110,10 +120,12 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 
 /// What brings a file written at schema version `index + 1` to the next version; run in order before [`SCHEMA`], whose
 /// `IF NOT EXISTS` statements then add whatever is new (indexes on the columns added here).
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1 -> 2: webhooks find posts by TikTok's publish id.
     "ALTER TABLE posts ADD COLUMN publish_id TEXT;
      UPDATE posts SET publish_id = json_extract(doc, '$.publish.publishId');",
+    // 2 -> 3: webhook delivery keys, a new table that SCHEMA creates.
+    "",
 ];
 
 /// Sorts after every listing key (they start with a year's digits).
@@ -124,8 +136,18 @@ const STATEMENT_CACHE_CAPACITY: usize = 64;
 /// Ids per `IN (...)` list of a batched read.
 const SQLITE_IN_LIST_MAX: usize = 500;
 
-/// A second process (the runner's `keys create`) may hold the write lock briefly; wait rather than fail.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Opening (and migrating) waits this long for another process (the runner's `keys create`) to finish writing: a
+/// start may take a while, a request may not.
+const OPEN_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a write waits for the write lock, in this process and in the file together, before it fails as
+/// unavailable: short enough that a caller hears "retry shortly" (503) within a couple of seconds instead of queueing
+/// behind a writer that holds the lock for longer, long enough for any ordinary write (well under a millisecond) and
+/// a second process's short transaction.
+pub const WRITE_LOCK_WAIT: Duration = Duration::from_millis(1500);
+/// Readers of a file, each on its own connection; more concurrent reads wait for one to be free.
+const READERS: usize = 4;
+/// A reader waits only while SQLite rebuilds the WAL index after a crash, never for a writer.
+const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How often a background thread copies the write-ahead log into the database. Checkpoints are where WAL mode
 /// fsyncs; left to SQLite, they run inside whichever request happens to commit the 1000th page, which shows up as
@@ -141,12 +163,63 @@ pub struct SchemaTooNew {
     pub found: i64,
 }
 
-/// Every storage port on SQLite. Clones share the connection.
+/// A write gave up waiting for the write lock ([`WRITE_LOCK_WAIT`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the database is locked by another writer; retry shortly")]
+pub struct DatabaseBusy;
+
+/// Every storage port on SQLite. Clones share the connections.
 #[derive(Clone)]
 pub struct SqliteStore {
-    connection: Arc<Mutex<Connection>>,
+    writer: Arc<tokio::sync::Mutex<Connection>>,
+    /// `None` in memory: a private in-memory database has only the writer's connection, which then reads too.
+    readers: Option<Arc<ReaderPool>>,
     /// Held only to be dropped: when the last clone goes, the checkpoint thread sees the channel close and stops.
     _checkpointer: Option<mpsc::Sender<()>>,
+}
+
+/// Read-only connections to the database file, opened as they are first needed, at most [`READERS`].
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl ReaderPool {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::with_capacity(READERS)),
+            permits: Arc::new(tokio::sync::Semaphore::new(READERS)),
+        }
+    }
+
+    /// An idle connection, or a new one (at first, or after a read that panicked took its connection with it).
+    fn take(&self) -> StoreResult<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        match idle {
+            Some(connection) => Ok(connection),
+            None => open_reader(&self.path),
+        }
+    }
+
+    fn put_back(&self, connection: Connection) {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(connection);
+    }
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let connection = Connection::open(path).map_err(sqlite_failure)?;
+    connection.busy_timeout(READ_BUSY_TIMEOUT).map_err(sqlite_failure)?;
+    // A read path that wrote by mistake would take the write lock this connection exists to avoid.
+    connection
+        .pragma_update(None, "query_only", true)
+        .map_err(sqlite_failure)?;
+    connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+    Ok(connection)
 }
 
 impl SqliteStore {
@@ -161,7 +234,8 @@ impl SqliteStore {
             .map_err(sqlite_failure)?;
         let checkpointer = spawn_checkpointer(path)?;
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            writer: Arc::new(tokio::sync::Mutex::new(connection)),
+            readers: Some(Arc::new(ReaderPool::new(path))),
             _checkpointer: Some(checkpointer),
         })
     }
@@ -170,13 +244,14 @@ impl SqliteStore {
     pub fn in_memory() -> Result<Self, StoreError> {
         let connection = Self::prepare(Connection::open_in_memory().map_err(sqlite_failure)?)?;
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            writer: Arc::new(tokio::sync::Mutex::new(connection)),
+            readers: None,
             _checkpointer: None,
         })
     }
 
     fn prepare(mut connection: Connection) -> Result<Connection, StoreError> {
-        connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_failure)?;
+        connection.busy_timeout(OPEN_BUSY_TIMEOUT).map_err(sqlite_failure)?;
         // WAL lets readers in other processes proceed during a write; NORMAL syncs at checkpoints only, which keeps
         // the database consistent on power loss and costs the last transactions at most.
         connection
@@ -213,18 +288,48 @@ impl SqliteStore {
         Ok(connection)
     }
 
-    /// Runs `work` on the blocking pool with the connection.
-    async fn run<T, F>(&self, work: F) -> StoreResult<T>
+    /// Runs `work` on the blocking pool with the write connection, once it has the write lock: both the connection's
+    /// (queued writes of this process) and the file's (another connection's transaction) within [`WRITE_LOCK_WAIT`]
+    /// together, else `Unavailable`.
+    async fn write<T, F>(&self, work: F) -> StoreResult<T>
     where
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let connection = Arc::clone(&self.connection);
+        let deadline = tokio::time::Instant::now() + WRITE_LOCK_WAIT;
+        let mut connection = tokio::time::timeout_at(deadline, Arc::clone(&self.writer).lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable(Box::new(DatabaseBusy)))?;
+        // A panic in `work` drops the guard with any open transaction, which rolls it back: nothing half-done stays.
         tokio::task::spawn_blocking(move || {
-            // A panic elsewhere while holding the lock leaves no half-done work behind: an open transaction is rolled
-            // back when it is dropped. So the connection is still good to use.
-            let mut connection = connection.lock().unwrap_or_else(PoisonError::into_inner);
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            connection.busy_timeout(left).map_err(sqlite_failure)?;
             work(&mut connection)
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+    }
+
+    /// Runs `work` on the blocking pool with a reader connection of its own, so it never waits for a writer.
+    async fn read<T, F>(&self, work: F) -> StoreResult<T>
+    where
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(readers) = &self.readers else {
+            return self.write(move |connection| work(connection)).await;
+        };
+        let readers = Arc::clone(readers);
+        let permit = Arc::clone(&readers.permits)
+            .acquire_owned()
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        tokio::task::spawn_blocking(move || {
+            let connection = readers.take()?;
+            let result = work(&connection);
+            readers.put_back(connection);
+            drop(permit);
+            result
         })
         .await
         .map_err(|e| StoreError::Unavailable(Box::new(e)))?
@@ -235,7 +340,7 @@ impl SqliteStore {
     where
         T: serde::de::DeserializeOwned + Send + 'static,
     {
-        self.run(move |connection| {
+        self.read(move |connection| {
             let doc: Option<String> = connection
                 .prepare_cached(sql)
                 .and_then(|mut statement| statement.query_row([&key], |row| row.get(0)).optional())
@@ -249,7 +354,7 @@ impl SqliteStore {
 /// Starts the thread that checkpoints the database at `path` until the returned sender (and its clones) drop.
 fn spawn_checkpointer(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
     let connection = Connection::open(path).map_err(sqlite_failure)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_failure)?;
+    connection.busy_timeout(READ_BUSY_TIMEOUT).map_err(sqlite_failure)?;
     let (keep_running, stop) = mpsc::channel::<()>();
     std::thread::Builder::new()
         .name("sqlite-checkpoint".to_owned())
@@ -348,7 +453,7 @@ impl PostRepo for SqliteStore {
             })
             .transpose()?;
         let now = epoch_millis(post.created_at);
-        self.run(move |connection| {
+        self.write(move |connection| {
             let transaction =
                 connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite_failure)?;
             let inserted = transaction
@@ -414,7 +519,7 @@ impl PostRepo for SqliteStore {
     async fn update_post(&self, post: &Post, expected_version: u64) -> StoreResult<()> {
         let row = PostRow::new(post)?;
         ensure_next_version(&row.record, row.version, expected_version)?;
-        self.run(move |connection| {
+        self.write(move |connection| {
             let updated = connection
                 .prepare_cached(
                     "UPDATE posts SET workspace_id = :workspace_id, account_id = :account_id, status = :status,
@@ -459,7 +564,7 @@ impl PostRepo for SqliteStore {
         let status = filter.status.map(|status| status.as_str());
         let fetch = i64::try_from(listing_fetch_size(limit)).unwrap_or(i64::MAX);
         let fetched = self
-            .run(move |connection| {
+            .read(move |connection| {
                 let mut statement = connection
                     .prepare_cached(
                         "SELECT id, doc, listing_key FROM posts
@@ -499,7 +604,7 @@ impl PostRepo for SqliteStore {
 
     async fn find_post_by_publish_id(&self, publish_id: &str) -> StoreResult<Option<Post>> {
         let publish_id = publish_id.to_owned();
-        self.run(move |connection| {
+        self.read(move |connection| {
             let found: Option<(String, String)> = connection
                 .prepare_cached("SELECT id, doc FROM posts WHERE publish_id = ?1 LIMIT 1")
                 .and_then(|mut statement| {
@@ -525,7 +630,7 @@ impl PostRepo for SqliteStore {
         let start = due_page_start(after);
         let fetch = i64::try_from(limit).unwrap_or(i64::MAX);
         let entries = self
-            .run(move |connection| {
+            .read(move |connection| {
                 let mut statement = connection
                     .prepare_cached(
                         "SELECT due_key, due_at, workspace_id FROM posts
@@ -562,7 +667,7 @@ impl PostRepo for SqliteStore {
         let account = account.to_string();
         let fingerprint = fingerprint.to_owned();
         let since = sortable_timestamp(since);
-        self.run(move |connection| {
+        self.read(move |connection| {
             let latest: Option<String> = connection
                 .prepare_cached(
                     "SELECT sent_key FROM fingerprints WHERE account_id = ?1 AND fingerprint = ?2 AND sent_key >= ?3
@@ -589,7 +694,7 @@ impl PostRepo for SqliteStore {
         let account = account.to_string();
         let fingerprint = fingerprint.to_owned();
         let sent_key = time_ordered_key(at, post.as_str());
-        self.run(move |connection| {
+        self.write(move |connection| {
             connection
                 .prepare_cached(
                     "INSERT INTO fingerprints (account_id, fingerprint, sent_key) VALUES (?1, ?2, ?3)
@@ -604,7 +709,7 @@ impl PostRepo for SqliteStore {
 
     async fn dispatch_watermark(&self) -> StoreResult<Option<DateTime<Utc>>> {
         let record = record_key::dispatch_watermark();
-        self.run(move |connection| {
+        self.read(move |connection| {
             let value: Option<String> = connection
                 .prepare_cached("SELECT value FROM settings WHERE key = ?1")
                 .and_then(|mut statement| statement.query_row([&record], |row| row.get(0)).optional())
@@ -619,7 +724,7 @@ impl PostRepo for SqliteStore {
     async fn set_dispatch_watermark(&self, armed_until: DateTime<Utc>) -> StoreResult<()> {
         let record = record_key::dispatch_watermark();
         let doc = encode_doc(&record, &DispatchWatermark { armed_until })?;
-        self.run(move |connection| {
+        self.write(move |connection| {
             connection
                 .prepare_cached(
                     "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2",
@@ -644,7 +749,7 @@ impl IdempotencyRepo for SqliteStore {
         let workspace = workspace.to_string();
         let key = key.to_owned();
         let stored: Option<StoredIdempotency> = self
-            .run(move |connection| {
+            .read(move |connection| {
                 let doc: Option<String> = connection
                     .prepare_cached("SELECT doc FROM idempotency WHERE workspace_id = ?1 AND key = ?2")
                     .and_then(|mut statement| statement.query_row([workspace, key], |row| row.get(0)).optional())
@@ -664,7 +769,7 @@ impl MediaRepo for SqliteStore {
         let record = record_key::media(&media.id);
         let doc = encode_doc(&record, media)?;
         let (id, workspace, version) = (media.id.to_string(), media.workspace_id.to_string(), media.version);
-        self.run(move |connection| {
+        self.write(move |connection| {
             let inserted = connection
                 .prepare_cached("INSERT INTO media (id, workspace_id, version, doc) VALUES (?1, ?2, ?3, ?4)")
                 .and_then(|mut statement| statement.execute(params![id, workspace, version, doc]));
@@ -686,7 +791,7 @@ impl MediaRepo for SqliteStore {
         let mut ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
         ids.sort();
         ids.dedup();
-        self.run(move |connection| {
+        self.read(move |connection| {
             let mut found = Vec::with_capacity(ids.len());
             // Well under SQLite's limit on bound parameters per statement, whatever its compile-time setting.
             for chunk in ids.chunks(SQLITE_IN_LIST_MAX) {
@@ -714,7 +819,7 @@ impl MediaRepo for SqliteStore {
         ensure_next_version(&record, media.version, expected_version)?;
         let doc = encode_doc(&record, media)?;
         let (id, workspace, version) = (media.id.to_string(), media.workspace_id.to_string(), media.version);
-        self.run(move |connection| {
+        self.write(move |connection| {
             let updated = connection
                 .prepare_cached(
                     "UPDATE media SET workspace_id = ?2, version = ?3, doc = ?4 WHERE id = ?1 AND version = ?5",
@@ -730,7 +835,7 @@ impl MediaRepo for SqliteStore {
 impl AccountRepo for SqliteStore {
     async fn create_account(&self, account: &Account) -> StoreResult<()> {
         let row = AccountRow::new(account)?;
-        self.run(move |connection| {
+        self.write(move |connection| {
             let inserted = connection
                 .prepare_cached(
                     "INSERT INTO accounts (id, workspace_id, open_id, listing_key, version, doc)
@@ -763,7 +868,7 @@ impl AccountRepo for SqliteStore {
     async fn update_account(&self, account: &Account, expected_version: u64) -> StoreResult<()> {
         let row = AccountRow::new(account)?;
         ensure_next_version(&row.record, row.version, expected_version)?;
-        self.run(move |connection| {
+        self.write(move |connection| {
             let updated = connection
                 .prepare_cached(
                     "UPDATE accounts SET workspace_id = ?2, open_id = ?3, listing_key = ?4, version = ?5, doc = ?6
@@ -792,7 +897,7 @@ impl AccountRepo for SqliteStore {
     async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>> {
         let workspace = workspace.to_string();
         let open_id = open_id.to_owned();
-        self.run(move |connection| {
+        self.read(move |connection| {
             let found: Option<(String, String)> = connection
                 .prepare_cached(
                     "SELECT id, doc FROM accounts WHERE workspace_id = ?1 AND open_id = ?2 ORDER BY listing_key LIMIT 1",
@@ -844,7 +949,7 @@ impl WorkspaceRepo for SqliteStore {
         let doc = encode_doc(&record, workspace)?;
         let id = workspace.id.to_string();
         let name = workspace.name.clone();
-        self.run(move |connection| {
+        self.write(move |connection| {
             let transaction = connection
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(sqlite_failure)?;
@@ -888,7 +993,7 @@ impl WorkspaceRepo for SqliteStore {
         let doc = encode_doc(&record, key)?;
         let hash = key.hash.clone();
         let workspace = key.workspace_id.to_string();
-        self.run(move |connection| {
+        self.write(move |connection| {
             connection
                 .prepare_cached(
                     "INSERT INTO api_keys (hash, workspace_id, doc) VALUES (?1, ?2, ?3)
@@ -918,7 +1023,7 @@ impl OAuthStateRepo for SqliteStore {
         let doc = encode_doc(&record, &StoredOAuthState::from(state))?;
         let value = state.state.clone();
         let expires_at = epoch_millis(state.expires_at);
-        self.run(move |connection| {
+        self.write(move |connection| {
             let inserted = connection
                 .prepare_cached("INSERT INTO oauth_states (state, expires_at, doc) VALUES (?1, ?2, ?3)")
                 .and_then(|mut statement| statement.execute(params![value, expires_at, doc]));
@@ -931,7 +1036,7 @@ impl OAuthStateRepo for SqliteStore {
         let record = record_key::oauth_state(state);
         let value = state.to_owned();
         let taken: Option<StoredOAuthState> = self
-            .run(move |connection| {
+            .write(move |connection| {
                 // Deleting and reading in one statement makes the state single-use even against a concurrent taker.
                 let doc: Option<String> = connection
                     .prepare_cached("DELETE FROM oauth_states WHERE state = ?1 RETURNING doc")
@@ -944,10 +1049,81 @@ impl OAuthStateRepo for SqliteStore {
     }
 }
 
+/// Nothing deletes expired keys here (they only stop holding): a developer's data dir sees a few webhooks a day.
+#[async_trait]
+impl WebhookDeliveryRepo for SqliteStore {
+    async fn claim_delivery(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<DeliveryClaim> {
+        let key = key.to_owned();
+        let (now, lease_until) = (epoch_millis(now), epoch_millis(lease_until));
+        self.write(move |connection| {
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sqlite_failure)?;
+            let claimed = transaction
+                .prepare_cached(
+                    "INSERT INTO webhook_deliveries (key, applied, until) VALUES (?1, 0, ?3)
+                     ON CONFLICT (key) DO UPDATE SET applied = 0, until = excluded.until
+                     WHERE webhook_deliveries.until <= ?2",
+                )
+                .and_then(|mut statement| statement.execute(params![key, now, lease_until]))
+                .map_err(sqlite_failure)?;
+            let claim = if claimed == 1 {
+                DeliveryClaim::Claimed
+            } else {
+                let applied: bool = transaction
+                    .prepare_cached("SELECT applied FROM webhook_deliveries WHERE key = ?1")
+                    .and_then(|mut statement| statement.query_row([&key], |row| row.get(0)))
+                    .map_err(sqlite_failure)?;
+                if applied {
+                    DeliveryClaim::AlreadyApplied
+                } else {
+                    DeliveryClaim::InProgress
+                }
+            };
+            transaction.commit().map_err(sqlite_failure)?;
+            Ok(claim)
+        })
+        .await
+    }
+
+    async fn finish_delivery(&self, key: &str, expires_at: DateTime<Utc>) -> StoreResult<()> {
+        let key = key.to_owned();
+        let until = epoch_millis(expires_at);
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO webhook_deliveries (key, applied, until) VALUES (?1, 1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET applied = 1, until = excluded.until",
+                )
+                .and_then(|mut statement| statement.execute(params![key, until]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
+    }
+
+    async fn release_delivery(&self, key: &str) -> StoreResult<()> {
+        let key = key.to_owned();
+        self.write(move |connection| {
+            connection
+                .prepare_cached("DELETE FROM webhook_deliveries WHERE key = ?1 AND applied = 0")
+                .and_then(|mut statement| statement.execute([key]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
+    }
+}
+
 impl SqliteStore {
     /// The accounts matching one condition on one value (a constant SQL fragment), oldest first.
     async fn accounts_where(&self, condition: &'static str, value: String) -> StoreResult<Vec<Account>> {
-        self.run(move |connection| {
+        self.read(move |connection| {
             let mut statement = connection
                 .prepare_cached(&format!(
                     "SELECT id, doc FROM accounts WHERE {condition} ORDER BY listing_key"

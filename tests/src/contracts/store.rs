@@ -7,7 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use shared::{
     domain::{AccountStatus, AuditEntry, MediaStatus, Post, PostStatus, SealedTokens},
     ids::{AccountId, MediaId, PostId, WorkspaceId},
-    ports::{IdempotencyRecord, OAuthState, Page, PendingConnection, PostFilter, StoreError, StoreResult, Stores},
+    ports::{
+        DeliveryClaim, IdempotencyRecord, OAuthState, Page, PendingConnection, PostFilter, StoreError, StoreResult,
+        Stores,
+    },
 };
 
 use crate::fixtures::{self, next_version, now_ms, scheduled};
@@ -886,5 +889,76 @@ pub async fn oauth_state_repo_contract(stores: &Stores) -> anyhow::Result<()> {
     for value in &distinct {
         assert!(repo.take_oauth_state(value, t).await?.is_some());
     }
+    Ok(())
+}
+
+/// TikTok webhook delivery keys: claimed by the first caller only, held while applied and for the retention once
+/// recorded, free again after a release or a lapsed lease; expiry judged by the caller's clock (a fixed date).
+pub async fn webhook_delivery_contract(stores: &Stores) -> anyhow::Result<()> {
+    let repo = &stores.webhook_deliveries;
+    let now = fixtures::fixed_instant();
+    let lease = now + Duration::seconds(60);
+    let key = || format!("delivery-{}", ulid::Ulid::new());
+
+    let first = key();
+    assert_eq!(repo.claim_delivery(&first, now, lease).await?, DeliveryClaim::Claimed);
+    assert_eq!(
+        repo.claim_delivery(&first, now + Duration::seconds(1), lease).await?,
+        DeliveryClaim::InProgress,
+        "a copy arriving while the first is applied"
+    );
+    repo.release_delivery(&first).await?;
+    assert_eq!(
+        repo.claim_delivery(&first, now, lease).await?,
+        DeliveryClaim::Claimed,
+        "a released claim (applying failed) lets the redelivery apply"
+    );
+    let retained = now + Duration::hours(73);
+    repo.finish_delivery(&first, retained).await?;
+    let after_the_lease = lease + Duration::seconds(1);
+    assert_eq!(
+        repo.claim_delivery(&first, after_the_lease, after_the_lease + Duration::seconds(60))
+            .await?,
+        DeliveryClaim::AlreadyApplied,
+        "an applied delivery holds its key past the lease"
+    );
+    repo.release_delivery(&first).await?;
+    assert_eq!(
+        repo.claim_delivery(&first, retained - Duration::seconds(1), retained)
+            .await?,
+        DeliveryClaim::AlreadyApplied,
+        "a release never frees an applied delivery's key, up to its expiry"
+    );
+    assert_eq!(
+        repo.claim_delivery(&first, retained, retained + Duration::seconds(60))
+            .await?,
+        DeliveryClaim::Claimed,
+        "an expired key holds nothing, though the store may not have deleted it yet"
+    );
+
+    let abandoned = key();
+    assert_eq!(
+        repo.claim_delivery(&abandoned, now, lease).await?,
+        DeliveryClaim::Claimed
+    );
+    assert_eq!(
+        repo.claim_delivery(&abandoned, lease, lease + Duration::seconds(60))
+            .await?,
+        DeliveryClaim::Claimed,
+        "the claim of a request that died lapses with its lease"
+    );
+    assert_eq!(
+        repo.claim_delivery(&key(), now, lease).await?,
+        DeliveryClaim::Claimed,
+        "keys are independent"
+    );
+
+    let contested = key();
+    let claims = futures::future::try_join_all((0..8).map(|_| repo.claim_delivery(&contested, now, lease))).await?;
+    assert_eq!(
+        claims.iter().filter(|claim| **claim == DeliveryClaim::Claimed).count(),
+        1,
+        "of copies arriving together, the first caller wins: {claims:?}"
+    );
     Ok(())
 }

@@ -3,9 +3,11 @@
 //! nothing.
 //!
 //! TikTok delivers at least once and retries for 72 hours until it gets a 200, so every delivery it signed gets a
-//! 200 unless our store is down (then TikTok's retry is what we want), and handling is idempotent: each transition
-//! applies only from the states it leaves, so a redelivery (or a poll that got there first) changes nothing and
-//! emits no second event. Every write is a compare-and-set that re-reads on conflict.
+//! 200 unless our store is down (then TikTok's retry is what we want). A delivery whose key was handled before is
+//! answered `duplicate` without touching anything ([`shared::webhook_dedupe`]: the key is claimed before applying,
+//! recorded once applied, released when applying failed). Beneath that, handling is idempotent: each transition
+//! applies only from the states it leaves, so a poll that got there first, or a copy whose key was not recorded,
+//! changes nothing and emits no second event. Every write is a compare-and-set that re-reads on conflict.
 
 use axum::{extract::State, http::HeaderMap, Json};
 use chrono::{DateTime, Utc};
@@ -20,6 +22,7 @@ use shared::{
         webhook::{self, WebhookDelivery, WebhookEvent, DEFAULT_TOLERANCE, SIGNATURE_HEADER},
         FailReason,
     },
+    webhook_dedupe::{apply_once, Once},
 };
 
 use crate::{
@@ -42,10 +45,12 @@ const INBOX_DELIVERED: &str = "SEND_TO_USER_INBOX";
     request_body(content = String, content_type = "application/json",
         description = "TikTok's envelope: `client_key`, `event`, `create_time`, `user_openid`, `content` (a JSON string)"),
     responses(
-        (status = 200, description = "Received: applied, unchanged (a redelivery) or ignored (not ours)", body = WebhookAck),
+        (status = 200, description = "Received: applied, unchanged (already in that state), ignored (not ours) or \
+                                      duplicate (this delivery was handled before: a redelivery or a replay)", body = WebhookAck),
         (status = 400, description = "`foreign_client_key`: the envelope names another app's client key; nothing changed", body = ErrorBody),
         (status = 401, description = "Bad or stale signature; nothing changed", body = ErrorBody),
-        (status = 503, description = "Our store is unavailable; TikTok retries", body = ErrorBody),
+        (status = 503, description = "Our store is unavailable, or another copy of this delivery is being applied; \
+                                      TikTok retries", body = ErrorBody),
     )
 )]
 pub async fn tiktok_webhook(
@@ -78,10 +83,27 @@ pub async fn tiktok_webhook(
             message: "the webhook's client_key is not this app's".into(),
         });
     }
-    let outcome = apply(&state, &delivery).await?;
+    let key = delivery.dedupe_key();
+    let once = apply_once(
+        state.stores.webhook_deliveries.as_ref(),
+        state.clock.as_ref(),
+        &key,
+        apply(&state, &delivery),
+    )
+    .await?;
+    let outcome = match once {
+        Once::Applied(outcome) => outcome,
+        Once::Duplicate => WebhookOutcome::Duplicate,
+        // A 200 now would end TikTok's retries before we know that the other copy succeeds.
+        Once::InProgress => {
+            return Err(ApiError::Unavailable(
+                format!("webhook delivery {key} is being applied by another request").into(),
+            ))
+        }
+    };
     tracing::info!(
         event = %delivery.envelope.event,
-        delivery = %delivery.dedupe_key(),
+        delivery = %key,
         outcome = ?outcome,
         "TikTok webhook handled"
     );

@@ -2,7 +2,7 @@
 //! sandbox behind it for the routes that talk to TikTok.
 #![allow(dead_code)]
 
-use std::{sync::Arc, time::Duration};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -58,7 +58,10 @@ pub struct TestApp {
     pub sandbox: Option<SandboxHandle>,
     pub a: Tenant,
     pub b: Tenant,
+    /// The database file with [`TestApp::on_sqlite_file`]; otherwise the store lives in memory.
+    pub database_file: Option<PathBuf>,
     _blobs_dir: tempfile::TempDir,
+    _database_dir: Option<tempfile::TempDir>,
 }
 
 #[derive(Clone)]
@@ -140,6 +143,18 @@ impl TestApp {
         Self::build_with(IntakeSettings::default(), tiktok, None, rewire).await
     }
 
+    /// The default app on a SQLite file, as the local runner stores, so that a test can reach the file from outside.
+    pub async fn on_sqlite_file() -> Self {
+        let folder = tempfile::tempdir().expect("tempdir");
+        let path = folder.path().join("postato.sqlite3");
+        let store = SqliteStore::open(&path).expect("opens the database file");
+        let tiktok = tiktok_config("http://127.0.0.1:9", "sandbox-client-key");
+        let mut app = Self::build_on(store, IntakeSettings::default(), tiktok, None, |_| {}).await;
+        app.database_file = Some(path);
+        app._database_dir = Some(folder);
+        app
+    }
+
     async fn build(settings: IntakeSettings, tiktok: TikTokConfig, sandbox: Option<SandboxHandle>) -> Self {
         Self::build_with(settings, tiktok, sandbox, |_| {}).await
     }
@@ -150,8 +165,18 @@ impl TestApp {
         sandbox: Option<SandboxHandle>,
         rewire: impl FnOnce(&mut Stores),
     ) -> Self {
-        let store = Arc::new(SqliteStore::in_memory().expect("in-memory sqlite"));
-        let mut stores = Stores::from_adapter(store);
+        let store = SqliteStore::in_memory().expect("in-memory sqlite");
+        Self::build_on(store, settings, tiktok, sandbox, rewire).await
+    }
+
+    async fn build_on(
+        store: SqliteStore,
+        settings: IntakeSettings,
+        tiktok: TikTokConfig,
+        sandbox: Option<SandboxHandle>,
+        rewire: impl FnOnce(&mut Stores),
+    ) -> Self {
+        let mut stores = Stores::from_adapter(Arc::new(store));
         rewire(&mut stores);
         let blobs_dir = tempfile::tempdir().expect("tempdir");
         let blobs = Arc::new(LocalBlobStore::new(
@@ -190,7 +215,9 @@ impl TestApp {
             sandbox,
             a,
             b,
+            database_file: None,
             _blobs_dir: blobs_dir,
+            _database_dir: None,
         }
     }
 
