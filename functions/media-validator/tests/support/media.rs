@@ -286,7 +286,7 @@ impl PngSpec {
         {
             let encoder = png::Encoder::with_info(&mut out, info).unwrap_or_else(|e| panic!("PNG header: {e}"));
             let mut writer = encoder.write_header().unwrap_or_else(|e| panic!("PNG header: {e}"));
-            let idat = fdeflate::compress_to_vec(&raw);
+            let idat = zlib(&raw);
             // Chunk overhead: 12 bytes for the padding chunk, 12 for IDAT, 12 for IEND.
             let written = writer_len_estimate(self) + idat.len() + 36;
             if self.pad_to > written {
@@ -302,6 +302,14 @@ impl PngSpec {
         }
         out
     }
+}
+
+/// A zlib stream, as a PNG's image data is.
+pub fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap_or_else(|e| panic!("deflating: {e}"));
+    encoder.finish().unwrap_or_else(|e| panic!("deflating: {e}"))
 }
 
 /// Signature, IHDR and the optional PLTE and tRNS chunks: what `write_header` writes.
