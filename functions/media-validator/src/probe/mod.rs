@@ -14,6 +14,8 @@
 
 pub(crate) mod audio;
 pub(crate) mod bytes;
+#[doc(hidden)]
+pub mod crafted;
 pub(crate) mod h264;
 mod image;
 mod isobmff;

@@ -183,6 +183,32 @@ pub fn moov(movie: &SyntheticMovie) -> Vec<u8> {
     }
 }
 
+/// The moov of a fragmented movie: `mvex` with a `trex` for track 1 (512-tick samples), no `mehd`, so its duration
+/// comes from the fragments.
+pub fn fragmented_moov(movie: &SyntheticMovie) -> Vec<u8> {
+    let mut moov = moov(movie);
+    let trex = full(
+        b"trex",
+        0,
+        0,
+        &[&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]],
+    );
+    moov.extend_from_slice(&bx(b"mvex", &[&trex]));
+    let len = moov.len() as u32;
+    moov[..4].copy_from_slice(&len.to_be_bytes());
+    moov
+}
+
+/// A fragmented MP4 with no `mfra` whose media data ends in the probe's crafted 1 MiB carpet of `moof` boxes: its
+/// tail window is all carpet, which the search for the last fragments must cross (issue 11 §4).
+pub fn mp4_with_moof_carpet_tail() -> Vec<u8> {
+    let ftyp = bx(b"ftyp", &[b"isom", &[0, 0, 2, 0], b"isomiso2avc1mp41"]);
+    let moov = fragmented_moov(&SyntheticMovie::default());
+    // Past the head window, so that the tail window holds nothing but carpet.
+    let media = [vec![0xA5; 1536 * 1024], media_validator::probe::crafted::moof_carpet()].concat();
+    [ftyp, moov, bx(b"mdat", &[&media])].concat()
+}
+
 pub fn mp4(movie: &SyntheticMovie) -> Vec<u8> {
     let ftyp = bx(b"ftyp", &[b"isom", &[0, 0, 2, 0], b"isomiso2avc1mp41"]);
     let mdat = bx(b"mdat", &[&vec![0xA5; movie.mdat_bytes]]);
