@@ -9,6 +9,9 @@
 
 #[path = "../tests/support/corpus.rs"]
 mod corpus;
+#[path = "../tests/support/process.rs"]
+#[allow(dead_code)]
+mod process;
 
 use std::{
     path::{Path, PathBuf},
@@ -20,23 +23,11 @@ use media_validator::{
     probe::Budget,
     source::{run_probe, FileSource},
 };
+use process::cpu_seconds;
 
 const ROUNDS: usize = 3;
 /// Each file is probed in-process for at least this long, so the 10 ms /proc tick resolution averages out.
 const IN_PROCESS_SPAN: Duration = Duration::from_millis(250);
-
-/// (own CPU, children's CPU) in seconds, from /proc/self/stat (fields 14–17, in clock ticks of 10 ms).
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The command name may contain spaces; fields are counted after its closing parenthesis.
-    let fields: Vec<f64> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
-        .unwrap_or_default();
-    let tick = |i: usize| fields.get(i).copied().unwrap_or(0.0) / 100.0;
-    // After ")": state is field 3, so utime (14) is index 11, stime 12, cutime 13, cstime 14.
-    (tick(11) + tick(12), tick(13) + tick(14))
-}
 
 #[derive(Debug, Clone, Copy)]
 struct Measure {

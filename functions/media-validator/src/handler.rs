@@ -340,7 +340,7 @@ async fn validate(
         key,
         size,
     };
-    let run = match run_probe(&object, deps.budget, event_etag).await {
+    let mut run = match run_probe(&object, deps.budget, event_etag).await {
         Ok(run) => run,
         Err(BlobError::NotFound(_)) => {
             warn!(key, media_id = %media_id, "the object was deleted before it could be read; ignored");
@@ -367,7 +367,7 @@ async fn validate(
     );
     let mut judgement = judge(&run.outcome, run.size, Some(media.kind));
     let mut info = Vec::new();
-    let (rendition_key, rendition) = match make_rendition(deps, &media, &run, &mut judgement).await? {
+    let (rendition_key, rendition) = match make_rendition(deps, &media, &mut run, &mut judgement).await? {
         Some(key) => (Some(key), None),
         None => match remux_rendition(deps, &media, &run, &mut judgement, &mut info).await? {
             Some((key, rendition)) => (Some(key), Some(rendition)),
@@ -415,14 +415,14 @@ async fn mark_validating(deps: &ValidatorDeps, media: Media) -> Result<Media, Va
 async fn make_rendition(
     deps: &ValidatorDeps,
     media: &Media,
-    run: &ProbeRun,
+    run: &mut ProbeRun,
     judgement: &mut Judgement,
 ) -> Result<Option<String>, ValidatorError> {
     if !judgement.accepted || judgement.container != Some(Container::Png) || media.kind != MediaKind::Image {
         return Ok(None);
     }
-    let converted = match run.whole_file() {
-        Some(png) => rendition::png_to_jpeg(png).map_err(|e| e.to_string()),
+    let converted = match run.take_whole_file() {
+        Some(png) => rendition::render_off_thread(png).await.map_err(|e| e.to_string()),
         None => Err("the PNG was not read whole".to_owned()),
     };
     match converted {

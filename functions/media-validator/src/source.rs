@@ -108,9 +108,10 @@ pub struct ProbeRun {
 }
 
 impl ProbeRun {
-    /// Every byte of the object, when the probe read it all (images up to 20 MB): the PNG rendition's input.
-    pub fn whole_file(&self) -> Option<&[u8]> {
-        self.probe.whole_file()
+    /// Every byte of the object, when the probe read it all (images up to 20 MB): the PNG rendition's input, given
+    /// away so that the conversion's thread owns it without a copy.
+    pub fn take_whole_file(&mut self) -> Option<Vec<u8>> {
+        self.probe.take_whole_file()
     }
 }
 

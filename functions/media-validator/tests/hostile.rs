@@ -386,22 +386,9 @@ fn hand_made_hostile_files_are_answered_without_panics_or_deep_stacks() {
             ],
         );
         let moof = bx(b"moof", &[&full(b"mfhd", 0, 0, &[&1u32.to_be_bytes()]), &traf]);
-        let mut frag_movie = support::media::moov(&movie);
-        let mvex = bx(
-            b"mvex",
-            &[&full(
-                b"trex",
-                0,
-                0,
-                &[&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]],
-            )],
-        );
-        frag_movie.extend_from_slice(&mvex);
-        let len = frag_movie.len() as u32;
-        frag_movie[..4].copy_from_slice(&len.to_be_bytes());
         cases.push((
             "trun of 4 billion samples",
-            [ftyp(), frag_movie, moof].concat(),
+            [ftyp(), support::media::fragmented_moov(&movie), moof].concat(),
             "done:mp4:true",
         ));
 

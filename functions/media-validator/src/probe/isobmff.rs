@@ -1196,24 +1196,18 @@ fn sidx_duration_ms(payload: &[u8]) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// 1 MiB of back-to-back 8-byte `moof` boxes whose chain stops 4 bytes short of the end: each of the 131,072
-    /// candidates would walk 8,192 boxes (~10⁹ header reads) if walks did not remember where they had been.
-    fn moof_carpet() -> (Vec<u8>, u64) {
-        let mut tail: Vec<u8> = std::iter::repeat_n([0, 0, 0, 8, b'm', b'o', b'o', b'f'], 131_072)
-            .flatten()
-            .collect();
-        tail.extend_from_slice(b"junk");
-        let size = tail.len() as u64;
-        (tail, size)
-    }
-
     #[test]
     fn the_tail_search_on_a_carpet_of_moof_boxes_stays_within_its_budget() {
-        let (tail, size) = moof_carpet();
+        let tail = crate::probe::crafted::moof_carpet();
+        let size = tail.len() as u64;
         let mut steps = TAIL_SEARCH_STEPS;
         assert_eq!(find_moof_chain(&tail, 0, size, &mut steps), None);
         // The first walk crosses every box to the junk; every later candidate starts on a box it remembers.
-        assert_eq!(TAIL_SEARCH_STEPS - steps, 131_073, "one header read per box");
+        assert_eq!(
+            TAIL_SEARCH_STEPS - steps,
+            crate::probe::crafted::MOOF_CARPET_BOXES + 1,
+            "one header read per box"
+        );
     }
 
     #[test]

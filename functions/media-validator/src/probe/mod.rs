@@ -14,6 +14,8 @@
 
 pub(crate) mod audio;
 pub(crate) mod bytes;
+#[doc(hidden)]
+pub mod crafted;
 pub(crate) mod h264;
 mod image;
 mod isobmff;
@@ -148,9 +150,10 @@ impl Probe {
         self.stats
     }
 
-    /// Every byte of the object, when the probe read it all (images up to 20 MB, small files).
-    pub fn whole_file(&self) -> Option<&[u8]> {
-        self.windows.as_ref().and_then(Windows::whole)
+    /// Every byte of the object, when the probe read it all (images up to 20 MB, small files), given away without a
+    /// copy; the probe holds no bytes afterwards, so call it once the probe is done.
+    pub fn take_whole_file(&mut self) -> Option<Vec<u8>> {
+        self.windows.as_mut().and_then(Windows::take_whole)
     }
 
     /// Adds the bytes of one read (found at `offset` in an object of `object_size` bytes) and says what comes next.

@@ -168,8 +168,12 @@ impl Windows {
             .map(|w| (w.start, w.data.as_slice()))
     }
 
-    pub(crate) fn whole(&self) -> Option<&[u8]> {
-        self.slice(0..self.size)
+    /// Every byte of the object, when one window holds them all, given away: the windows are left empty.
+    pub(crate) fn take_whole(&mut self) -> Option<Vec<u8>> {
+        match self.parts.as_slice() {
+            [only] if only.start == 0 && only.end() == self.size => self.parts.pop().map(|w| w.data),
+            _ => None,
+        }
     }
 }
 
@@ -186,7 +190,8 @@ mod tests {
         assert_eq!(w.bytes(0..20).unwrap_err().need(), Some(10..20));
         w.insert(10, Cow::Borrowed(&[3; 80]));
         assert_eq!(w.bytes(5..95).map(<[u8]>::len).ok(), Some(90));
-        assert_eq!(w.whole().map(<[u8]>::len), Some(100));
+        assert_eq!(w.take_whole().map(|whole| whole.len()), Some(100));
+        assert_eq!(w.take_whole(), None, "given away once");
     }
 
     #[test]

@@ -183,6 +183,32 @@ pub fn moov(movie: &SyntheticMovie) -> Vec<u8> {
     }
 }
 
+/// The moov of a fragmented movie: `mvex` with a `trex` for track 1 (512-tick samples), no `mehd`, so its duration
+/// comes from the fragments.
+pub fn fragmented_moov(movie: &SyntheticMovie) -> Vec<u8> {
+    let mut moov = moov(movie);
+    let trex = full(
+        b"trex",
+        0,
+        0,
+        &[&[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]],
+    );
+    moov.extend_from_slice(&bx(b"mvex", &[&trex]));
+    let len = moov.len() as u32;
+    moov[..4].copy_from_slice(&len.to_be_bytes());
+    moov
+}
+
+/// A fragmented MP4 with no `mfra` whose media data ends in the probe's crafted 1 MiB carpet of `moof` boxes: its
+/// tail window is all carpet, which the search for the last fragments must cross (issue 11 §4).
+pub fn mp4_with_moof_carpet_tail() -> Vec<u8> {
+    let ftyp = bx(b"ftyp", &[b"isom", &[0, 0, 2, 0], b"isomiso2avc1mp41"]);
+    let moov = fragmented_moov(&SyntheticMovie::default());
+    // Past the head window, so that the tail window holds nothing but carpet.
+    let media = [vec![0xA5; 1536 * 1024], media_validator::probe::crafted::moof_carpet()].concat();
+    [ftyp, moov, bx(b"mdat", &[&media])].concat()
+}
+
 pub fn mp4(movie: &SyntheticMovie) -> Vec<u8> {
     let ftyp = bx(b"ftyp", &[b"isom", &[0, 0, 2, 0], b"isomiso2avc1mp41"]);
     let mdat = bx(b"mdat", &[&vec![0xA5; movie.mdat_bytes]]);
@@ -192,4 +218,159 @@ pub fn mp4(movie: &SyntheticMovie) -> Vec<u8> {
     } else {
         [ftyp, mdat, moov].concat()
     }
+}
+
+/// A PNG of any colour type and bit depth, progressive or Adam7-interlaced (the `png` crate writes only
+/// progressive ones, so the rows are filtered and deflated here), optionally padded with a private chunk before its
+/// image data up to `pad_to` bytes (a file at the guide's 20 MB limit without 20 MB of pixels to compress).
+#[derive(Debug, Clone)]
+pub struct PngSpec {
+    pub width: u32,
+    pub height: u32,
+    pub color: png::ColorType,
+    pub depth: png::BitDepth,
+    pub interlaced: bool,
+    pub palette: Option<Vec<u8>>,
+    pub trns: Option<Vec<u8>>,
+    pub pad_to: usize,
+}
+
+impl PngSpec {
+    pub fn new(width: u32, height: u32, color: png::ColorType, depth: png::BitDepth) -> Self {
+        Self {
+            width,
+            height,
+            color,
+            depth,
+            interlaced: false,
+            palette: None,
+            trns: None,
+            pad_to: 0,
+        }
+    }
+
+    pub fn interlaced(self) -> Self {
+        Self {
+            interlaced: true,
+            ..self
+        }
+    }
+
+    /// Encodes the picture whose samples at (x, y) are `pixel(x, y)` (one value per channel, at the bit depth).
+    pub fn encode(&self, pixel: impl Fn(u32, u32) -> [u16; 4]) -> Vec<u8> {
+        let channels = self.color.samples();
+        let bits = self.depth as usize;
+        let bytes_per_pixel = (channels * bits).div_ceil(8);
+        // (x step, x offset, y step, y offset) of each Adam7 pass; one pass covering everything when progressive.
+        let passes: &[(u32, u32, u32, u32)] = if self.interlaced {
+            &[
+                (8, 0, 8, 0),
+                (8, 4, 8, 0),
+                (4, 0, 8, 4),
+                (4, 2, 4, 0),
+                (2, 0, 4, 2),
+                (2, 1, 2, 0),
+                (1, 0, 2, 1),
+            ]
+        } else {
+            &[(1, 0, 1, 0)]
+        };
+        let mut raw = Vec::new();
+        for &(x_step, x_offset, y_step, y_offset) in passes {
+            let xs: Vec<u32> = (x_offset..self.width).step_by(x_step as usize).collect();
+            if xs.is_empty() {
+                continue;
+            }
+            for y in (y_offset..self.height).step_by(y_step as usize) {
+                let mut line = vec![0u8; (xs.len() * channels * bits).div_ceil(8)];
+                let mut bit = 0;
+                for &x in &xs {
+                    for &sample in &pixel(x, y)[..channels] {
+                        match bits {
+                            16 => line[bit / 8..bit / 8 + 2].copy_from_slice(&sample.to_be_bytes()),
+                            8 => line[bit / 8] = sample as u8,
+                            _ => line[bit / 8] |= (sample as u8) << (8 - bits - bit % 8),
+                        }
+                        bit += bits;
+                    }
+                }
+                // Filter "Sub": smooth test pictures deflate to almost nothing.
+                raw.push(1);
+                raw.extend(
+                    (0..line.len())
+                        .map(|i| line[i].wrapping_sub(i.checked_sub(bytes_per_pixel).map_or(0, |left| line[left]))),
+                );
+            }
+        }
+        let mut info = png::Info::with_size(self.width, self.height);
+        info.color_type = self.color;
+        info.bit_depth = self.depth;
+        info.interlaced = self.interlaced;
+        info.palette = self.palette.clone().map(Into::into);
+        info.trns = self.trns.clone().map(Into::into);
+        let mut out = Vec::new();
+        {
+            let encoder = png::Encoder::with_info(&mut out, info).unwrap_or_else(|e| panic!("PNG header: {e}"));
+            let mut writer = encoder.write_header().unwrap_or_else(|e| panic!("PNG header: {e}"));
+            let idat = zlib(&raw);
+            // Chunk overhead: 12 bytes for the padding chunk, 12 for IDAT, 12 for IEND.
+            let written = writer_len_estimate(self) + idat.len() + 36;
+            if self.pad_to > written {
+                let padding = vec![0x5A; self.pad_to - written];
+                writer
+                    .write_chunk(png::chunk::ChunkType(*b"paDd"), &padding)
+                    .unwrap_or_else(|e| panic!("padding chunk: {e}"));
+            }
+            writer
+                .write_chunk(png::chunk::IDAT, &idat)
+                .unwrap_or_else(|e| panic!("IDAT: {e}"));
+            writer.finish().unwrap_or_else(|e| panic!("IEND: {e}"));
+        }
+        out
+    }
+}
+
+/// A zlib stream, as a PNG's image data is.
+pub fn zlib(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap_or_else(|e| panic!("deflating: {e}"));
+    encoder.finish().unwrap_or_else(|e| panic!("deflating: {e}"))
+}
+
+/// Signature, IHDR and the optional PLTE and tRNS chunks: what `write_header` writes.
+fn writer_len_estimate(spec: &PngSpec) -> usize {
+    let chunk = |data: Option<&Vec<u8>>| data.map_or(0, |d| 12 + d.len());
+    8 + 12 + 13 + chunk(spec.palette.as_ref()) + chunk(spec.trns.as_ref())
+}
+
+/// The guide's image limit (20 MB, decimal): the largest PNG file it allows.
+pub const GUIDE_MAX_IMAGE_BYTES: usize = 20_000_000;
+
+/// The PNGs the guide allows that cost the rendition the most: the most pixels a PNG may have (4096 × 4096, the
+/// validator's `PNG_MAX_PIXELS`) in 16-bit RGBA (the widest rows), padded to the guide's 20 MB; the same interlaced
+/// (its passes are gathered in a canvas); and 1081 × 15520 interlaced, the narrowest picture that is still scaled,
+/// so that both the canvas and the scaled copy are near 16.8 megapixels.
+pub fn largest_allowed_pngs() -> Vec<(&'static str, PngSpec)> {
+    let rgba16 = |width, height| PngSpec {
+        pad_to: GUIDE_MAX_IMAGE_BYTES,
+        ..PngSpec::new(width, height, png::ColorType::Rgba, png::BitDepth::Sixteen)
+    };
+    vec![
+        ("4096×4096 RGBA 16-bit, 20 MB", rgba16(4096, 4096)),
+        (
+            "4096×4096 RGBA 16-bit interlaced, 20 MB",
+            rgba16(4096, 4096).interlaced(),
+        ),
+        (
+            "1081×15520 RGBA 16-bit interlaced, 20 MB",
+            rgba16(1081, 15_520).interlaced(),
+        ),
+    ]
+}
+
+/// Gradients in every channel, alpha included: every sample differs, yet the file deflates well below 20 MB.
+pub fn rgba16_gradient(x: u32, y: u32) -> [u16; 4] {
+    let wrap = |v: u32| (v % 65_536) as u16;
+    [wrap(x * 16), wrap(y * 4), wrap((x + y) * 8), 32_768 + wrap(x * 4) / 2]
 }

@@ -4,6 +4,7 @@
 
 pub mod corpus;
 pub mod media;
+pub mod process;
 
 use std::{
     collections::HashMap,
