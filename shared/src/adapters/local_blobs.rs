@@ -481,6 +481,42 @@ impl BlobStore for LocalBlobStore {
             Err(other) => Err(BlobError::Unavailable(Box::new(other))),
         }
     }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        let source = self
+            .object_path(from)
+            .map_err(|_| BlobError::NotFound(from.to_owned()))?;
+        let content_type = self.content_type(from).await?;
+        let path = self.object_path(to).map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io_failure)?;
+        }
+        // Copied beside the target and renamed into place, as every write is: a reader never sees half a copy.
+        let temporary = sibling(&path, &format!(".{}.tmp", ulid::Ulid::new()));
+        let copied = match tokio::fs::copy(&source, &temporary).await {
+            Ok(_) => commit_file(&path, &temporary, &content_type).await,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound(from.to_owned())),
+            Err(e) => Err(io_failure(e)),
+        };
+        if copied.is_err() {
+            discard(&temporary).await;
+        }
+        copied
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let Ok(path) = self.object_path(key) else {
+            return Ok(());
+        };
+        for file in [sibling(&path, ".content-type"), path] {
+            match tokio::fs::remove_file(&file).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_failure(e)),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
