@@ -252,6 +252,12 @@ impl Media {
             .unwrap_or(&self.object_key)
     }
 
+    /// Every object the media has in the blob store: the upload and, when the validator made one, its rendition.
+    pub fn object_keys(&self) -> Vec<&str> {
+        let rendition = self.verdict.as_ref().and_then(|v| v.rendition_key.as_deref());
+        std::iter::once(self.object_key.as_str()).chain(rendition).collect()
+    }
+
     /// The container, size and version of what [`Media::publishable_key`] names, when the verdict knows them: the
     /// MP4 rendition's for a remuxed transport stream, else the upload's.
     pub fn publishable_container(&self) -> Option<&str> {

@@ -78,6 +78,10 @@ impl PostStatus {
         matches!(self, Self::Draft | Self::Scheduled)
     }
 
+    /// The states of a post whose media must stay: it will be sent, is being sent, or may be sent again (TikTok
+    /// accepted it and may still fail it for a reason it calls retryable). Media they use cannot be deleted.
+    pub const SENDING: [PostStatus; 3] = [Self::Scheduled, Self::Publishing, Self::Published];
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

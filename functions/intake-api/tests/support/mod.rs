@@ -58,6 +58,7 @@ pub struct TestApp {
     pub sandbox: Option<SandboxHandle>,
     pub a: Tenant,
     pub b: Tenant,
+    pub blobs: Arc<LocalBlobStore>,
     _blobs_dir: tempfile::TempDir,
 }
 
@@ -171,7 +172,7 @@ impl TestApp {
         );
         let state = AppState::new(Deps {
             stores: stores.clone(),
-            blobs,
+            blobs: blobs.clone(),
             events: events.clone(),
             timer: timer.clone(),
             clock: Arc::new(clock.clone()),
@@ -190,6 +191,7 @@ impl TestApp {
             sandbox,
             a,
             b,
+            blobs,
             _blobs_dir: blobs_dir,
         }
     }
