@@ -19,6 +19,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::upload_window::upload_window;
+use crate::domain::exposure::is_public_key;
 use crate::ports::{BlobError, BlobStore, BoxError, ByteRange, ObjectHead, PartWriter, RangeRead, UploadTarget};
 
 /// Characters escaped in one path segment of a URL (RFC 3986 `pchar` keeps the rest).
@@ -174,6 +175,12 @@ impl LocalBlobStore {
     /// Where the object lives on disk, for the runner's media route to stream it.
     pub fn object_path(&self, key: &str) -> Result<PathBuf, InvalidObjectKey> {
         relative_path(key).map(|relative| self.root.join(relative))
+    }
+
+    /// Where an object the runner's media route may serve lives: only public copies (the stand-in for CloudFront,
+    /// which may read nothing else), never an upload or a rendition.
+    pub fn public_object_path(&self, key: &str) -> Option<PathBuf> {
+        is_public_key(key).then(|| self.object_path(key).ok()).flatten()
     }
 
     /// The URL the runner serves the object at.

@@ -280,6 +280,25 @@ impl Media {
         }
     }
 
+    /// The file extension of what [`Media::publishable_key`] names: the rendition's own, else the upload's type.
+    pub fn publishable_extension(&self) -> &str {
+        let rendition = self
+            .verdict
+            .as_ref()
+            .and_then(|v| v.rendition_key.as_deref())
+            .and_then(|key| key.rsplit('/').next())
+            .and_then(|name| name.rsplit_once('.'))
+            .map(|(_, extension)| extension);
+        rendition.unwrap_or(match self.content_type.as_str() {
+            "image/jpeg" => "jpg",
+            "image/png" => "png",
+            "image/webp" => "webp",
+            "video/quicktime" => "mov",
+            "video/mp4" => "mp4",
+            _ => "bin",
+        })
+    }
+
     pub fn publishable_size(&self) -> u64 {
         match self.verdict.as_ref() {
             Some(MediaVerdict {
