@@ -209,6 +209,40 @@ async fn when_a_video_goes_by_pull_should_expose_only_a_public_copy_and_remove_i
     Ok(())
 }
 
+/// A post the intake ends (TikTok's webhook, here its PUBLISH_COMPLETE) is due for the publisher until its public
+/// copies are removed, and the next look removes them.
+#[tokio::test]
+async fn when_the_intake_completes_a_pulled_post_should_be_due_until_its_public_copy_is_removed() -> anyhow::Result<()>
+{
+    let p = Publishing::start(Options {
+        pull_videos: true,
+        ..by_hand()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let post = small_video_due_now(&p, &account).await?;
+    let handled = handle_through_upload(&p.deps, &post, Utc::now() + Duration::minutes(10)).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    let published = p.post(&post).await?;
+    let [exposed] = published.publish.exposed.as_slice() else {
+        anyhow::bail!("one public copy: {:?}", published.publish.exposed);
+    };
+    assert!(p.blobs.head(exposed).await.is_ok(), "kept while TikTok may pull it");
+
+    p.edit_post(&post, |post| post.mark_completed(Utc::now(), None, None))
+        .await?;
+    let completed = p.post(&post).await?;
+    assert!(completed.due_at().is_some(), "due for the removal");
+    publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(10)).await?;
+
+    let settled = p.post(&post).await?;
+    assert!(settled.publish.exposed.is_empty(), "{:?}", settled.publish.exposed);
+    assert!(matches!(p.blobs.head(exposed).await, Err(BlobError::NotFound(_))));
+    assert_eq!(settled.due_at(), None, "nothing left for the publisher");
+    p.stop().await;
+    Ok(())
+}
+
 /// A public copy that cannot be made fails the post before anything is sent, and the copies already made go too.
 #[tokio::test]
 async fn when_a_media_file_is_gone_at_the_claim_should_fail_before_init_and_leave_no_public_copy() -> anyhow::Result<()>

@@ -17,8 +17,9 @@ pub const PULL_VIDEO_MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// Timing and transfer choices, shared by the Lambda and the local runner.
 #[derive(Debug, Clone)]
 pub struct PublisherSettings {
-    /// `MEDIA_PUBLIC_BASE_URL`: a TikTok-verified URL prefix serving the bucket. When set, videos go by
-    /// PULL_FROM_URL (TikTok's guidance for media already on our servers); photos always need it.
+    /// `MEDIA_PUBLIC_BASE_URL`: a TikTok-verified URL prefix serving the bucket's `public/` copies. When set, videos
+    /// up to `pull_video_max_bytes` go by PULL_FROM_URL (TikTok's guidance for media already on our servers); photos
+    /// always need it.
     pub media_public_base_url: Option<String>,
     /// The largest video sent by PULL_FROM_URL. TikTok pulls a public copy made at the claim (see
     /// `shared::domain::exposure`), so the copy's time is added to the init's lateness; a larger video goes by
