@@ -91,7 +91,8 @@ async fn withdraw_exposure(deps: &PublisherDeps, post: Post) -> Post {
         match deps.blobs.delete(key).await {
             Ok(()) => None,
             Err(e) => {
-                tracing::warn!(%post_id, key, error = %e, "public copy not removed; trying again later");
+                // Not the key: until removed it is a working URL to the media, and logs are read more widely.
+                tracing::warn!(%post_id, error = %e, "public copy not removed; trying again later");
                 Some(key.clone())
             }
         }
