@@ -44,6 +44,17 @@ fn by_hand() -> Options {
     }
 }
 
+/// The publisher without its loop, media served for PULL_FROM_URL, and a connected public account.
+async fn pulling_by_hand() -> anyhow::Result<(Publishing, shared::ids::AccountId)> {
+    let p = Publishing::start(Options {
+        pull_videos: true,
+        ..by_hand()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    Ok((p, account))
+}
+
 fn inits(p: &Publishing) -> usize {
     p.sandbox.requests_to(Endpoint::VideoInit).len() + p.sandbox.requests_to(Endpoint::ContentInit).len()
 }
@@ -214,12 +225,7 @@ async fn when_a_video_goes_by_pull_should_expose_only_a_public_copy_and_remove_i
 #[tokio::test]
 async fn when_the_intake_completes_a_pulled_post_should_be_due_until_its_public_copy_is_removed() -> anyhow::Result<()>
 {
-    let p = Publishing::start(Options {
-        pull_videos: true,
-        ..by_hand()
-    })
-    .await?;
-    let account = p.connect(AccountSpec::public()).await?;
+    let (p, account) = pulling_by_hand().await?;
     let post = small_video_due_now(&p, &account).await?;
     let handled = handle_through_upload(&p.deps, &post, Utc::now() + Duration::minutes(10)).await?;
     assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
@@ -247,12 +253,7 @@ async fn when_the_intake_completes_a_pulled_post_should_be_due_until_its_public_
 #[tokio::test]
 async fn when_a_media_file_is_gone_at_the_claim_should_fail_before_init_and_leave_no_public_copy() -> anyhow::Result<()>
 {
-    let p = Publishing::start(Options {
-        pull_videos: true,
-        ..by_hand()
-    })
-    .await?;
-    let account = p.connect(AccountSpec::public()).await?;
+    let (p, account) = pulling_by_hand().await?;
     let images = vec![p.image().await?, p.image().await?];
     let gone = p
         .stores
