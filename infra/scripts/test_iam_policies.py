@@ -17,7 +17,7 @@ here and is not scanned.
 S3 is the blob ports (`BlobStore`, `PartWriter`), adapter shared/src/adapters/s3.rs, mapped the same way (a PUT that
 sets tags also needs PutObjectTagging); a function needs them for the port methods it calls on its blob store
 (`blobs.`, `store.`, `writer.`), and ListBucket exactly when it reads, so that a missing object answers 404. Actions
-are compared; which prefix each may touch (uploads/, renditions/) is stated in the template and the README.
+are compared; which prefix each may touch (uploads/, renditions/, public/) is stated in the template and the README.
 
     .venv/test/bin/python -m unittest discover -s infra/scripts -v
 """
@@ -349,6 +349,13 @@ class S3Grants(unittest.TestCase):
         self.assertEqual(actions["read_range"], {"s3:GetObject"})
         self.assertEqual(actions["mark_kept"], {"s3:PutObjectTagging"})
         self.assertEqual(actions["abort"], {"s3:AbortMultipartUpload"}, "through the abort_upload helper")
+        self.assertEqual(actions["copy"], {"s3:GetObject", "s3:PutObject"}, "CopyObject reads and writes")
+        self.assertEqual(actions["delete"], {"s3:DeleteObject"})
+
+    def test_the_publisher_copies_and_deletes_and_the_intake_deletes(self):
+        actions = s3_adapter_actions()
+        self.assertLessEqual({"s3:PutObject", "s3:DeleteObject"}, s3_needed(FUNCTIONS["PublisherFunction"], actions))
+        self.assertIn("s3:DeleteObject", s3_needed(FUNCTIONS["IntakeApiFunction"], actions))
 
     def test_each_function_is_granted_exactly_the_s3_actions_its_code_calls(self):
         actions = s3_adapter_actions()

@@ -178,6 +178,8 @@ pub trait MediaRepo: Send + Sync {
     async fn get_media_many(&self, ids: &[MediaId]) -> StoreResult<Vec<Media>>;
     /// Compare-and-set on `version`, as for posts.
     async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()>;
+    /// Removes the record; removing one that is not there succeeds (a repeated delete finishes what one began).
+    async fn delete_media(&self, id: &MediaId) -> StoreResult<()>;
 }
 
 #[async_trait]
@@ -339,6 +341,13 @@ pub trait BlobStore: Send + Sync {
     /// Reads a range, pinned to `if_match` (an ETag) when given so that a file replaced mid-probe is noticed.
     async fn read_range(&self, key: &str, range: ByteRange, if_match: Option<&str>) -> Result<RangeRead, BlobError>;
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), BlobError>;
+    /// Copies the object at `from` to `to` inside the store (no bytes pass through the caller), with its content type
+    /// and without its tags: the copy is a new object that no upload clean-up rule should take for an upload.
+    /// `NotFound` when `from` is missing.
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError>;
+    /// Removes the object; removing one that is not there succeeds, as S3's DeleteObject does, so a clean-up that
+    /// is repeated after a partial failure finishes.
+    async fn delete(&self, key: &str) -> Result<(), BlobError>;
     /// Starts writing an object in parts of exactly `part_size` bytes (the highest-numbered part may be shorter),
     /// so that a large object (a remuxed video, up to 4 GB) is never held whole. Parts may be written in any order:
     /// a writer that learns its header last (an MP4's `mdat` size) keeps part 1 and sends it at the end. S3 maps it

@@ -6,7 +6,7 @@ use std::{
     path::PathBuf,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::Duration as StdDuration,
 };
@@ -99,6 +99,10 @@ pub struct Publishing {
     pub workspace: WorkspaceId,
     pub cipher: Arc<TokenCipher>,
     pub events_file: PathBuf,
+    /// Where the media route serves keys (`<media_base>/<key>`): the verified prefix TikTok pulls from.
+    pub media_base: String,
+    /// Every GET of the media route (TikTok's pulls): the key asked for and the status answered.
+    served: Arc<Mutex<Vec<(String, StatusCode)>>>,
     parts: DepsParts,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -118,10 +122,14 @@ impl Publishing {
             media_base.clone(),
             [3; 32],
         ));
+        let served = Arc::new(Mutex::new(Vec::new()));
         let media_server = tokio::spawn({
             let app = Router::new()
                 .route("/media/{*key}", get(serve_media))
-                .with_state(blobs.clone());
+                .with_state(MediaServer {
+                    blobs: blobs.clone(),
+                    served: served.clone(),
+                });
             async move {
                 let _stopped = axum::serve(listener, app).await;
             }
@@ -192,6 +200,8 @@ impl Publishing {
             workspace: WorkspaceId::new(),
             cipher,
             events_file,
+            media_base,
+            served,
             parts,
             stop,
             tasks,
@@ -415,6 +425,11 @@ impl Publishing {
         Ok(self.stores.accounts.update_account(&next, current.version).await?)
     }
 
+    /// The media route's log: each key asked for, with the status answered.
+    pub fn served(&self) -> Vec<(String, StatusCode)> {
+        self.served.lock().map(|log| log.clone()).unwrap_or_default()
+    }
+
     /// Waits until the post is in one of `statuses` (and its outbox delivered), or fails after `timeout`.
     pub async fn wait_for(&self, id: &PostId, statuses: &[PostStatus], timeout: StdDuration) -> anyhow::Result<Post> {
         self.wait_until(id, |post| statuses.contains(&post.status), timeout)
@@ -509,14 +524,27 @@ impl DepsParts {
     }
 }
 
-async fn serve_media(State(blobs): State<Arc<LocalBlobStore>>, Path(key): Path<String>) -> impl IntoResponse {
-    match blobs.object_path(&key) {
-        Ok(path) => match tokio::fs::read(path).await {
-            Ok(bytes) => (StatusCode::OK, bytes).into_response(),
-            Err(_) => StatusCode::NOT_FOUND.into_response(),
-        },
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+/// The stand-in for CloudFront: public copies only, every request logged.
+#[derive(Clone)]
+struct MediaServer {
+    blobs: Arc<LocalBlobStore>,
+    served: Arc<Mutex<Vec<(String, StatusCode)>>>,
+}
+
+async fn serve_media(State(server): State<MediaServer>, Path(key): Path<String>) -> impl IntoResponse {
+    let found = match server.blobs.public_object_path(&key) {
+        Some(path) => tokio::fs::read(path).await.ok(),
+        None => None,
+    };
+    let status = if found.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    if let Ok(mut served) = server.served.lock() {
+        served.push((key, status));
     }
+    (status, found.unwrap_or_default()).into_response()
 }
 
 /// The bus, refusing the first few deliveries.

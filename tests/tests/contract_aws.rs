@@ -109,6 +109,14 @@ async fn s3_against_moto_uploads_arrive_tagged_pending_and_marking_kept_retags_t
     .await?;
     assert_eq!(state(key).await?.as_deref(), Some(STATE_PENDING));
 
+    let public = "public/0123456789abcdef0123456789abcdef/0.jpg";
+    store.copy(key, public).await?;
+    assert_eq!(
+        state(public).await?,
+        None,
+        "a public copy carries no upload tag (copying tags would need tagging grants)"
+    );
+
     store.mark_kept(key).await?;
     assert_eq!(state(key).await?.as_deref(), Some(STATE_KEPT));
     assert!(matches!(
@@ -154,5 +162,40 @@ async fn dynamodb_against_moto_fingerprint_records_expire_after_the_duplicate_wi
         expires_at,
         (sent_at + Duration::days(DUPLICATE_WINDOW_DAYS + 1)).timestamp()
     );
+    Ok(())
+}
+
+/// What exposing media for PULL_FROM_URL adds to an init's lateness (the publisher copies a post's objects to public/
+/// at once, after the claim): 35-photo carousels of 4 and 20 MiB JPEGs, and videos of 64 and 256 MiB. Against moto on this
+/// machine, not S3: the README quotes the figures with that caveat. Run by hand:
+/// `cargo test -p postato-tests --test contract_aws -- --ignored --nocapture s3_against_moto_public_copy_times`.
+#[tokio::test]
+#[ignore = "a measurement, minutes long"]
+async fn s3_against_moto_public_copy_times() -> anyhow::Result<()> {
+    use shared::ports::BlobStore;
+    let Some(endpoint) = moto_endpoint() else { return Ok(()) };
+    let store = s3_blob_store(&moto_sdk_config(&endpoint).await).await?;
+    let sets: [(&str, usize, usize); 4] = [
+        ("35 photos of 4 MiB", 35, 4 << 20),
+        ("35 photos of 20 MiB (the guide's largest)", 35, 20 << 20),
+        ("a 64 MiB video", 1, 64 << 20),
+        ("a 256 MiB video", 1, 256 << 20),
+    ];
+    for (name, count, size) in sets {
+        let sources: Vec<String> = (0..count).map(|n| format!("uploads/measure/{size}-{n}")).collect();
+        for key in &sources {
+            store
+                .put(key, bytes::Bytes::from(vec![0x5a; size]), "image/jpeg")
+                .await?;
+        }
+        let mut runs = Vec::new();
+        for run in 0..3 {
+            let started = std::time::Instant::now();
+            let targets: Vec<String> = (0..count).map(|n| format!("public/measure{run}/{size}-{n}")).collect();
+            futures::future::try_join_all(sources.iter().zip(&targets).map(|(from, to)| store.copy(from, to))).await?;
+            runs.push(started.elapsed().as_millis());
+        }
+        println!("{name}: copies in {runs:?} ms");
+    }
     Ok(())
 }

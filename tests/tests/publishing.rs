@@ -3,9 +3,14 @@
 
 use std::time::Duration as StdDuration;
 
+use anyhow::Context as _;
+use axum::http::StatusCode;
 use chrono::{Duration, Utc};
 use postato_tests::publishing::{handle_through_upload, Options, Publishing};
-use shared::domain::{PostOptions, PostStatus, PostType, Privacy};
+use shared::{
+    domain::{PostOptions, PostStatus, PostType, Privacy},
+    ports::{BlobError, BlobStore},
+};
 use tiktok_sandbox::{AccountSpec, Endpoint, FaultAction, FaultSpec};
 
 const SETTLE: StdDuration = StdDuration::from_secs(30);
@@ -37,6 +42,17 @@ fn by_hand() -> Options {
         run_loop: false,
         ..Options::default()
     }
+}
+
+/// The publisher without its loop, media served for PULL_FROM_URL, and a connected public account.
+async fn pulling_by_hand() -> anyhow::Result<(Publishing, shared::ids::AccountId)> {
+    let p = Publishing::start(Options {
+        pull_videos: true,
+        ..by_hand()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    Ok((p, account))
 }
 
 fn inits(p: &Publishing) -> usize {
@@ -121,6 +137,157 @@ async fn when_a_photo_post_is_due_should_send_it_by_pull_from_url_with_title_and
         body["post_info"].get("disable_duet").is_none(),
         "duet does not apply to photos"
     );
+    p.stop().await;
+    Ok(())
+}
+
+/// Issue 11 §3: TikTok pulls a public copy made for this publish (an unguessable key under `public/`), the copy is
+/// gone once the post completed, and the upload itself was never served.
+#[tokio::test]
+async fn when_a_video_goes_by_pull_should_expose_only_a_public_copy_and_remove_it_once_completed() -> anyhow::Result<()>
+{
+    let p = Publishing::start(Options {
+        pull_videos: true,
+        ..Options::default()
+    })
+    .await?;
+    let account = p.connect(AccountSpec::public()).await?;
+    let post = small_video_due_now(&p, &account).await?;
+    let done = p
+        .wait_for(
+            &post,
+            &[PostStatus::Completed, PostStatus::Failed, PostStatus::NeedsReview],
+            SETTLE,
+        )
+        .await?;
+    assert_eq!(done.status, PostStatus::Completed, "{:?}", done.failure);
+
+    let body = p.sandbox.requests_to(Endpoint::VideoInit)[0]
+        .body
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(body["source_info"]["source"], "PULL_FROM_URL");
+    let url = body["source_info"]["video_url"].as_str().unwrap_or_default().to_owned();
+    let exposed = url
+        .strip_prefix(&format!("{}/", p.media_base))
+        .unwrap_or_default()
+        .to_owned();
+    let folder = exposed
+        .strip_prefix("public/")
+        .and_then(|rest| rest.split_once('/'))
+        .map(|(folder, _)| folder);
+    assert!(
+        folder.is_some_and(|folder| folder.len() == 32),
+        "pulled from a public copy under 128 random bits: {url}"
+    );
+    assert!(
+        p.served().contains(&(exposed.clone(), StatusCode::OK)),
+        "the sandbox pulled the copy: {:?}",
+        p.served()
+    );
+
+    let cleared = p
+        .wait_until(&post, |post| post.publish.exposed.is_empty(), SETTLE)
+        .await?;
+    assert_eq!(cleared.status, PostStatus::Completed);
+    assert!(
+        matches!(p.blobs.head(&exposed).await, Err(BlobError::NotFound(_))),
+        "the public copy is removed once TikTok has the video"
+    );
+
+    let upload = p
+        .stores
+        .media
+        .get_media(&done.media[0])
+        .await?
+        .context("the media")?
+        .object_key;
+    assert!(p.blobs.head(&upload).await.is_ok(), "the upload itself stays");
+    let direct = reqwest::get(format!("{}/{upload}", p.media_base)).await?;
+    assert_eq!(
+        direct.status(),
+        reqwest::StatusCode::NOT_FOUND,
+        "an upload's key is a 404"
+    );
+    assert!(
+        p.served()
+            .iter()
+            .all(|(key, status)| key.starts_with("public/") || *status == StatusCode::NOT_FOUND),
+        "nothing but public copies was ever served: {:?}",
+        p.served()
+    );
+    p.stop().await;
+    Ok(())
+}
+
+/// A post the intake ends (TikTok's webhook, here its PUBLISH_COMPLETE) is due for the publisher until its public
+/// copies are removed, and the next look removes them.
+#[tokio::test]
+async fn when_the_intake_completes_a_pulled_post_should_be_due_until_its_public_copy_is_removed() -> anyhow::Result<()>
+{
+    let (p, account) = pulling_by_hand().await?;
+    let post = small_video_due_now(&p, &account).await?;
+    let handled = handle_through_upload(&p.deps, &post, Utc::now() + Duration::minutes(10)).await?;
+    assert!(matches!(handled, publisher::Handled::Published { .. }), "{handled:?}");
+    let published = p.post(&post).await?;
+    let [exposed] = published.publish.exposed.as_slice() else {
+        anyhow::bail!("one public copy: {:?}", published.publish.exposed);
+    };
+    assert!(p.blobs.head(exposed).await.is_ok(), "kept while TikTok may pull it");
+
+    p.edit_post(&post, |post| post.mark_completed(Utc::now(), None, None))
+        .await?;
+    let completed = p.post(&post).await?;
+    assert!(completed.due_at().is_some(), "due for the removal");
+    publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(10)).await?;
+
+    let settled = p.post(&post).await?;
+    assert!(settled.publish.exposed.is_empty(), "{:?}", settled.publish.exposed);
+    assert!(matches!(p.blobs.head(exposed).await, Err(BlobError::NotFound(_))));
+    assert_eq!(settled.due_at(), None, "nothing left for the publisher");
+    p.stop().await;
+    Ok(())
+}
+
+/// A public copy that cannot be made fails the post before anything is sent, and the copies already made go too.
+#[tokio::test]
+async fn when_a_media_file_is_gone_at_the_claim_should_fail_before_init_and_leave_no_public_copy() -> anyhow::Result<()>
+{
+    let (p, account) = pulling_by_hand().await?;
+    let images = vec![p.image().await?, p.image().await?];
+    let gone = p
+        .stores
+        .media
+        .get_media(&images[1])
+        .await?
+        .context("the media")?
+        .object_key;
+    p.blobs.delete(&gone).await?;
+    let options = PostOptions {
+        privacy: Some(Privacy::Public),
+        ..PostOptions::default()
+    };
+    let post = p
+        .schedule(&account, PostType::Photo, images, Utc::now(), options)
+        .await?;
+
+    let handled = handle_through_upload(&p.deps, &post, Utc::now() + Duration::minutes(10)).await?;
+    assert_eq!(
+        handled,
+        publisher::Handled::Failed {
+            code: "media_missing".into()
+        }
+    );
+    assert_eq!(inits(&p), 0, "nothing was sent");
+    let failed = p.post(&post).await?;
+    assert!(failed.publish.exposed.is_empty(), "{:?}", failed.publish.exposed);
+    let left: usize = std::fs::read_dir(p.blobs.object_path("public")?)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|folder| std::fs::read_dir(folder.path()).map_or(0, |files| files.count()))
+        .sum();
+    assert_eq!(left, 0, "the copy made before the failure is removed");
     p.stop().await;
     Ok(())
 }

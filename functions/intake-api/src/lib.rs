@@ -166,7 +166,7 @@ fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::posts::retry_post))
         .routes(routes!(routes::posts::resolve_post))
         .routes(routes!(routes::media::create_media))
-        .routes(routes!(routes::media::get_media))
+        .routes(routes!(routes::media::get_media, routes::media::delete_media))
         .routes(routes!(routes::accounts::list_accounts))
         .routes(routes!(routes::connect::connect))
         .routes(routes!(routes::connect::callback))
@@ -189,7 +189,7 @@ fn with_links(mut document: serde_json::Value) -> serde_json::Value {
             "/v1/posts",
             &["get_post", "patch_post", "delete_post", "retry_post", "resolve_post"][..],
         ),
-        ("/v1/media", &["get_media"][..]),
+        ("/v1/media", &["get_media", "delete_media"][..]),
     ];
     for (path, targets) in follow {
         let Some(responses) = document.pointer_mut(&format!("/paths/{}/post/responses", path.replace('/', "~1")))

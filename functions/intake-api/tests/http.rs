@@ -7,10 +7,12 @@ use axum::{
     body::Body,
     http::{header, Method, Request, StatusCode},
 };
+use bytes::Bytes;
 use serde_json::{json, Value};
 use shared::{
-    domain::{AccountStatus, Failure, MediaKind, MediaStatus, PostStatus},
+    domain::{AccountStatus, Failure, Media, MediaKind, MediaStatus, PostStatus},
     events::EventType,
+    ports::{BlobError, BlobStore},
 };
 use support::{account_record, TestApp};
 
@@ -1309,6 +1311,75 @@ async fn when_media_names_a_source_url_should_start_importing_or_refuse_where_un
     }
 }
 
+/// Issue 11 §3: `DELETE /v1/media/{id}` removes the record and every file of it, refuses media a post still on its
+/// way to TikTok uses, and knows no other workspace's media.
+#[tokio::test]
+async fn when_media_is_deleted_should_remove_its_files_unless_a_sending_post_uses_it() {
+    let app = TestApp::new().await;
+    let mut photo = support::media_record(&app.a.workspace, MediaKind::Image, MediaStatus::Valid);
+    let rendition = Media::rendition_key_for(&app.a.workspace, &photo.id);
+    if let Some(verdict) = photo.verdict.as_mut() {
+        verdict.rendition_key = Some(rendition.clone());
+    }
+    app.stores.media.create_media(&photo).await.unwrap();
+    for key in [&photo.object_key, &rendition] {
+        app.blobs
+            .put(key, Bytes::from_static(b"bytes"), "image/jpeg")
+            .await
+            .unwrap();
+    }
+    let path = format!("/v1/media/{}", photo.id);
+
+    let foreign = app.call(Method::DELETE, &path, Some(&app.b.key), None).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{}", foreign.body);
+    assert!(
+        app.blobs.head(&photo.object_key).await.is_ok(),
+        "another workspace deletes nothing"
+    );
+
+    let deleted = app.call(Method::DELETE, &path, Some(&app.a.key), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.body);
+    for key in [&photo.object_key, &rendition] {
+        assert!(
+            matches!(app.blobs.head(key).await, Err(BlobError::NotFound(_))),
+            "{key} is gone"
+        );
+    }
+    assert_eq!(app.stores.media.get_media(&photo.id).await.unwrap(), None);
+    assert_eq!(
+        app.call(Method::GET, &path, Some(&app.a.key), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let again = app.call(Method::DELETE, &path, Some(&app.a.key), None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "deleting again: {}", again.body);
+
+    let post = app.post_as(&app.a, app.video_post()).await;
+    assert_eq!(post.status, StatusCode::CREATED, "{}", post.body);
+    let video = format!("/v1/media/{}", app.a.video);
+    let in_use = app.call(Method::DELETE, &video, Some(&app.a.key), None).await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT, "{}", in_use.body);
+    assert_eq!(in_use.body["error"]["code"], "media_in_use");
+    let post_id = post.body["id"].as_str().unwrap();
+    assert!(
+        in_use.body["error"]["message"].as_str().unwrap().contains(post_id),
+        "names the post: {}",
+        in_use.body
+    );
+    assert!(app.stores.media.get_media(&app.a.video).await.unwrap().is_some());
+
+    let canceled = app
+        .call(Method::DELETE, &format!("/v1/posts/{post_id}"), Some(&app.a.key), None)
+        .await;
+    assert_eq!(canceled.status, StatusCode::OK, "{}", canceled.body);
+    let freed = app.call(Method::DELETE, &video, Some(&app.a.key), None).await;
+    assert_eq!(
+        freed.status,
+        StatusCode::NO_CONTENT,
+        "a canceled post holds nothing: {}",
+        freed.body
+    );
+}
+
 // ---------------------------------------------------------------- the OpenAPI document
 
 #[tokio::test]
@@ -1327,6 +1398,7 @@ async fn when_asked_for_the_openapi_document_should_list_every_route() {
         ("post", "/v1/posts/{id}/resolve"),
         ("post", "/v1/media"),
         ("get", "/v1/media/{id}"),
+        ("delete", "/v1/media/{id}"),
         ("get", "/v1/accounts"),
         ("post", "/v1/accounts/tiktok/connect"),
         ("get", "/v1/accounts/tiktok/callback"),

@@ -137,6 +137,10 @@ impl MediaRepo for CountingMedia {
     async fn update_media(&self, media: &Media, expected_version: u64) -> StoreResult<()> {
         self.inner.update_media(media, expected_version).await
     }
+
+    async fn delete_media(&self, id: &MediaId) -> StoreResult<()> {
+        self.inner.delete_media(id).await
+    }
 }
 
 async fn app_counting_media_reads() -> (TestApp, Arc<AtomicUsize>) {

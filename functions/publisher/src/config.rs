@@ -10,12 +10,21 @@ use shared::{
 /// A wakeup may come this much before its instant: timer delays count whole seconds.
 const TIMER_ROUNDING: Duration = Duration::seconds(1);
 
+/// See [`PublisherSettings::pull_video_max_bytes`]: S3 copies within a bucket at some hundreds of MB/s (an assumption,
+/// not measured; moto's figure is in the README), so a copy this large adds well under a second.
+pub const PULL_VIDEO_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Timing and transfer choices, shared by the Lambda and the local runner.
 #[derive(Debug, Clone)]
 pub struct PublisherSettings {
-    /// `MEDIA_PUBLIC_BASE_URL`: a TikTok-verified URL prefix serving the bucket. When set, videos go by
-    /// PULL_FROM_URL (TikTok's guidance for media already on our servers); photos always need it.
+    /// `MEDIA_PUBLIC_BASE_URL`: a TikTok-verified URL prefix serving the bucket's `public/` copies. When set, videos
+    /// up to `pull_video_max_bytes` go by PULL_FROM_URL (TikTok's guidance for media already on our servers); photos
+    /// always need it.
     pub media_public_base_url: Option<String>,
+    /// The largest video sent by PULL_FROM_URL. TikTok pulls a public copy made at the claim (see
+    /// `shared::domain::exposure`), so the copy's time is added to the init's lateness; a larger video goes by
+    /// FILE_UPLOAD, whose init leaves on time and whose bytes follow it.
+    pub pull_video_max_bytes: u64,
     /// How early a wakeup arrives before the instant it is for: the worker runs pre-flight in this time and sleeps
     /// the rest, so that the init leaves on time. Timer delays count whole seconds, so a wakeup may come up to one
     /// second earlier still.
@@ -49,6 +58,7 @@ impl Default for PublisherSettings {
     fn default() -> Self {
         Self {
             media_public_base_url: None,
+            pull_video_max_bytes: PULL_VIDEO_MAX_BYTES,
             lead: shared::timer::DEFAULT_LEAD,
             dispatch_window: shared::timer::DISPATCH_WINDOW,
             lease: Duration::seconds(60),

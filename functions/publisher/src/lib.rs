@@ -159,7 +159,7 @@ pub async fn handle_due(
         tracing::warn!("post.due for an unknown post; ignored");
         return Ok(Handled::UnknownPost);
     };
-    let post = store::deliver_outbox(deps, post).await?;
+    let post = store::settle(deps, post).await?;
     match post.status {
         PostStatus::Scheduled => publish::publish_scheduled(deps, post, deadline).await,
         PostStatus::Publishing => publish::resume(deps, post, deadline).await,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures::future::try_join_all;
 use shared::{
     accounts::{is_token_refused, AccessToken, TokenError},
-    domain::{Failure, Media, MediaStatus, Post, PostType, Privacy, RateLimited},
+    domain::{Exposure, Failure, Media, MediaStatus, Post, PostType, Privacy, RateLimited},
     ids::AccountId,
     rules::{creator::creator_conflicts, post::DUPLICATE_WINDOW_DAYS},
     tiktok::{ChunkPlan, CreatorInfo, ErrorClass, SecretUrl, TikTokError},
@@ -39,9 +39,38 @@ pub(crate) struct Ready {
 }
 
 pub(crate) enum Source {
-    VideoPull { url: SecretUrl },
-    VideoUpload { plan: ChunkPlan },
-    Photos { urls: Vec<SecretUrl> },
+    /// TikTok pulls public copies of the media (made at the claim) from under `base_url`.
+    VideoPull {
+        exposure: Exposure,
+        base_url: String,
+    },
+    VideoUpload {
+        plan: ChunkPlan,
+    },
+    Photos {
+        exposure: Exposure,
+        base_url: String,
+    },
+}
+
+impl Source {
+    /// The public copies TikTok pulls, if it pulls.
+    pub fn exposure(&self) -> Option<&Exposure> {
+        match self {
+            Self::VideoPull { exposure, .. } | Self::Photos { exposure, .. } => Some(exposure),
+            Self::VideoUpload { .. } => None,
+        }
+    }
+
+    /// The URLs of the public copies, in the post's media order.
+    pub fn urls(&self) -> Vec<SecretUrl> {
+        match self {
+            Self::VideoPull { exposure, base_url } | Self::Photos { exposure, base_url } => {
+                exposure.urls(base_url).into_iter().map(SecretUrl::new).collect()
+            }
+            Self::VideoUpload { .. } => Vec::new(),
+        }
+    }
 }
 
 pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Preflight, PublisherError> {
@@ -140,25 +169,22 @@ async fn wait_for_verdict(deps: &PublisherDeps, media: &Media, post: &Post) -> b
     }
 }
 
-/// Photos always travel by PULL_FROM_URL; videos too when a verified prefix serves the bucket, else by FILE_UPLOAD.
+/// Photos always travel by PULL_FROM_URL; videos too when a verified prefix serves the bucket and the video is small
+/// enough to copy to it at the claim without making the post late (`pull_video_max_bytes`), else by FILE_UPLOAD.
 fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result<Source, Failure> {
-    let public_url = |media: &Media| {
-        deps.settings
-            .media_public_base_url
-            .as_ref()
-            .map(|base| SecretUrl::new(format!("{base}/{}", media.publishable_key())))
-    };
+    let base_url = deps.settings.media_public_base_url.clone();
     match post.post_type {
-        PostType::Photo => {
-            let urls: Option<Vec<SecretUrl>> = media.iter().map(public_url).collect();
-            urls.map(|urls| Source::Photos { urls }).ok_or_else(|| {
-                Failure::new(
-                    "media_url_not_configured",
-                    "TikTok takes photos only by pulling them from a verified URL: an operator must set \
-                     MEDIA_PUBLIC_BASE_URL to a TikTok-verified prefix serving the media bucket",
-                )
-            })
-        }
+        PostType::Photo => match base_url {
+            Some(base_url) => Ok(Source::Photos {
+                exposure: Exposure::plan(media),
+                base_url,
+            }),
+            None => Err(Failure::new(
+                "media_url_not_configured",
+                "TikTok takes photos only by pulling them from a verified URL: an operator must set \
+                 MEDIA_PUBLIC_BASE_URL to a TikTok-verified prefix serving the media bucket",
+            )),
+        },
         PostType::Video => {
             let video = media
                 .first()
@@ -173,10 +199,13 @@ fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result
             if let Some(fix) = video.unpublishable_container() {
                 return Err(Failure::new("container_not_publishable", fix));
             }
-            if let Some(url) = public_url(video) {
-                return Ok(Source::VideoPull { url });
-            }
             let size = video.publishable_size();
+            if let Some(base_url) = base_url.filter(|_| size <= deps.settings.pull_video_max_bytes) {
+                return Ok(Source::VideoPull {
+                    exposure: Exposure::plan(std::slice::from_ref(video)),
+                    base_url,
+                });
+            }
             ChunkPlan::for_size(size)
                 .map(|plan| Source::VideoUpload { plan })
                 .map_err(|e| Failure::new("file_too_large", format!("the video cannot be uploaded to TikTok: {e}")))

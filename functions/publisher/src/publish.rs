@@ -3,9 +3,12 @@
 //! media. Any init whose outcome is unknown ends in `needs_review`, never in a second init.
 
 use chrono::{DateTime, Duration, Utc};
+use futures::future::try_join_all;
 use shared::{
     accounts::{is_token_refused, TokenError},
-    domain::{Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS, KEEPALIVE_MARGIN},
+    domain::{
+        Exposure, Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS, KEEPALIVE_MARGIN,
+    },
     ports::{BlobError, ByteRange, Wakeup},
     tiktok::{
         ChunkAck, ChunkPlan, ErrorClass, InitOutcome, PhotoPost, PhotoPostMode, SecretUrl, TikTokError,
@@ -66,6 +69,7 @@ pub(crate) async fn publish_scheduled(
         let attempt = post.publish.attempt + 1;
         let lease = deps.settings.lease;
         let by_upload = matches!(ready.source, Source::VideoUpload { .. });
+        let exposed = ready.source.exposure().map(Exposure::keys).unwrap_or_default();
         let claimed = write(deps, &post, |p| {
             p.status = PostStatus::Publishing;
             p.publish.attempt = attempt;
@@ -73,6 +77,8 @@ pub(crate) async fn publish_scheduled(
             p.publish.init_started_at = Some(at);
             p.publish.init_by_upload = by_upload;
             p.publish.not_before = None;
+            // Listed before they exist, so that no copy is ever made that the post does not name for removal.
+            p.publish.exposed.extend(exposed);
             p.failure = None;
         })
         .await?;
@@ -84,7 +90,14 @@ pub(crate) async fn publish_scheduled(
                     tracing::info!(post_id = %claimed.id, %free_at, "no init slot; released until the window frees");
                     return release(deps, &claimed, free_at).await;
                 }
-                tracing::info!(post_id = %claimed.id, attempt, lateness_ms = (at - due).num_milliseconds(), "claimed; calling init");
+                if let Some(exposure) = ready.source.exposure() {
+                    if let Err(e) = expose(deps, exposure).await {
+                        // Nothing was sent; the copies already made are removed with the write that follows.
+                        return not_exposed(deps, &claimed, &e).await;
+                    }
+                }
+                let lateness_ms = (deps.clock.now() - due).num_milliseconds();
+                tracing::info!(post_id = %claimed.id, attempt, lateness_ms, "claimed; calling init");
                 return init(deps, claimed, *ready).await;
             }
             // Edited, canceled, rescheduled or claimed by another worker since it was read: look again.
@@ -95,6 +108,40 @@ pub(crate) async fn publish_scheduled(
         }
     }
     Ok(Handled::Lost)
+}
+
+/// Makes the public copies TikTok will pull, all at once: their time is added to the init's lateness.
+async fn expose(deps: &PublisherDeps, exposure: &Exposure) -> Result<(), BlobError> {
+    let started = tokio::time::Instant::now();
+    try_join_all(exposure.copies.iter().map(|copy| deps.blobs.copy(&copy.from, &copy.to))).await?;
+    tracing::info!(
+        objects = exposure.copies.len(),
+        copy_ms = started.elapsed().as_millis(),
+        "public copies made"
+    );
+    Ok(())
+}
+
+/// The public copies could not all be made, before anything was sent: a media file gone fails the post, a store
+/// that is unavailable hands it back for a retry (within `give_up_after`, like TikTok being unreachable).
+async fn not_exposed(deps: &PublisherDeps, post: &Post, error: &BlobError) -> Result<Handled, PublisherError> {
+    tracing::warn!(post_id = %post.id, error = %error, "public copies not made; nothing sent");
+    let now = deps.clock.now();
+    let failure = match error {
+        BlobError::Unavailable(_) if now <= post.scheduled_at.unwrap_or(now) + deps.settings.give_up_after => {
+            return release(deps, post, now + Duration::seconds(10)).await;
+        }
+        BlobError::Unavailable(_) => Failure::new(
+            "media_unavailable",
+            "the media store could not be read for too long after the scheduled time; nothing was sent. Reschedule \
+             the post",
+        ),
+        _ => Failure::new(
+            "media_missing",
+            format!("a media file of the post is gone ({error}); upload it again and edit the post"),
+        ),
+    };
+    end(deps, post, |p, now| p.mark_failed(failure, now)).await
 }
 
 /// Renews the account's refresh token for a post scheduled past its life (see `Post::plan_keepalive`), then plans
@@ -185,12 +232,16 @@ async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled,
     let mut refreshed = false;
     loop {
         let result = match &ready.source {
-            Source::VideoPull { url } => {
+            Source::VideoPull { .. } => {
+                let Some(url) = ready.source.urls().into_iter().next() else {
+                    let failure = Failure::new("media_missing", "the post has no video");
+                    return end(deps, &post, |p, now| p.mark_failed(failure, now)).await;
+                };
                 client
                     .init_video(
                         &token.token,
                         &video_info(&post, ready.privacy),
-                        &VideoSource::PullFromUrl(url.clone()),
+                        &VideoSource::PullFromUrl(url),
                     )
                     .await
             }
@@ -203,9 +254,9 @@ async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled,
                     )
                     .await
             }
-            Source::Photos { urls } => {
+            Source::Photos { .. } => {
                 client
-                    .init_photo(&token.token, &photo_post(&post, ready.privacy, urls.clone()))
+                    .init_photo(&token.token, &photo_post(&post, ready.privacy, ready.source.urls()))
                     .await
             }
         };

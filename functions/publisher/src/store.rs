@@ -1,6 +1,8 @@
 //! Writing posts: every write is a compare-and-set on the version the writer read, and every event travels in the
-//! post's outbox, delivered right after the write that caused it.
+//! post's outbox, delivered right after the write that caused it. Public copies of the media that the written state
+//! no longer needs are removed right after it too.
 
+use futures::future::join_all;
 use shared::{
     domain::Post,
     ports::{StoreError, StoreResult},
@@ -19,7 +21,7 @@ pub(crate) async fn write(
     next.version = current.version + 1;
     next.updated_at = deps.clock.now();
     match deps.stores.posts.update_post(&next, current.version).await {
-        Ok(()) => Ok(Some(deliver_outbox(deps, next).await?)),
+        Ok(()) => Ok(Some(settle(deps, next).await?)),
         Err(StoreError::Conflict(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -45,7 +47,7 @@ pub(crate) async fn write_held(
         next.version = base.version + 1;
         next.updated_at = deps.clock.now();
         match deps.stores.posts.update_post(&next, base.version).await {
-            Ok(()) => return Ok(Some(deliver_outbox(deps, next).await?)),
+            Ok(()) => return Ok(Some(settle(deps, next).await?)),
             Err(StoreError::Conflict(_)) => match reload(deps, &base).await {
                 Ok(Some(latest)) if still_ours(&latest) => base = latest,
                 Ok(_) => return Ok(None),
@@ -65,6 +67,49 @@ async fn reload(deps: &PublisherDeps, post: &Post) -> StoreResult<Option<Post>> 
 }
 
 /// Delivers the post's pending events (see [`shared::outbox`]).
-pub(crate) async fn deliver_outbox(deps: &PublisherDeps, post: Post) -> Result<Post, PublisherError> {
+async fn deliver_outbox(deps: &PublisherDeps, post: Post) -> Result<Post, PublisherError> {
     Ok(shared::outbox::deliver_outbox(deps.stores.posts.as_ref(), deps.events.as_ref(), post).await?)
+}
+
+/// What follows every write (and every look at a post another process moved): its events are delivered and the
+/// public copies nothing needs any more are removed.
+pub(crate) async fn settle(deps: &PublisherDeps, post: Post) -> Result<Post, PublisherError> {
+    let post = deliver_outbox(deps, post).await?;
+    Ok(withdraw_exposure(deps, post).await)
+}
+
+/// Removes the post's public copies once nothing needs them ([`Post::exposure_to_withdraw`]) and clears their list
+/// with a compare-and-set. Best effort: a copy that could not be removed stays listed and the post stays due, so a
+/// later look removes it (the bucket's lifecycle rule does a day later in any case); a lost compare-and-set leaves
+/// the list to the next look, for which removing again is harmless.
+async fn withdraw_exposure(deps: &PublisherDeps, post: Post) -> Post {
+    if !post.exposure_to_withdraw() {
+        return post;
+    }
+    let post_id = &post.id;
+    let removals = join_all(post.publish.exposed.iter().map(|key| async move {
+        match deps.blobs.delete(key).await {
+            Ok(()) => None,
+            Err(e) => {
+                // Not the key: until removed it is a working URL to the media, and logs are read more widely.
+                tracing::warn!(%post_id, error = %e, "public copy not removed; trying again later");
+                Some(key.clone())
+            }
+        }
+    }))
+    .await;
+    let mut next = post.clone();
+    next.publish.exposed = removals.into_iter().flatten().collect();
+    next.version = post.version + 1;
+    next.updated_at = deps.clock.now();
+    match deps.stores.posts.update_post(&next, post.version).await {
+        Ok(()) => {
+            tracing::info!(post_id = %post.id, left = next.publish.exposed.len(), "public copies removed");
+            next
+        }
+        Err(e) => {
+            tracing::info!(post_id = %post.id, error = %e, "public copies removed, their list left to the next look");
+            post
+        }
+    }
 }

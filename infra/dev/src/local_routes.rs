@@ -97,7 +97,8 @@ async fn upload(
 
 async fn serve_media(State(state): State<LocalState>, PathParam(key): PathParam<String>) -> Response {
     let not_found = || error(StatusCode::NOT_FOUND, "not_found", "no such object");
-    let Ok(path) = state.blobs.object_path(&key) else {
+    // Uploads and renditions answer as if absent: only what is being published is reachable (CloudFront's rule).
+    let Some(path) = state.blobs.public_object_path(&key) else {
         return not_found();
     };
     let Ok(file) = tokio::fs::File::open(&path).await else {
@@ -201,18 +202,35 @@ mod tests {
         let local = local();
         local
             .blobs
-            .put("media/ws_1/med_1.mp4", Bytes::from_static(b"video"), "video/mp4")
+            .put("public/ws_1/med_1.mp4", Bytes::from_static(b"video"), "video/mp4")
             .await
             .expect("stored");
-        let (status, _) = call(&local, "GET", "/local/media/media/ws_1/med_1.mp4").await;
+        let (status, _) = call(&local, "GET", "/local/media/public/ws_1/med_1.mp4").await;
         assert_eq!(status, StatusCode::OK, "the object itself is served");
 
         for folder in [
-            "/local/media/media",
-            "/local/media/media/ws_1",
-            "/local/media/media/ws_1/",
+            "/local/media/public",
+            "/local/media/public/ws_1",
+            "/local/media/public/ws_1/",
         ] {
             assert_error_shape(&call(&local, "GET", folder).await, StatusCode::NOT_FOUND, "not_found");
+        }
+    }
+
+    #[tokio::test]
+    async fn attack_an_upload_or_a_rendition_is_a_404_on_the_media_route() {
+        let local = local();
+        for key in ["uploads/ws_1/med_1", "renditions/ws_1/med_1.jpg", "public"] {
+            local
+                .blobs
+                .put(key, Bytes::from_static(b"private bytes"), "image/jpeg")
+                .await
+                .expect("stored");
+            assert_error_shape(
+                &call(&local, "GET", &format!("/local/media/{key}")).await,
+                StatusCode::NOT_FOUND,
+                "not_found",
+            );
         }
     }
 

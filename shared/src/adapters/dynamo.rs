@@ -733,6 +733,18 @@ impl MediaRepo for DynamoStore {
         ensure_next_version(&record, media.version, expected_version)?;
         self.put_if_version(media_item(media)?, &record, expected_version).await
     }
+
+    async fn delete_media(&self, id: &MediaId) -> StoreResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(record_key::media(id)))
+            .key(SK, s("MEDIA"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
 }
 
 #[async_trait]

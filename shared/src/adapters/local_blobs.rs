@@ -19,6 +19,7 @@ use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::upload_window::upload_window;
+use crate::domain::exposure::is_public_key;
 use crate::ports::{BlobError, BlobStore, BoxError, ByteRange, ObjectHead, PartWriter, RangeRead, UploadTarget};
 
 /// Characters escaped in one path segment of a URL (RFC 3986 `pchar` keeps the rest).
@@ -174,6 +175,12 @@ impl LocalBlobStore {
     /// Where the object lives on disk, for the runner's media route to stream it.
     pub fn object_path(&self, key: &str) -> Result<PathBuf, InvalidObjectKey> {
         relative_path(key).map(|relative| self.root.join(relative))
+    }
+
+    /// Where an object the runner's media route may serve lives: only public copies (the stand-in for CloudFront,
+    /// which may read nothing else), never an upload or a rendition.
+    pub fn public_object_path(&self, key: &str) -> Option<PathBuf> {
+        is_public_key(key).then(|| self.object_path(key).ok()).flatten()
     }
 
     /// The URL the runner serves the object at.
@@ -480,6 +487,42 @@ impl BlobStore for LocalBlobStore {
             Err(UploadWriteError::Store(e)) => Err(e),
             Err(other) => Err(BlobError::Unavailable(Box::new(other))),
         }
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        let source = self
+            .object_path(from)
+            .map_err(|_| BlobError::NotFound(from.to_owned()))?;
+        let content_type = self.content_type(from).await?;
+        let path = self.object_path(to).map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(io_failure)?;
+        }
+        // Copied beside the target and renamed into place, as every write is: a reader never sees half a copy.
+        let temporary = sibling(&path, &format!(".{}.tmp", ulid::Ulid::new()));
+        let copied = match tokio::fs::copy(&source, &temporary).await {
+            Ok(_) => commit_file(&path, &temporary, &content_type).await,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BlobError::NotFound(from.to_owned())),
+            Err(e) => Err(io_failure(e)),
+        };
+        if copied.is_err() {
+            discard(&temporary).await;
+        }
+        copied
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        let Ok(path) = self.object_path(key) else {
+            return Ok(());
+        };
+        for file in [sibling(&path, ".content-type"), path] {
+            match tokio::fs::remove_file(&file).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_failure(e)),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -9,11 +9,12 @@ use aws_sdk_s3::{
     operation::{get_object::GetObjectError, head_object::HeadObjectError},
     presigning::PresigningConfig,
     primitives::ByteStream,
-    types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging},
+    types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging, TaggingDirective},
     Client,
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use super::upload_window::upload_window;
 use crate::ports::{BlobError, BlobStore, ByteRange, ObjectHead, PartWriter, RangeRead, UploadTarget};
@@ -112,6 +113,19 @@ where
 
 fn status_of<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
     error.raw_response().map(|response| response.status().as_u16())
+}
+
+/// What CopyObject's `x-amz-copy-source` leaves unescaped in a key: RFC 3986's unreserved characters and `/`.
+const COPY_SOURCE_KEEPS: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// CopyObject's `x-amz-copy-source`: the bucket and the URL-encoded key.
+fn copy_source(bucket: &str, key: &str) -> String {
+    format!("{bucket}/{}", utf8_percent_encode(key, COPY_SOURCE_KEEPS))
 }
 
 fn range_header(range: &ByteRange) -> Option<String> {
@@ -345,6 +359,35 @@ impl BlobStore for S3BlobStore {
             .key(key)
             .content_type(content_type)
             .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .copy_source(copy_source(&self.bucket, from))
+            .key(to)
+            // Without the source's tags: copying them would need GetObjectTagging and PutObjectTagging, and an upload's
+            // `pending` tag means nothing outside uploads/.
+            .tagging_directive(TaggingDirective::Replace)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| match error.code() {
+                Some("NoSuchKey") => BlobError::NotFound(from.to_owned()),
+                _ => unavailable(error),
+            })
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
             .send()
             .await
             .map(|_| ())

@@ -829,6 +829,18 @@ impl MediaRepo for SqliteStore {
         })
         .await
     }
+
+    async fn delete_media(&self, id: &MediaId) -> StoreResult<()> {
+        let id = id.to_string();
+        self.run(move |connection| {
+            connection
+                .prepare_cached("DELETE FROM media WHERE id = ?1")
+                .and_then(|mut statement| statement.execute(params![id]))
+                .map(|_| ())
+                .map_err(sqlite_failure)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -252,6 +252,12 @@ impl Media {
             .unwrap_or(&self.object_key)
     }
 
+    /// Every object the media has in the blob store: the upload and, when the validator made one, its rendition.
+    pub fn object_keys(&self) -> Vec<&str> {
+        let rendition = self.verdict.as_ref().and_then(|v| v.rendition_key.as_deref());
+        std::iter::once(self.object_key.as_str()).chain(rendition).collect()
+    }
+
     /// The container, size and version of what [`Media::publishable_key`] names, when the verdict knows them: the
     /// MP4 rendition's for a remuxed transport stream, else the upload's.
     pub fn publishable_container(&self) -> Option<&str> {
@@ -272,6 +278,25 @@ impl Media {
                  `ffmpeg -i input -c copy output.mp4`, upload it and edit the post"
             )),
         }
+    }
+
+    /// The file extension of what [`Media::publishable_key`] names: the rendition's own, else the upload's type.
+    pub fn publishable_extension(&self) -> &str {
+        let rendition = self
+            .verdict
+            .as_ref()
+            .and_then(|v| v.rendition_key.as_deref())
+            .and_then(|key| key.rsplit('/').next())
+            .and_then(|name| name.rsplit_once('.'))
+            .map(|(_, extension)| extension);
+        rendition.unwrap_or(match self.content_type.as_str() {
+            "image/jpeg" => "jpg",
+            "image/png" => "png",
+            "image/webp" => "webp",
+            "video/quicktime" => "mov",
+            "video/mp4" => "mp4",
+            _ => "bin",
+        })
     }
 
     pub fn publishable_size(&self) -> u64 {

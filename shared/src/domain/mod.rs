@@ -1,11 +1,13 @@
 //! The records the product keeps and the transitions between their states.
 
 pub mod account;
+pub mod exposure;
 pub mod media;
 pub mod post;
 pub mod workspace;
 
 pub use account::{Account, AccountStatus, RateLimited, RateWindows, SealedTokens};
+pub use exposure::{ExposedCopy, Exposure};
 pub use media::{Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus};
 pub use post::{
     AuditEntry, Failure, Post, PostOptions, PostStatus, PostType, Privacy, PublishProgress, Refusal, Resolution,

@@ -78,6 +78,10 @@ impl PostStatus {
         matches!(self, Self::Draft | Self::Scheduled)
     }
 
+    /// The states of a post whose media must stay: it will be sent, is being sent, or may be sent again (TikTok
+    /// accepted it and may still fail it for a reason it calls retryable). Media they use cannot be deleted.
+    pub const SENDING: [PostStatus; 3] = [Self::Scheduled, Self::Publishing, Self::Published];
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -263,6 +267,10 @@ pub struct PublishProgress {
     /// Times TikTok's processing failed for a reason it calls retryable and the post was sent again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub processing_retries: u32,
+    /// Public copies of the media made for TikTok to pull (see [`super::exposure`]), written by the claim before
+    /// they are made and cleared once they are removed, so that none is forgotten while it is reachable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -433,8 +441,9 @@ const RETRY_AFTER_FIX: &[&str] = &[
     "privacy_level_not_authorized",
     "interaction_disabled",
     "spam_risk_text",
-    // TikTok's passing trouble, nothing created.
+    // TikTok's (or the media store's) passing trouble, nothing created.
     "tiktok_unavailable",
+    "media_unavailable",
     "internal",
     "video_pull_failed",
     "photo_pull_failed",
@@ -480,6 +489,25 @@ impl Post {
         };
     }
 
+    /// Whether TikTok may still pull the post's public copies: while it is being sent, and once accepted until
+    /// TikTok reports a state past the download. A post sent again gets new copies at its next claim.
+    pub fn needs_exposure(&self) -> bool {
+        match self.status {
+            PostStatus::Publishing => true,
+            PostStatus::Published => matches!(
+                self.publish.tiktok_status.as_deref(),
+                None | Some("PROCESSING_DOWNLOAD")
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether public copies are left that nothing needs any more: whoever moved the post (the publisher, the
+    /// intake's webhook, cancel or resolve) leaves their removal to the publisher, for which the post stays due.
+    pub fn exposure_to_withdraw(&self) -> bool {
+        !self.publish.exposed.is_empty() && !self.needs_exposure()
+    }
+
     /// When the post next needs the publisher, if ever: the due index holds exactly these posts.
     /// Scheduled posts at their time; publishing posts when their lease runs out (a stalled publisher is
     /// replaced); published posts when their TikTok status should be polled next.
@@ -493,9 +521,10 @@ impl Post {
             PostStatus::Published => self.publish.next_poll_at,
             _ => None,
         };
-        // Undelivered events make the post due at once, whatever its state, so the publisher delivers them.
-        let by_outbox = (!self.outbox.is_empty()).then_some(self.updated_at);
-        match (by_status, by_outbox) {
+        // Undelivered events, and public copies no longer needed, make the post due at once, whatever its state, so
+        // the publisher delivers them or removes them.
+        let at_once = (!self.outbox.is_empty() || self.exposure_to_withdraw()).then_some(self.updated_at);
+        match (by_status, at_once) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -596,6 +625,8 @@ impl Post {
             upload_reinits: earlier.upload_reinits,
             processing_retries: earlier.processing_retries,
             keepalive_at: earlier.keepalive_at,
+            // The previous publish's copies, still to be removed; the next claim makes new ones.
+            exposed: earlier.exposed,
             not_before: Some(until),
             ..PublishProgress::default()
         };
@@ -692,7 +723,11 @@ impl Post {
         let previous = self.failure.take().map(|f| f.code).unwrap_or_default();
         self.status = PostStatus::Scheduled;
         self.scheduled_at = Some(scheduled_at);
-        self.publish = PublishProgress::default();
+        // Copies an earlier publish left (their removal failed so far) are still to be removed.
+        self.publish = PublishProgress {
+            exposed: std::mem::take(&mut self.publish.exposed),
+            ..PublishProgress::default()
+        };
         let event = self.event(
             EventType::PostRetried,
             now,
@@ -865,6 +900,47 @@ mod tests {
     }
 
     #[test]
+    fn public_copies_stay_while_tiktok_may_pull_and_are_withdrawn_as_soon_as_nothing_needs_them() {
+        let mut p = post(PostStatus::Publishing, None);
+        p.scheduled_at = Some(now() + chrono::Duration::days(1));
+        p.publish.exposed = vec!["public/abc/0.mp4".into()];
+        assert!(!p.exposure_to_withdraw(), "being sent");
+        p.mark_published(now(), now() + chrono::Duration::seconds(10));
+        p.outbox.clear();
+        assert!(!p.exposure_to_withdraw(), "accepted, not downloaded yet");
+        p.publish.tiktok_status = Some("PROCESSING_DOWNLOAD".into());
+        assert!(!p.exposure_to_withdraw(), "being downloaded");
+        p.publish.tiktok_status = Some("PROCESSING_UPLOAD".into());
+        assert!(p.exposure_to_withdraw(), "TikTok has the bytes");
+        assert_eq!(p.due_at(), Some(p.updated_at), "due at once for the removal");
+
+        p.mark_processing_failed(Failure::new("internal", "try again"), FailRetry::Retry, now());
+        assert_eq!(p.status, PostStatus::Scheduled);
+        assert_eq!(
+            p.publish.exposed,
+            ["public/abc/0.mp4"],
+            "sent again: the old copies are still listed"
+        );
+        assert!(p.exposure_to_withdraw());
+
+        p.mark_failed(Failure::new("internal", "gave up"), now());
+        p.mark_retried(now() + chrono::Duration::days(2), "key_1", now());
+        assert_eq!(
+            p.publish.exposed,
+            ["public/abc/0.mp4"],
+            "a retry keeps them listed for removal"
+        );
+        p.publish.exposed.clear();
+        p.outbox.clear();
+        assert!(!p.exposure_to_withdraw());
+        assert_eq!(
+            p.due_at(),
+            p.publish_at(),
+            "nothing left to remove: due at its time only"
+        );
+    }
+
+    #[test]
     fn account_failures_are_retryable_after_a_reconnect() {
         let codes = [
             "account_not_connected",
@@ -920,6 +996,7 @@ mod tests {
     fn tiktok_trouble_is_retryable() {
         let codes = [
             "tiktok_unavailable",
+            "media_unavailable",
             "internal",
             "video_pull_failed",
             NOT_PUBLISHED_CONFIRMED,

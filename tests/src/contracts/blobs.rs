@@ -186,6 +186,49 @@ pub async fn blob_store_contract(store: &dyn BlobStore, uploader: &dyn Uploader)
         b"second"
     );
     parts_contract(store, &prefix).await?;
+    copy_and_delete_contract(store, &prefix).await?;
+    Ok(())
+}
+
+/// Copies inside the store (the public copies TikTok pulls) and deletes: a copy has the bytes and type of its source
+/// and lives on when the source goes; deleting what is not there succeeds, so an interrupted clean-up can finish.
+async fn copy_and_delete_contract(store: &dyn BlobStore, prefix: &str) -> anyhow::Result<()> {
+    let source = format!("{prefix}/source.jpg");
+    let copy = format!("{prefix}/public/0123abcd/0.jpg");
+    let data = sample(3_000);
+    store.put(&source, data.clone(), "image/jpeg").await?;
+
+    store.copy(&source, &copy).await.context("copying an object")?;
+    let copied = read(store, &copy, ByteRange::Span(0..3_000), None).await?;
+    assert_eq!(copied.bytes, data, "the copy has the source's bytes");
+    assert_eq!(store.head(&copy).await?.size, 3_000);
+    let missing = store
+        .copy(&format!("{prefix}/nothing"), &format!("{prefix}/public/x"))
+        .await;
+    assert!(
+        matches!(missing, Err(BlobError::NotFound(_))),
+        "copying a missing object: {missing:?}"
+    );
+
+    store.delete(&source).await.context("deleting an object")?;
+    assert!(
+        matches!(store.head(&source).await, Err(BlobError::NotFound(_))),
+        "a deleted object is gone"
+    );
+    assert!(
+        matches!(
+            read(store, &source, ByteRange::Span(0..1), None).await,
+            Err(BlobError::NotFound(_))
+        ),
+        "a deleted object cannot be read"
+    );
+    assert_eq!(store.head(&copy).await?.size, 3_000, "the copy outlives its source");
+    store
+        .delete(&source)
+        .await
+        .context("deleting a missing object succeeds")?;
+    store.delete(&copy).await?;
+    assert!(matches!(store.head(&copy).await, Err(BlobError::NotFound(_))));
     Ok(())
 }
 

@@ -608,6 +608,11 @@ pub async fn media_repo_contract(stores: &Stores) -> anyhow::Result<()> {
         "an update of media that does not exist",
     );
     assert_eq!(repo.get_media(&ghost.id).await?, None);
+
+    repo.delete_media(&media.id).await?;
+    assert_eq!(repo.get_media(&media.id).await?, None, "a deleted media record is gone");
+    repo.delete_media(&media.id).await?;
+    repo.delete_media(&ghost.id).await?;
     Ok(())
 }
 

@@ -1,11 +1,12 @@
-//! `/v1/media`: announce an upload (get a URL to PUT the bytes to) and see the validator's verdict.
+//! `/v1/media`: announce an upload (get a URL to PUT the bytes to), see the validator's verdict, delete media.
 
 use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::{
-    domain::{Media, MediaKind, MediaStatus},
+    domain::{Media, MediaKind, MediaStatus, Post, PostStatus},
     ids::{MediaId, WorkspaceId},
+    ports::PostFilter,
     rules::Violation,
 };
 
@@ -20,6 +21,8 @@ use crate::{
 const VIDEO_TYPES: &[&str] = &["video/mp4", "video/quicktime", "video/mpeg", "video/mp2t"];
 const IMAGE_TYPES: &[&str] = &["image/jpeg", "image/png", "image/webp"];
 const FILE_NAME_MAX: usize = 255;
+/// Posts read per listing call while looking for a post that uses media being deleted.
+const POSTS_PER_PAGE: usize = 100;
 
 #[utoipa::path(
     post, path = "/v1/media", tag = "media",
@@ -78,6 +81,76 @@ pub async fn get_media(
 ) -> Result<Json<MediaView>, ApiError> {
     let media = load_media(&state, &caller.workspace_id, &id).await?;
     Ok(Json(MediaView::new(&media, None)))
+}
+
+#[utoipa::path(
+    delete, path = "/v1/media/{id}", tag = "media",
+    params(("id" = String, Path, description = "Media id (med_...)")),
+    responses(
+        (status = 400, description = "Unreadable path or query: not UTF-8, a repeated parameter", body = ErrorBody),
+        (status = 204, description = "Deleted: the record, the uploaded file and its rendition; the id is unknown \
+            from now on (deleting again is a 404). Drafts and finished posts naming it keep the id"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "`media_in_use`: a scheduled, publishing or published post uses the media; \
+            cancel it, or edit it to other media, first", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn delete_media(
+    State(state): State<AppState>,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+) -> Result<StatusCode, ApiError> {
+    let media = load_media(&state, &caller.workspace_id, &id).await?;
+    if let Some(post) = post_sending(&state, &media).await? {
+        return Err(ApiError::Conflict {
+            code: "media_in_use",
+            message: format!(
+                "post {} ({}) uses media {}: cancel the post, or edit it to other media, then delete the media",
+                post.id,
+                post.status.as_str(),
+                media.id
+            ),
+        });
+    }
+    // The files first and the record last: a delete that fails midway can be repeated and finishes, since deleting a
+    // missing file succeeds.
+    for key in media.object_keys() {
+        state.blobs.delete(key).await?;
+    }
+    state.stores.media.delete_media(&media.id).await?;
+    tracing::info!(media_id = %media.id, "media deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A post that may still send `media` ([`PostStatus::SENDING`]), if any. A listing per state, filtered in the store
+/// (in DynamoDB the workspace index is read through, so a workspace with many posts pays for each page). Not atomic
+/// with the delete: a post created with the media between the listing and the delete fails at its time with
+/// `media_missing`, which says what happened.
+async fn post_sending(state: &AppState, media: &Media) -> Result<Option<Post>, ApiError> {
+    for status in PostStatus::SENDING {
+        let filter = PostFilter {
+            account_id: None,
+            status: Some(status),
+        };
+        let mut cursor = None;
+        loop {
+            let page = state
+                .stores
+                .posts
+                .list_posts(&media.workspace_id, &filter, POSTS_PER_PAGE, cursor.as_deref())
+                .await?;
+            if let Some(post) = page.items.into_iter().find(|post| post.media.contains(&media.id)) {
+                return Ok(Some(post));
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(None)
 }
 
 async fn load_media(state: &AppState, workspace: &WorkspaceId, raw_id: &str) -> Result<Media, ApiError> {

@@ -60,6 +60,7 @@ pub struct TestApp {
     pub b: Tenant,
     /// The database file with [`TestApp::on_sqlite_file`]; otherwise the store lives in memory.
     pub database_file: Option<PathBuf>,
+    pub blobs: Arc<LocalBlobStore>,
     _blobs_dir: tempfile::TempDir,
     _database_dir: Option<tempfile::TempDir>,
 }
@@ -196,7 +197,7 @@ impl TestApp {
         );
         let state = AppState::new(Deps {
             stores: stores.clone(),
-            blobs,
+            blobs: blobs.clone(),
             events: events.clone(),
             timer: timer.clone(),
             clock: Arc::new(clock.clone()),
@@ -216,6 +217,7 @@ impl TestApp {
             a,
             b,
             database_file: None,
+            blobs,
             _blobs_dir: blobs_dir,
             _database_dir: None,
         }

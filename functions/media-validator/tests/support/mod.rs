@@ -98,6 +98,11 @@ impl MediaRepo for MemoryMediaRepo {
             _ => Err(StoreError::Conflict(media.id.to_string())),
         }
     }
+
+    async fn delete_media(&self, id: &MediaId) -> StoreResult<()> {
+        lock(&self.records).remove(id);
+        Ok(())
+    }
 }
 
 /// One read as the store saw it.
@@ -277,6 +282,21 @@ impl BlobStore for MemoryBlobStore {
         }
         lock(&self.puts).push((key.to_owned(), bytes.clone(), content_type.to_owned()));
         self.insert(key, bytes);
+        Ok(())
+    }
+
+    async fn copy(&self, from: &str, to: &str) -> Result<(), BlobError> {
+        let mut objects = lock(&self.objects);
+        let object = objects
+            .get(from)
+            .cloned()
+            .ok_or_else(|| BlobError::NotFound(from.to_owned()))?;
+        objects.insert(to.to_owned(), object);
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        lock(&self.objects).remove(key);
         Ok(())
     }
 
