@@ -16,7 +16,7 @@ use shared::{
     ids::AccountId,
     tiktok::{oauth::STATE_LIFETIME, ExposeSecret, SealFormat, TokenBinding},
 };
-use support::{Reply, TestApp, REDIRECT_URI};
+use support::{AccountsFailingOnce, FailingCall, Reply, TestApp, REDIRECT_URI};
 use tiktok_sandbox::{AccountSpec, Endpoint, FaultAction, FaultSpec};
 
 async fn sandboxed() -> TestApp {
@@ -783,4 +783,37 @@ async fn when_a_refresh_is_slow_should_hold_the_lock_past_tiktoks_timeout_and_th
     );
     let released = app.stores.accounts.get_account(&id).await.unwrap().unwrap();
     assert_eq!(released.refresh_lock_until, None, "released once saved");
+}
+
+/// The authorization is spent only once the account is saved: a claim that failed on our side (503) leaves the
+/// connection claimable, and the caller's retry attaches it.
+#[tokio::test]
+async fn when_a_claim_fails_on_our_side_should_answer_503_and_keep_the_connection_claimable() {
+    let store_down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = TestApp::with_sandbox_and_stores(
+        IntakeSettings::default(),
+        |_| {},
+        |stores| {
+            stores.accounts =
+                AccountsFailingOnce::wrap(stores.accounts.clone(), FailingCall::Create, store_down.clone());
+        },
+    )
+    .await;
+    let tenant = app.empty_tenant("creators").await;
+    creator(&app, AccountSpec::public());
+    let callback = app.authorize(&tenant).await;
+    let authorized = app.call(Method::GET, &callback, None, None).await;
+    let connection = authorized.body["connectionId"].as_str().unwrap().to_owned();
+
+    store_down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = app.claim(&tenant, &connection).await;
+    let retried = app.claim(&tenant, &connection).await;
+
+    assert_eq!(failed.status, StatusCode::SERVICE_UNAVAILABLE, "{}", failed.body);
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.body);
+    assert_eq!(
+        app.claim(&tenant, &connection).await.status,
+        StatusCode::NOT_FOUND,
+        "claimed once"
+    );
 }

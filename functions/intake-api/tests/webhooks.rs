@@ -10,21 +10,14 @@ use axum::{
 use chrono::Duration;
 use futures::future::join_all;
 use serde_json::{json, Value};
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
-};
-
-use async_trait::async_trait;
 use shared::{
-    domain::{Account, AccountStatus, Post, PostStatus, SealedTokens},
+    domain::{AccountStatus, Post, PostStatus, SealedTokens},
     events::EventType,
-    ids::{AccountId, PostId, WorkspaceId},
-    ports::{AccountRepo, StoreError, StoreResult},
+    ids::PostId,
     tiktok::{webhook, FailReason, SecretString},
     Clock,
 };
-use support::{account_record, Reply, TestApp, CLIENT_SECRET};
+use support::{account_record, AccountsFailingOnce, FailingCall, Reply, TestApp, CLIENT_SECRET};
 
 const PUBLISH_ID: &str = "v_pub_file~v2-1.7300000000000000001";
 
@@ -441,46 +434,13 @@ async fn when_the_bus_refuses_account_reauth_required_it_waits_in_the_accounts_o
     assert!(stored.outbox.is_empty());
 }
 
-/// Accounts whose lookup by TikTok user fails once, as an unavailable store would.
-struct AccountsFailingOnce {
-    inner: Arc<dyn AccountRepo>,
-    failed: AtomicBool,
-}
-
-#[async_trait]
-impl AccountRepo for AccountsFailingOnce {
-    async fn create_account(&self, account: &Account) -> StoreResult<()> {
-        self.inner.create_account(account).await
-    }
-    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
-        self.inner.get_account(id).await
-    }
-    async fn update_account(&self, account: &Account, expected_version: u64) -> StoreResult<()> {
-        self.inner.update_account(account, expected_version).await
-    }
-    async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>> {
-        self.inner.list_accounts(workspace).await
-    }
-    async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>> {
-        self.inner.find_account_by_open_id(workspace, open_id).await
-    }
-    async fn find_accounts_by_open_id(&self, open_id: &str) -> StoreResult<Vec<Account>> {
-        if !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("the store is down for this call".into()));
-        }
-        self.inner.find_accounts_by_open_id(open_id).await
-    }
-}
-
 /// A delivery whose key was claimed but whose applying failed must not be taken for a duplicate later: TikTok
 /// redelivers it because we answered 503, and that redelivery is applied.
 #[tokio::test]
 async fn when_applying_fails_should_answer_503_and_apply_tiktoks_redelivery() {
     let app = TestApp::with_stores(|stores| {
-        stores.accounts = Arc::new(AccountsFailingOnce {
-            inner: stores.accounts.clone(),
-            failed: AtomicBool::new(false),
-        });
+        let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        stores.accounts = AccountsFailingOnce::wrap(stores.accounts.clone(), FailingCall::FindByOpenId, armed);
     })
     .await;
     let mut account = account_record(&app.a.workspace, AccountStatus::Connected);

@@ -832,7 +832,7 @@ impl MediaRepo for SqliteStore {
 
     async fn delete_media(&self, id: &MediaId) -> StoreResult<()> {
         let id = id.to_string();
-        self.run(move |connection| {
+        self.write(move |connection| {
             connection
                 .prepare_cached("DELETE FROM media WHERE id = ?1")
                 .and_then(|mut statement| statement.execute(params![id]))

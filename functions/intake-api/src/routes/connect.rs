@@ -132,16 +132,25 @@ pub async fn claim_connection(
     } else {
         None
     };
-    let Some((workspace, connection)) = taken.and_then(|taken| Some((taken.workspace_id, taken.connection?))) else {
+    let Some((pending, connection)) = taken.and_then(|taken| Some((taken.clone(), taken.connection?))) else {
         return Err(connection_not_found());
     };
-    if workspace != caller.workspace_id {
+    if pending.workspace_id != caller.workspace_id {
         // Someone else's link completed in someone's browser: the id reached the wrong workspace, which must not
         // get the account; the creator connects again from the right one.
         tracing::warn!(workspace_id = %caller.workspace_id, "a connection claimed by a workspace that did not start it");
         return Err(connection_not_found());
     }
-    let connected = attach(&state, &workspace, &connection, now).await?;
+    let connected = match attach(&state, &pending.workspace_id, &connection, now).await {
+        Ok(connected) => connected,
+        Err(error) => {
+            // Our failure, not the caller's: the connection stays claimable (until it expires) for a retry.
+            if let Err(put_back) = state.stores.oauth_states.put_oauth_state(&pending).await {
+                tracing::warn!(error = %put_back, "a connection whose claim failed could not be kept for a retry");
+            }
+            return Err(error);
+        }
+    };
     let status = if connected.created {
         StatusCode::CREATED
     } else {

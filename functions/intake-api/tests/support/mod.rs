@@ -24,7 +24,7 @@ use shared::{
         Account, AccountStatus, ApiKey, Finding, Media, MediaFacts, MediaKind, MediaStatus, MediaVerdict, Workspace,
     },
     ids::{AccountId, MediaId, WorkspaceId},
-    ports::Stores,
+    ports::{AccountRepo, StoreError, StoreResult, Stores},
     tiktok::{SecretString, TikTokClient, TikTokConfig, TikTokTimeouts, TokenCipher, UploadHosts},
     ManualClock,
 };
@@ -121,6 +121,15 @@ impl TestApp {
 
     /// An app whose TikTok is a fresh sandbox (settings adjusted by `adjust`).
     pub async fn with_sandbox(settings: IntakeSettings, adjust: impl FnOnce(&mut tiktok_sandbox::Settings)) -> Self {
+        Self::with_sandbox_and_stores(settings, adjust, |_| {}).await
+    }
+
+    /// [`TestApp::with_sandbox`] with its stores rewired by `rewire`.
+    pub async fn with_sandbox_and_stores(
+        settings: IntakeSettings,
+        adjust: impl FnOnce(&mut tiktok_sandbox::Settings),
+        rewire: impl FnOnce(&mut Stores),
+    ) -> Self {
         let mut sandbox_settings = tiktok_sandbox::Settings {
             processing_delay_ms: 20,
             redirect_uris: vec![REDIRECT_URI.to_owned()],
@@ -135,7 +144,7 @@ impl TestApp {
         .await
         .expect("the sandbox binds a free port");
         let tiktok = tiktok_config(sandbox.base_url(), &sandbox.settings().client_key);
-        Self::build(settings, tiktok, Some(sandbox)).await
+        Self::build_with(settings, tiktok, Some(sandbox), rewire).await
     }
 
     /// The default app with its stores rewired by `rewire` (e.g. to count reads).
@@ -461,4 +470,60 @@ pub fn callback_path(location: &str) -> String {
     let url = url::Url::parse(location).expect("a URL");
     assert!(location.starts_with(REDIRECT_URI), "{location}");
     format!("{}?{}", url.path(), url.query().unwrap_or_default())
+}
+
+/// Which call of [`AccountsFailingOnce`] fails.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FailingCall {
+    Create,
+    FindByOpenId,
+}
+
+/// Accounts whose next `failing` call fails once `armed` is set, as an unavailable store would (the flag is shared
+/// so that a test arms it after the app's own setup); everything else goes through.
+pub struct AccountsFailingOnce {
+    inner: Arc<dyn AccountRepo>,
+    failing: FailingCall,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AccountsFailingOnce {
+    pub fn wrap(
+        inner: Arc<dyn AccountRepo>,
+        failing: FailingCall,
+        armed: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Arc<dyn AccountRepo> {
+        Arc::new(Self { inner, failing, armed })
+    }
+
+    fn fails(&self, call: FailingCall) -> StoreResult<()> {
+        if call == self.failing && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("the store is down for this call".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountRepo for AccountsFailingOnce {
+    async fn create_account(&self, account: &Account) -> StoreResult<()> {
+        self.fails(FailingCall::Create)?;
+        self.inner.create_account(account).await
+    }
+    async fn get_account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        self.inner.get_account(id).await
+    }
+    async fn update_account(&self, account: &Account, expected_version: u64) -> StoreResult<()> {
+        self.inner.update_account(account, expected_version).await
+    }
+    async fn list_accounts(&self, workspace: &WorkspaceId) -> StoreResult<Vec<Account>> {
+        self.inner.list_accounts(workspace).await
+    }
+    async fn find_account_by_open_id(&self, workspace: &WorkspaceId, open_id: &str) -> StoreResult<Option<Account>> {
+        self.inner.find_account_by_open_id(workspace, open_id).await
+    }
+    async fn find_accounts_by_open_id(&self, open_id: &str) -> StoreResult<Vec<Account>> {
+        self.fails(FailingCall::FindByOpenId)?;
+        self.inner.find_accounts_by_open_id(open_id).await
+    }
 }
