@@ -42,6 +42,27 @@ pub enum TokenError {
     Transient(#[source] BoxError),
 }
 
+/// The stored token TikTok refused, so that marking the account can tell whether it is still the stored one.
+pub enum Refused<'a> {
+    Access(&'a AccessToken),
+    /// The sealed refresh token, as stored.
+    Refresh(&'a str),
+}
+
+impl Refused<'_> {
+    fn is_stored_in(&self, account: &Account) -> bool {
+        account.tokens.as_ref().is_some_and(|tokens| match self {
+            Self::Access(token) => tokens.access_token == token.sealed,
+            Self::Refresh(sealed) => tokens.refresh_token == *sealed,
+        })
+    }
+}
+
+fn replaced_since(id: &AccountId) -> TokenError {
+    tracing::info!(account_id = %id, "a refused token was replaced since (a reconnect or a refresh); account left as it is");
+    TokenError::Transient("the account's tokens were replaced since TikTok refused them; retry".into())
+}
+
 /// A usable access token, and which stored token it is (so a caller whose token TikTok refused can ask for a
 /// refresh without refreshing again what someone else already refreshed).
 pub struct AccessToken {
@@ -166,7 +187,8 @@ impl TokenService {
                 return self.open(&account);
             }
             if tokens.refresh_expires_at <= now {
-                return Err(self.require_reauth(account, "the refresh token expired").await);
+                let refused = Refused::Refresh(&tokens.refresh_token);
+                return Err(self.require_reauth(id, refused, "the refresh token expired").await);
             }
             if account.refresh_lock_until.is_some_and(|until| until > now) {
                 if waiting_since.elapsed() > MAX_WAIT {
@@ -234,9 +256,12 @@ impl TokenService {
                 tracing::info!(account_id = %saved.id, "access token refreshed");
                 self.open(&saved)
             }
-            Err(error) if error.class() == ErrorClass::Reauthorize => Err(self
-                .require_reauth(account, &format!("TikTok refused the refresh: {}", error.code()))
-                .await),
+            Err(error) if error.class() == ErrorClass::Reauthorize => {
+                let reason = format!("TikTok refused the refresh: {}", error.code());
+                Err(self
+                    .require_reauth(&account.id, Refused::Refresh(&sealed_refresh), &reason)
+                    .await)
+            }
             Err(error) => {
                 self.release_lock(&account.id).await;
                 Err(TokenError::Transient(Box::new(error)))
@@ -271,15 +296,28 @@ impl TokenService {
         }
     }
 
-    /// Marks the account as needing a reconnect and announces it; returns the error to give the caller.
-    pub async fn require_reauth(&self, account: Account, reason: &str) -> TokenError {
-        let id = account.id.clone();
+    /// Marks the account as needing a reconnect and announces it, unless the token TikTok refused is no longer the
+    /// stored one: a reconnect (or another caller's refresh) since must not be undone by a refusal of what it
+    /// replaced. Returns the error to give the caller.
+    pub async fn require_reauth(&self, id: &AccountId, refused: Refused<'_>, reason: &str) -> TokenError {
+        let account = match self.accounts.get_account(id).await {
+            Ok(Some(account)) => account,
+            Ok(None) => return TokenError::NotFound(id.clone()),
+            Err(e) => return TokenError::Transient(Box::new(e)),
+        };
+        if !refused.is_stored_in(&account) {
+            return replaced_since(id);
+        }
         let at_risk = match account.status {
             AccountStatus::ReauthRequired => None,
             _ => PostsAtRisk::of(self.posts.as_ref(), &account).await,
         };
         let updated = self
-            .save(&id, |account, now| {
+            .save(id, |account, now| {
+                // Judged again on the latest version: the compare-and-set may meet a reconnect.
+                if !refused.is_stored_in(account) {
+                    return;
+                }
                 // Announced once, by the write that makes the change, through the account's outbox.
                 if account.status != AccountStatus::ReauthRequired {
                     let data = PostsAtRisk::added_to(at_risk.as_ref(), json!({ "reason": reason }));
@@ -293,7 +331,9 @@ impl TokenService {
                 account.updated_at = now;
             })
             .await;
+        let id = id.clone();
         match updated {
+            Ok(account) if account.status != AccountStatus::ReauthRequired => replaced_since(&id),
             Ok(account) => {
                 tracing::warn!(account_id = %id, reason, "account needs to be reconnected");
                 self.deliver_outbox(account).await;

@@ -15,6 +15,7 @@ use axum::{
 };
 use serde_json::{json, Value};
 use shared::{
+    accounts::{Refused, TokenError},
     domain::{Account, Media, Post, PostStatus, SealedTokens},
     ids::{AccountId, MediaId, PostId},
     ports::{MediaRepo, StoreResult},
@@ -599,4 +600,46 @@ async fn attack_redelivered_publish_complete_is_a_duplicate_for_72_hours_and_cha
     }
     assert_eq!(app.stores.posts.get_post(&post.id).await.unwrap().unwrap(), completed);
     assert_eq!(app.events.events().len(), events, "no second post.completed");
+}
+
+/// Issue 11 §2: a worker holding a token TikTok refuses must not mark an account the user reconnected meanwhile:
+/// the refusal is of a token no longer stored, so the account stays connected and nothing is announced.
+#[tokio::test]
+async fn attack_a_refusal_of_a_replaced_token_never_undoes_a_reconnect() {
+    let app = TestApp::with_sandbox(intake_api::IntakeSettings::default(), |_| {}).await;
+    let open_id = app.sandbox().create_account(tiktok_sandbox::AccountSpec::public());
+    app.sandbox().set_authorizer(Some(&open_id));
+    let tenant = app.empty_tenant("reconnecting").await;
+    let account: shared::ids::AccountId = app.connect(&tenant).await.body["id"].as_str().unwrap().parse().unwrap();
+    let held_by_a_worker = app.tokens.access_token(&account).await.unwrap();
+    assert_eq!(app.connect(&tenant).await.status, StatusCode::OK, "reconnected");
+    let reauth_events = || {
+        app.events
+            .events()
+            .iter()
+            .filter(|e| e.event_type == shared::events::EventType::AccountReauthRequired)
+            .count()
+    };
+
+    let stale = app
+        .tokens
+        .require_reauth(
+            &account,
+            Refused::Access(&held_by_a_worker),
+            "TikTok refused the old token",
+        )
+        .await;
+
+    assert!(matches!(stale, TokenError::Transient(_)), "{stale:?}");
+    let stored = app.stores.accounts.get_account(&account).await.unwrap().unwrap();
+    assert_eq!(stored.status, shared::domain::AccountStatus::Connected);
+    assert_eq!(reauth_events(), 0);
+
+    let current = app.tokens.access_token(&account).await.unwrap();
+    let refused = app
+        .tokens
+        .require_reauth(&account, Refused::Access(&current), "TikTok refused the current token")
+        .await;
+    assert!(matches!(refused, TokenError::ReauthRequired(_)), "{refused:?}");
+    assert_eq!(reauth_events(), 1, "the current token's refusal still counts");
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Duration, Utc};
 use futures::future::try_join_all;
 use shared::{
-    accounts::{is_token_refused, AccessToken, TokenError},
+    accounts::{is_token_refused, AccessToken, Refused, TokenError},
     domain::{Exposure, Failure, Media, MediaStatus, Post, PostType, Privacy, RateLimited},
     ids::AccountId,
     rules::{creator::creator_conflicts, post::DUPLICATE_WINDOW_DAYS},
@@ -302,12 +302,18 @@ async fn creator_info(
                     Err(e) => return Ok(Err(Preflight::Fail(failure::token(&e)))),
                 };
             }
-            Err(e) => return Ok(Err(creator_info_failed(deps, post, &e, now).await)),
+            Err(e) => return Ok(Err(creator_info_failed(deps, post, &token, &e, now).await)),
         }
     }
 }
 
-async fn creator_info_failed(deps: &PublisherDeps, post: &Post, error: &TikTokError, now: DateTime<Utc>) -> Preflight {
+async fn creator_info_failed(
+    deps: &PublisherDeps,
+    post: &Post,
+    token: &AccessToken,
+    error: &TikTokError,
+    now: DateTime<Utc>,
+) -> Preflight {
     tracing::warn!(post_id = %post.id, error = %error, "creator_info failed");
     match error.class() {
         ErrorClass::RateLimited => Preflight::Wait {
@@ -316,9 +322,10 @@ async fn creator_info_failed(deps: &PublisherDeps, post: &Post, error: &TikTokEr
         },
         ErrorClass::Retryable | ErrorClass::OutcomeUnknown => wait_for_tiktok(deps, post, now, "TikTok unavailable"),
         ErrorClass::Reauthorize => {
-            if let Ok(Some(account)) = deps.stores.accounts.get_account(&post.account_id).await {
-                let _reported = deps.tokens.require_reauth(account, error.code()).await;
-            }
+            let _reported = deps
+                .tokens
+                .require_reauth(&post.account_id, Refused::Access(token), error.code())
+                .await;
             Preflight::Fail(failure::tiktok_refused(error))
         }
         _ => Preflight::Fail(failure::tiktok_refused(error)),

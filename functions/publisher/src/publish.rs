@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use futures::future::try_join_all;
 use shared::{
-    accounts::{is_token_refused, TokenError},
+    accounts::{is_token_refused, AccessToken, Refused, TokenError},
     domain::{
         Exposure, Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS, KEEPALIVE_MARGIN,
     },
@@ -277,7 +277,7 @@ async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled,
             };
             continue;
         }
-        return init_failed(deps, &post, &ready.source, &error).await;
+        return init_failed(deps, &post, &ready.source, &token, &error).await;
     }
 }
 
@@ -285,6 +285,7 @@ async fn init_failed(
     deps: &PublisherDeps,
     post: &Post,
     source: &Source,
+    token: &AccessToken,
     error: &TikTokError,
 ) -> Result<Handled, PublisherError> {
     let now = deps.clock.now();
@@ -318,9 +319,10 @@ async fn init_failed(
             release(deps, post, now + Duration::seconds(10)).await
         }
         ErrorClass::Reauthorize => {
-            if let Ok(Some(account)) = deps.stores.accounts.get_account(&post.account_id).await {
-                let _reported = deps.tokens.require_reauth(account, error.code()).await;
-            }
+            let _reported = deps
+                .tokens
+                .require_reauth(&post.account_id, Refused::Access(token), error.code())
+                .await;
             end(deps, post, |p, now| p.mark_failed(failure::tiktok_refused(error), now)).await
         }
         _ => fail_or_defer(deps, post, failure::tiktok_refused(error)).await,

@@ -3,7 +3,7 @@
 use axum::{extract::State, Json};
 use chrono::{DateTime, Utc};
 use shared::{
-    accounts::is_token_refused,
+    accounts::{is_token_refused, AccessToken, Refused},
     domain::{Account, AccountStatus},
     ids::{AccountId, WorkspaceId},
     ports::StoreError,
@@ -199,32 +199,33 @@ pub(crate) async fn creator_settings(state: &AppState, account: &Account) -> Opt
 /// TikTok refuses it. `Ok(Err(code))` when TikTok says the creator cannot post now (it says so with HTTP 200).
 async fn fresh_creator_info(state: &AppState, account: &Account) -> Result<Result<CreatorInfo, String>, ApiError> {
     let tokens = &state.tokens;
-    let token = tokens.access_token(&account.id).await?;
-    let first = tokens.client().creator_info(&token.token).await;
-    let answer = match first {
-        Err(error) if is_token_refused(&error) => {
-            let replaced = tokens.replace_rejected(&account.id, &token).await?;
-            tokens.client().creator_info(&replaced.token).await
-        }
-        other => other,
-    };
+    let mut token = tokens.access_token(&account.id).await?;
+    let mut answer = tokens.client().creator_info(&token.token).await;
+    if matches!(&answer, Err(error) if is_token_refused(error)) {
+        token = tokens.replace_rejected(&account.id, &token).await?;
+        answer = tokens.client().creator_info(&token.token).await;
+    }
     match answer {
         Ok(info) => Ok(Ok(info)),
         Err(error) => match error.posting_blocked_code() {
             Some(code) => Ok(Err(code.to_owned())),
-            None => Err(refused(state, account, error).await),
+            None => Err(refused(state, account, &token, error).await),
         },
     }
 }
 
 /// A refused authorization (even after a fresh token) means the user must reconnect: the account says so, and
 /// `account.reauth_required` tells the product.
-async fn refused(state: &AppState, account: &Account, error: TikTokError) -> ApiError {
+async fn refused(state: &AppState, account: &Account, token: &AccessToken, error: TikTokError) -> ApiError {
     if error.class() != ErrorClass::Reauthorize {
         return error.into();
     }
     let reason = format!("TikTok refused creator_info: {}", error.code());
-    state.tokens.require_reauth(account.clone(), &reason).await.into()
+    state
+        .tokens
+        .require_reauth(&account.id, Refused::Access(token), &reason)
+        .await
+        .into()
 }
 
 /// The caller's account, or 404 (another workspace's account reads as absent).
