@@ -44,11 +44,24 @@ pub fn from_transport_stream(ts: &[u8]) -> Vec<u8> {
     let mut pes: HashMap<u16, Vec<u8>> = HashMap::new();
     let mut out = Vec::new();
     let mut packs = 0u64;
-    let mut complete = |index: usize, data: &[u8], streams: &mut Vec<Elementary>, out: &mut Vec<u8>, packs: &mut u64| {
+    let complete = |index: usize, data: &[u8], streams: &mut Vec<Elementary>, out: &mut Vec<u8>, packs: &mut u64| {
         let (pts, dts, payload) = pes_fields(data);
         let s = &mut streams[index];
         if let Some(pts) = pts {
+            // Every unit's time: a video PES is one access unit; an audio PES holds ADTS frames of 1024 samples.
             s.stamps.push((s.data.len(), pts, dts));
+            let mut at = 0;
+            while s.id == 0xC0 && at + 7 <= payload.len() {
+                let h = &payload[at..];
+                let rate = [96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000]
+                    [usize::from((h[2] >> 2) & 0x0F)];
+                let len = (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+                at += len;
+                if at < payload.len() {
+                    let earlier = s.stamps.iter().filter(|&&(p, _, _)| p >= s.data.len()).count() as u64;
+                    s.stamps.push((s.data.len() + at, pts + earlier * 1024 * 90_000 / rate, None));
+                }
+            }
         }
         s.data.extend_from_slice(payload);
         while s.data.len() - s.emitted >= s.chunk {
@@ -163,7 +176,7 @@ fn write_headers(out: &mut Vec<u8>) {
     out.extend_from_slice(&psm);
 }
 
-/// One PES packet of at most `chunk` payload bytes, dated by the first unit (source PES) that starts in it.
+/// One PES packet of at most `chunk` payload bytes, dated by the first unit that starts in it.
 fn write_packet(s: &mut Elementary, out: &mut Vec<u8>, packs: &mut u64) {
     let from = s.emitted;
     let to = (from + s.chunk).min(s.data.len());
