@@ -272,3 +272,118 @@ impl AccessUnits {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{RemuxError, RemuxSummary, Remuxer};
+
+    fn remux(data: &[u8]) -> Result<RemuxSummary, RemuxError> {
+        let mut remuxer = Remuxer::new();
+        let mut out = remuxer.header();
+        remuxer.push(data, &mut out)?;
+        remuxer.finish(&mut out)
+    }
+
+    fn mpeg2_pack(stuffing: u8) -> Vec<u8> {
+        let mut pack = vec![0, 0, 1, 0xBA, 0x44, 0, 0x04, 0, 0x04, 0x01, 0x01, 0x89, 0xC3, 0xF8 | stuffing];
+        pack.extend(std::iter::repeat_n(0xFF, usize::from(stuffing)));
+        pack
+    }
+
+    fn mpeg1_pack() -> Vec<u8> {
+        vec![0, 0, 1, 0xBA, 0x21, 0, 0x01, 0, 0x01, 0x80, 0x1B, 0x83]
+    }
+
+    /// A PES with an MPEG-2 header and no timestamp.
+    fn pes(id: u8, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0, 0, 1, id];
+        p.extend_from_slice(&((payload.len() + 3) as u16).to_be_bytes());
+        p.extend_from_slice(&[0x80, 0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn psm(entries: &[(u8, u8)]) -> Vec<u8> {
+        let map: Vec<u8> = entries.iter().flat_map(|&(t, id)| [t, id, 0, 0]).collect();
+        let mut p = vec![0, 0, 1, 0xBC];
+        p.extend_from_slice(&((10 + map.len()) as u16).to_be_bytes());
+        p.extend_from_slice(&[0x80, 0x01, 0, 0]);
+        p.extend_from_slice(&(map.len() as u16).to_be_bytes());
+        p.extend_from_slice(&map);
+        p.extend_from_slice(&[0; 4]);
+        p
+    }
+
+    #[test]
+    fn packs_of_both_generations_padding_and_end_codes_are_walked_to_no_video() {
+        let mut data = mpeg2_pack(7);
+        data.extend(mpeg1_pack());
+        data.extend(pes(0xBE, &[0xFF; 100]));
+        data.extend(pes(0xBF, &[0; 10]));
+        data.extend([0, 0, 1, 0xB9]);
+        data.extend(mpeg2_pack(0));
+        data.extend([0, 0, 1, 0xB9, 0, 0, 0]);
+        assert_eq!(remux(&data), Err(RemuxError::NoVideo));
+    }
+
+    #[test]
+    fn a_foreign_byte_where_a_pack_should_start_is_refused_at_its_offset() {
+        let mut data = mpeg2_pack(0);
+        data.extend(pes(0xBE, &[0xFF; 20]));
+        let at = data.len() as u64;
+        data.push(0x47);
+        data.extend(mpeg2_pack(0));
+        assert_eq!(remux(&data), Err(RemuxError::NotTransportStream { offset: at }));
+        let mut cut = mpeg2_pack(0);
+        cut.extend(&pes(0xBE, &[0xFF; 20])[..10]);
+        assert!(matches!(remux(&cut), Err(RemuxError::Malformed { .. })));
+    }
+
+    #[test]
+    fn other_codecs_are_refused_from_the_map_or_from_the_payload() {
+        let refused = |data: &[u8]| match remux(data) {
+            Err(RemuxError::UnsupportedCodec(what)) => what,
+            other => panic!("expected a codec refusal, got {other:?}"),
+        };
+        let mut mapped = mpeg2_pack(0);
+        mapped.extend(psm(&[(0x02, 0xE0)]));
+        mapped.extend(pes(0xE0, &[0, 0, 1, 0x65, 0x88]));
+        assert_eq!(refused(&mapped), "video codec mpeg2video");
+        let mut sequence = mpeg2_pack(0);
+        sequence.extend(pes(0xE0, &[0, 0, 1, 0xB3, 0x14, 0x00, 0xF0, 0x13, 0, 0, 1, 0xB5, 0x14]));
+        assert_eq!(refused(&sequence), "video codec mpeg2video");
+        let mut mp2 = mpeg2_pack(0);
+        mp2.extend(pes(0xC0, &[0xFF, 0xFD, 0x94, 0x00, 0, 0, 0, 0]));
+        assert_eq!(refused(&mp2), "audio codec mp2");
+        let mut ac3 = mpeg2_pack(0);
+        ac3.extend(pes(0xBD, &[0x80, 1, 0, 1, 0x0B, 0x77]));
+        assert_eq!(refused(&ac3), "audio codec ac3");
+    }
+
+    #[test]
+    fn a_picture_with_no_timestamp_to_start_from_is_refused() {
+        let mut data = mpeg2_pack(0);
+        data.extend(pes(0xE0, &[0, 0, 0, 1, 0x65, 0x88, 0x80, 0, 0, 0, 1, 0x65, 0x88, 0x80]));
+        match remux(&data) {
+            Err(RemuxError::Malformed { detail, .. }) => assert!(detail.contains("without a timestamp"), "{detail}"),
+            other => panic!("expected an undated picture, got {other:?}"),
+        }
+    }
+
+    /// A hostile stream that never starts a new access unit is refused once the unit passes 32 MiB, not held on.
+    #[test]
+    fn an_endless_access_unit_is_refused_at_32_mib() {
+        let mut remuxer = Remuxer::new();
+        let mut out = remuxer.header();
+        remuxer.push(&mpeg2_pack(0), &mut out).expect("a pack");
+        let packet = pes(0xE0, &[0x11; 60_000]);
+        let mut result = Ok(());
+        for _ in 0..600 {
+            result = remuxer.push(&packet, &mut out);
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(matches!(result, Err(RemuxError::Malformed { .. })), "{result:?}");
+    }
+}
