@@ -462,14 +462,13 @@ async fn remux_rendition(
     let Ok(report) = &run.outcome else { return Ok(None) };
     let copyable = report.video.as_ref().is_some_and(|v| v.codec == "h264")
         && report.audio.as_ref().is_none_or(|a| a.codec == "aac");
-    let Some(container) = judgement.container.filter(|c| matches!(c, Container::MpegTs | Container::MpegPs)) else {
+    let Some(container) = judgement
+        .container
+        .filter(|c| matches!(c, Container::MpegTs | Container::MpegPs))
+    else {
         return Ok(None);
     };
-    if !judgement.accepted
-        || media.kind != MediaKind::Video
-        || !copyable
-        || run.size > deps.remux_max_bytes
-    {
+    if !judgement.accepted || media.kind != MediaKind::Video || !copyable || run.size > deps.remux_max_bytes {
         return Ok(None);
     }
     let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);

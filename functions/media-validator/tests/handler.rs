@@ -544,7 +544,10 @@ async fn a_program_stream_whose_remux_fails_is_refused() {
     assert_eq!(stored.status, MediaStatus::Invalid);
     assert_eq!(violation_codes(&stored), [codes::REMUX_FAILED]);
     let message = &stored.verdict.as_ref().expect("verdict").violations[0].message;
-    assert!(message.contains("MPEG program stream") && message.contains("ffmpeg -i INPUT"), "{message}");
+    assert!(
+        message.contains("MPEG program stream") && message.contains("ffmpeg -i INPUT"),
+        "{message}"
+    );
     let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
     assert!(h.blobs.object(&key).is_none(), "the aborted upload leaves no rendition");
 }

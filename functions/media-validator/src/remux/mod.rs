@@ -65,7 +65,10 @@ impl fmt::Display for RemuxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotTransportStream { offset } => {
-                write!(f, "not an MPEG transport or program stream (no packet or pack at byte {offset})")
+                write!(
+                    f,
+                    "not an MPEG transport or program stream (no packet or pack at byte {offset})"
+                )
             }
             Self::UnsupportedCodec(what) => write!(f, "{what}: only H.264 video and AAC audio are remuxed"),
             Self::NoVideo => write!(f, "no H.264 video stream"),

@@ -44,7 +44,9 @@ pub(super) struct PictureOrder {
 
 impl std::fmt::Debug for PictureOrder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PictureOrder").field("period", &self.period).finish_non_exhaustive()
+        f.debug_struct("PictureOrder")
+            .field("period", &self.period)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +77,8 @@ impl PictureOrder {
     pub(super) fn picture(&mut self, nal: &[u8]) -> Option<Picture> {
         let header = NalHeader::new(*nal.first()?).ok()?;
         let rbsp = decode_nal(nal.get(..nal.len().min(SLICE_HEADER_BYTES))?).ok()?;
-        let (slice, sps, _) = SliceHeader::from_bits(&self.context, &mut BitReader::new(&rbsp[..]), header, None).ok()?;
+        let (slice, sps, _) =
+            SliceHeader::from_bits(&self.context, &mut BitReader::new(&rbsp[..]), header, None).ok()?;
         let idr = nal[0] & 0x1F == 5;
         let field = matches!(slice.field_pic, FieldPic::Field(_));
         let resets = matches!(

@@ -79,14 +79,25 @@ impl ProgramDemux {
         Ok(())
     }
 
-    fn pes(&mut self, id: u8, packet: &[u8], at: u64, tracks: &mut Tracks, out: &mut Vec<u8>) -> Result<(), RemuxError> {
+    fn pes(
+        &mut self,
+        id: u8,
+        packet: &[u8],
+        at: u64,
+        tracks: &mut Tracks,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RemuxError> {
         let pes = parse_pes(packet).ok_or_else(|| malformed(at, "PES header"))?;
         let stamp = pes.pts.map(|pts| Stamp {
             pts,
             dts: pes.dts,
             offset: at,
         });
-        let kind = if (0xE0..=0xEF).contains(&id) { Kind::Video } else { Kind::Audio };
+        let kind = if (0xE0..=0xEF).contains(&id) {
+            Kind::Video
+        } else {
+            Kind::Audio
+        };
         let chosen = match kind {
             Kind::Video => &mut self.video_id,
             Kind::Audio => &mut self.audio_id,
@@ -152,11 +163,20 @@ fn unit_len(rest: &[u8], offset: u64) -> Result<Option<usize>, RemuxError> {
 
 /// The remuxer copies H.264 and AAC only: the stream map, or else the first payload, says what a stream is.
 fn refuse_other_codecs(kind: Kind, id: u8, declared: Option<u8>, payload: &[u8]) -> Result<(), RemuxError> {
-    let refuse = |what: &str| Err(RemuxError::UnsupportedCodec(format!("{} codec {what}", kind_name(kind))));
+    let refuse = |what: &str| {
+        Err(RemuxError::UnsupportedCodec(format!(
+            "{} codec {what}",
+            kind_name(kind)
+        )))
+    };
     if let Some(stream_type) = declared {
         return match (kind, stream_type) {
             (Kind::Video, 0x1B) | (Kind::Audio, 0x0F) => Ok(()),
-            _ => refuse(ts_stream_type(stream_type, &[]).and_then(|(_, c)| c).unwrap_or("unknown")),
+            _ => refuse(
+                ts_stream_type(stream_type, &[])
+                    .and_then(|(_, c)| c)
+                    .unwrap_or("unknown"),
+            ),
         };
     }
     match kind {
@@ -234,11 +254,14 @@ impl AccessUnits {
             } else {
                 false
             };
-            let starts_unit =
-                self.has_picture && (first_slice || (!picture && matches!(kind, 6..=9 | 14..=18)));
+            let starts_unit = self.has_picture && (first_slice || (!picture && matches!(kind, 6..=9 | 14..=18)));
             if starts_unit {
                 // A four-byte start code's leading zero belongs to the unit it starts.
-                let end = if code > 0 && self.data[code - 1] == 0 { code - 1 } else { code };
+                let end = if code > 0 && self.data[code - 1] == 0 {
+                    code - 1
+                } else {
+                    code
+                };
                 self.emit(end, at, tracks, out)?;
                 from = code - end + 3;
                 self.has_picture = picture;
@@ -285,7 +308,22 @@ mod tests {
     }
 
     fn mpeg2_pack(stuffing: u8) -> Vec<u8> {
-        let mut pack = vec![0, 0, 1, 0xBA, 0x44, 0, 0x04, 0, 0x04, 0x01, 0x01, 0x89, 0xC3, 0xF8 | stuffing];
+        let mut pack = vec![
+            0,
+            0,
+            1,
+            0xBA,
+            0x44,
+            0,
+            0x04,
+            0,
+            0x04,
+            0x01,
+            0x01,
+            0x89,
+            0xC3,
+            0xF8 | stuffing,
+        ];
         pack.extend(std::iter::repeat_n(0xFF, usize::from(stuffing)));
         pack
     }

@@ -171,7 +171,10 @@ impl Tracks {
                         }
                         video.width = info.width;
                         video.height = info.height;
-                        video.sps_step = info.frame_rate.map(|fps| (90_000.0 / fps).round() as i64).filter(|&s| s > 0);
+                        video.sps_step = info
+                            .frame_rate
+                            .map(|fps| (90_000.0 / fps).round() as i64)
+                            .filter(|&s| s > 0);
                         video.sps = Some(nal.to_vec());
                     }
                     video.order.parameter_set(nal);
@@ -471,11 +474,12 @@ impl Video {
 
     fn remember_order(&mut self, picture: Option<Picture>, pts: i64, dated: bool) {
         let Some(Picture {
-            order: Order::Count {
-                poc,
-                period,
-                resets_after,
-            },
+            order:
+                Order::Count {
+                    poc,
+                    period,
+                    resets_after,
+                },
             ..
         }) = picture
         else {
@@ -536,6 +540,10 @@ mod tests {
         assert_eq!(claims.claim(150).map(|s| s.pts), Some(2));
         claims.push(200, stamp(3));
         claims.push(300, stamp(4));
-        assert_eq!(claims.claim(320).map(|s| s.pts), Some(4), "a packet no unit started in dates nothing");
+        assert_eq!(
+            claims.claim(320).map(|s| s.pts),
+            Some(4),
+            "a packet no unit started in dates nothing"
+        );
     }
 }

@@ -53,13 +53,15 @@ pub fn from_transport_stream(ts: &[u8]) -> Vec<u8> {
             let mut at = 0;
             while s.id == 0xC0 && at + 7 <= payload.len() {
                 let h = &payload[at..];
-                let rate = [96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000]
-                    [usize::from((h[2] >> 2) & 0x0F)];
+                let rate = [
+                    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
+                ][usize::from((h[2] >> 2) & 0x0F)];
                 let len = (usize::from(h[3] & 3) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
                 at += len;
                 if at < payload.len() {
                     let earlier = s.stamps.iter().filter(|&&(p, _, _)| p >= s.data.len()).count() as u64;
-                    s.stamps.push((s.data.len() + at, pts + earlier * 1024 * 90_000 / rate, None));
+                    s.stamps
+                        .push((s.data.len() + at, pts + earlier * 1024 * 90_000 / rate, None));
                 }
             }
         }
@@ -75,7 +77,11 @@ pub fn from_transport_stream(ts: &[u8]) -> Vec<u8> {
         if control & 1 == 0 {
             continue;
         }
-        let at = if control & 2 != 0 { 5 + usize::from(packet[4]) } else { 4 };
+        let at = if control & 2 != 0 {
+            5 + usize::from(packet[4])
+        } else {
+            4
+        };
         let payload = &packet[at.min(188)..];
         if pid == 0 && start {
             let section = &payload[1 + usize::from(payload[0])..];
@@ -182,7 +188,10 @@ fn write_packet(s: &mut Elementary, out: &mut Vec<u8>, packs: &mut u64) {
     let to = (from + s.chunk).min(s.data.len());
     let stamp = s.stamps.iter().find(|(p, _, _)| *p >= from && *p < to).copied();
     *packs += 1;
-    pack_header(out, stamp.map_or(0, |(_, pts, dts)| dts.unwrap_or(pts).saturating_sub(9000)));
+    pack_header(
+        out,
+        stamp.map_or(0, |(_, pts, dts)| dts.unwrap_or(pts).saturating_sub(9000)),
+    );
     let mut header = vec![0x80];
     match stamp {
         Some((_, pts, Some(dts))) if dts != pts => {
