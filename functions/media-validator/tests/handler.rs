@@ -494,11 +494,7 @@ async fn a_small_file_is_read_once_whole() {
 /// key points at it, and the remux warning becomes an info. Uses the corpus TS (ffmpeg-made).
 #[tokio::test]
 async fn an_accepted_transport_stream_gets_an_mp4_rendition() {
-    let Ok(dir) = support::corpus::corpus_dir() else {
-        println!("skipped: no media corpus");
-        return;
-    };
-    let ts = std::fs::read(dir.join("mpegts-h264-aac.ts")).expect("corpus TS");
+    let Some(ts) = corpus_transport_stream() else { return };
     an_accepted_mpeg_stream_gets_an_mp4_rendition(ts, "MPEG transport stream").await;
 }
 
@@ -506,11 +502,7 @@ async fn an_accepted_transport_stream_gets_an_mp4_rendition() {
 /// muxer (ffmpeg writes no AAC into PS).
 #[tokio::test]
 async fn an_accepted_program_stream_gets_an_mp4_rendition() {
-    let Ok(dir) = support::corpus::corpus_dir() else {
-        println!("skipped: no media corpus");
-        return;
-    };
-    let ts = std::fs::read(dir.join("mpegts-h264-aac.ts")).expect("corpus TS");
+    let Some(ts) = corpus_transport_stream() else { return };
     let ps = support::program_stream::from_transport_stream(&ts);
     an_accepted_mpeg_stream_gets_an_mp4_rendition(ps, "MPEG program stream").await;
 }
@@ -519,11 +511,7 @@ async fn an_accepted_program_stream_gets_an_mp4_rendition() {
 /// with `remux_failed` and the re-encode line, and no rendition is left: TikTok could never take it.
 #[tokio::test]
 async fn a_program_stream_whose_remux_fails_is_refused() {
-    let Ok(dir) = support::corpus::corpus_dir() else {
-        println!("skipped: no media corpus");
-        return;
-    };
-    let ts = std::fs::read(dir.join("mpegts-h264-aac.ts")).expect("corpus TS");
+    let Some(ts) = corpus_transport_stream() else { return };
     let mut ps = support::program_stream::from_transport_stream(&ts);
     let middle = ps.len() / 2;
     let pack = ps[middle..]
@@ -550,6 +538,15 @@ async fn a_program_stream_whose_remux_fails_is_refused() {
     );
     let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
     assert!(h.blobs.object(&key).is_none(), "the aborted upload leaves no rendition");
+}
+
+/// The corpus's ffmpeg-made MPEG-TS with H.264 and AAC; `None` (the test skips) without a corpus.
+fn corpus_transport_stream() -> Option<Vec<u8>> {
+    let Ok(dir) = support::corpus::corpus_dir() else {
+        println!("skipped: no media corpus");
+        return None;
+    };
+    Some(std::fs::read(dir.join("mpegts-h264-aac.ts")).expect("corpus TS"))
 }
 
 async fn an_accepted_mpeg_stream_gets_an_mp4_rendition(upload: Vec<u8>, container: &str) {
