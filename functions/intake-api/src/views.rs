@@ -125,12 +125,13 @@ pub struct VerdictView {
     pub detected_kind: String,
     pub violations: Vec<Finding>,
     pub warnings: Vec<Finding>,
-    /// What was done about the file, not a problem: `sent_as_mp4` when a transport stream was remuxed.
+    /// What was done about the file, not a problem: `sent_as_mp4` when an MPEG transport or program stream was
+    /// remuxed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub info: Vec<Finding>,
     pub facts: MediaFacts,
-    /// The copy made for TikTok and published instead of the upload: the MP4 remux of an MPEG-TS (TikTok takes MP4,
-    /// MOV and WebM only). Absent for files sent as uploaded.
+    /// The copy made for TikTok and published instead of the upload: the MP4 remux of an MPEG-TS or MPEG-PS (TikTok
+    /// takes MP4, MOV and WebM only). Absent for files sent as uploaded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rendition: Option<RenditionView>,
     pub validated_at: DateTime<Utc>,

@@ -448,9 +448,10 @@ async fn make_rendition(
     }
 }
 
-/// For an accepted MPEG-TS with H.264 (and AAC, or no audio), stores the MP4 remux the publisher will send: TikTok
-/// takes MP4 and not TS. A stream that cannot be copied (lost packets, a splice) cannot be published, so that is a
-/// violation; a store failure is transient and fails the record.
+/// For an accepted MPEG-TS or MPEG-PS with H.264 (and AAC, or no audio), stores the MP4 remux the publisher will
+/// send: TikTok takes MP4 and neither of those. A stream that cannot be copied (lost packets, a splice, a picture
+/// that cannot be dated) cannot be published, so that is a violation; a store failure is transient and fails the
+/// record.
 async fn remux_rendition(
     deps: &ValidatorDeps,
     media: &Media,
@@ -461,12 +462,13 @@ async fn remux_rendition(
     let Ok(report) = &run.outcome else { return Ok(None) };
     let copyable = report.video.as_ref().is_some_and(|v| v.codec == "h264")
         && report.audio.as_ref().is_none_or(|a| a.codec == "aac");
-    if !judgement.accepted
-        || judgement.container != Some(Container::MpegTs)
-        || media.kind != MediaKind::Video
-        || !copyable
-        || run.size > deps.remux_max_bytes
-    {
+    let Some(container) = judgement
+        .container
+        .filter(|c| matches!(c, Container::MpegTs | Container::MpegPs))
+    else {
+        return Ok(None);
+    };
+    if !judgement.accepted || media.kind != MediaKind::Video || !copyable || run.size > deps.remux_max_bytes {
         return Ok(None);
     }
     let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
@@ -483,8 +485,11 @@ async fn remux_rendition(
             judgement.warnings.retain(|w| w.code != codes::CONTAINER_NEEDS_REMUX);
             info.push(Finding::new(
                 codes::SENT_AS_MP4,
-                "TikTok's posting API takes MP4, not MPEG-TS: the same video and audio, not re-encoded, were copied \
-                 into an MP4, which is what gets published.",
+                format!(
+                    "TikTok's posting API takes MP4, not an {}: the same video and audio, not re-encoded, were \
+                     copied into an MP4, which is what gets published.",
+                    container.name()
+                ),
             ));
             let rendition = Rendition {
                 container: "mp4".into(),
@@ -499,9 +504,10 @@ async fn remux_rendition(
             judgement.violation(
                 codes::REMUX_FAILED,
                 format!(
-                    "This MPEG-TS could not be copied into an MP4 for TikTok ({reason}). Re-encode it: ffmpeg -i \
+                    "This {} could not be copied into an MP4 for TikTok ({reason}). Re-encode it: ffmpeg -i \
                      INPUT -c:v libx264 -preset medium -crf 18 -pix_fmt yuv420p -c:a aac -b:a 128k -movflags \
-                     +faststart OUTPUT.mp4"
+                     +faststart OUTPUT.mp4",
+                    container.name()
                 ),
             );
             Ok(None)

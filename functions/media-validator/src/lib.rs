@@ -2,7 +2,8 @@
 //! video and image rules.
 //!
 //! - [`probe`]: the sans-IO probe, fed byte ranges, answering with facts or with the next range it needs.
-//! - [`remux`]: MPEG-TS with H.264/AAC → MP4 without re-encoding, sans-IO as well (fed the source in order).
+//! - [`remux`]: MPEG-TS and MPEG-PS with H.264/AAC → MP4 without re-encoding, sans-IO as well (fed the source in
+//!   order).
 //! - `verdict`: the guide's rules over those facts, each violation with a stable code and what to do.
 //! - `source`: the one driver that feeds the probe from a range source (S3 through the BlobStore port, or a file).
 //! - `handler`: the S3-triggered Lambda's logic over the ports; `rendition`: the JPEG copy of a PNG.

@@ -25,7 +25,7 @@ pub mod codes {
     pub const AUDIO_CODEC: &str = "audio_codec_unsupported";
     pub const NO_VIDEO_TRACK: &str = "video_track_missing";
     pub const RENDITION_FAILED: &str = "png_conversion_failed";
-    /// An accepted MPEG-TS whose streams could not be copied into an MP4 (lost packets, a splice).
+    /// An accepted MPEG-TS or MPEG-PS whose streams could not be copied into an MP4 (lost packets, a splice).
     pub const REMUX_FAILED: &str = "remux_failed";
     // Warnings.
     pub const NO_AUDIO_TRACK: &str = "no_audio_track";

@@ -494,16 +494,68 @@ async fn a_small_file_is_read_once_whole() {
 /// key points at it, and the remux warning becomes an info. Uses the corpus TS (ffmpeg-made).
 #[tokio::test]
 async fn an_accepted_transport_stream_gets_an_mp4_rendition() {
-    let Ok(dir) = support::corpus::corpus_dir() else {
-        println!("skipped: no media corpus");
-        return;
-    };
+    let Some(ts) = corpus_transport_stream() else { return };
+    an_accepted_mpeg_stream_gets_an_mp4_rendition(ts, "MPEG transport stream").await;
+}
+
+/// The same for an MPEG-PS carrying H.264 and AAC: the corpus TS's streams in a program stream made by the test
+/// muxer (ffmpeg writes no AAC into PS).
+#[tokio::test]
+async fn an_accepted_program_stream_gets_an_mp4_rendition() {
+    let Some(ts) = corpus_transport_stream() else { return };
+    let ps = support::program_stream::from_transport_stream(&ts);
+    an_accepted_mpeg_stream_gets_an_mp4_rendition(ps, "MPEG program stream").await;
+}
+
+/// A program stream the probe accepts but the remuxer cannot copy (its pack structure breaks mid-file) is refused
+/// with `remux_failed` and the re-encode line, and no rendition is left: TikTok could never take it.
+#[tokio::test]
+async fn a_program_stream_whose_remux_fails_is_refused() {
+    let Some(ts) = corpus_transport_stream() else { return };
+    let mut ps = support::program_stream::from_transport_stream(&ts);
+    let middle = ps.len() / 2;
+    let pack = ps[middle..]
+        .windows(4)
+        .position(|w| w == [0, 0, 1, 0xBA])
+        .expect("a pack after the middle");
+    ps.insert(middle + pack, 0xAB);
     let h = Harness::new();
     let media = h.pending_media(MediaKind::Video).await;
-    let ts = std::fs::read(dir.join("mpegts-h264-aac.ts")).expect("corpus TS");
-    let etag = h.blobs.insert(&media.object_key, ts.clone());
+    let size = ps.len() as u64;
+    let etag = h.blobs.insert(&media.object_key, ps);
 
-    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, ts.len() as u64))
+    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, size))
+        .await
+        .expect("handled");
+
+    let stored = h.repo.get(&media.id).expect("media");
+    assert_eq!(stored.status, MediaStatus::Invalid);
+    assert_eq!(violation_codes(&stored), [codes::REMUX_FAILED]);
+    let message = &stored.verdict.as_ref().expect("verdict").violations[0].message;
+    assert!(
+        message.contains("MPEG program stream") && message.contains("ffmpeg -i INPUT"),
+        "{message}"
+    );
+    let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
+    assert!(h.blobs.object(&key).is_none(), "the aborted upload leaves no rendition");
+}
+
+/// The corpus's ffmpeg-made MPEG-TS with H.264 and AAC; `None` (the test skips) without a corpus.
+fn corpus_transport_stream() -> Option<Vec<u8>> {
+    let Ok(dir) = support::corpus::corpus_dir() else {
+        println!("skipped: no media corpus");
+        return None;
+    };
+    Some(std::fs::read(dir.join("mpegts-h264-aac.ts")).expect("corpus TS"))
+}
+
+async fn an_accepted_mpeg_stream_gets_an_mp4_rendition(upload: Vec<u8>, container: &str) {
+    let h = Harness::new();
+    let media = h.pending_media(MediaKind::Video).await;
+    let size = upload.len() as u64;
+    let etag = h.blobs.insert(&media.object_key, upload);
+
+    handle_s3_event(&h.deps, s3_event(&media.object_key, &etag, size))
         .await
         .expect("handled");
 
@@ -513,6 +565,7 @@ async fn an_accepted_transport_stream_gets_an_mp4_rendition() {
     let codes_of = |f: &[shared::domain::Finding]| f.iter().map(|f| f.code.clone()).collect::<Vec<_>>();
     assert!(!codes_of(&verdict.warnings).contains(&codes::CONTAINER_NEEDS_REMUX.to_owned()));
     assert_eq!(codes_of(&verdict.info), [codes::SENT_AS_MP4]);
+    assert!(verdict.info[0].message.contains(container), "{:?}", verdict.info);
     let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
     assert_eq!(stored.publishable_key(), key);
     let mp4 = h.blobs.object(&key).expect("the rendition is stored");
@@ -524,6 +577,7 @@ async fn an_accepted_transport_stream_gets_an_mp4_rendition() {
         media_validator::probe::Step::Done(report) => {
             assert_eq!(report.container, media_validator::probe::Container::Mp4);
             assert_eq!(report.video.map(|v| v.codec), Some("h264".to_owned()));
+            assert_eq!(report.audio.map(|a| a.codec), Some("aac".to_owned()));
         }
         other => panic!("the rendition does not probe: {other:?}"),
     }

@@ -19,7 +19,7 @@ use std::{
 
 use media_validator::{
     probe::{probe_bytes, Budget, Container, Step},
-    remux::{remux_stream, RemuxError, RemuxStreamError, RemuxSummary},
+    remux::{remux_stream, RemuxError, RemuxStreamError, RemuxSummary, Remuxer},
 };
 use serde_json::Value;
 use support::corpus::{full_tests, on_path};
@@ -34,6 +34,9 @@ struct Case {
     video_input: &'static [&'static str],
     audio_input: &'static [&'static str],
     output: &'static [&'static str],
+    /// ffmpeg's muxer: `mpegts`, or `mpeg` (MPEG-1 system stream) / `vob` (MPEG-2 program stream), into which
+    /// ffmpeg writes no AAC, so those cases are video only.
+    format: &'static str,
 }
 
 const CASES: &[Case] = &[
@@ -46,6 +49,7 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &[],
         output: &[],
+        format: "mpegts",
     },
     Case {
         name: "29.97fps-no-bframes.ts",
@@ -56,6 +60,7 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &[],
         output: &[],
+        format: "mpegts",
     },
     Case {
         name: "50fps-bframes.ts",
@@ -66,6 +71,7 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &[],
         output: &[],
+        format: "mpegts",
     },
     Case {
         name: "60fps-bframes.ts",
@@ -76,6 +82,7 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &[],
         output: &[],
+        format: "mpegts",
     },
     Case {
         name: "audio-first.ts",
@@ -86,6 +93,7 @@ const CASES: &[Case] = &[
         video_input: &["-itsoffset", "0.5"],
         audio_input: &[],
         output: &[],
+        format: "mpegts",
     },
     Case {
         name: "video-first.ts",
@@ -96,6 +104,7 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &["-itsoffset", "0.5"],
         output: &[],
+        format: "mpegts",
     },
     // 2^33 / 90 kHz = 95443.718 s; ffmpeg's TS muxer adds 1.4 s: the wrap falls about 1.3 s into the file.
     Case {
@@ -107,6 +116,7 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &[],
         output: &["-output_ts_offset", "95441.0"],
+        format: "mpegts",
     },
     Case {
         name: "m2ts-25fps.m2ts",
@@ -117,6 +127,7 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &[],
         output: &["-mpegts_m2ts_mode", "1"],
+        format: "mpegts",
     },
     // Long and small: 9 minutes, the sample tables of a real upload, quickly encoded.
     Case {
@@ -128,8 +139,50 @@ const CASES: &[Case] = &[
         video_input: &[],
         audio_input: &[],
         output: &[],
+        format: "mpegts",
     },
 ];
+
+/// Program streams as ffmpeg writes them (H.264 only: it refuses AAC in PS). Its 2 KiB packs leave every picture
+/// smaller than a pack without a timestamp, which the remuxer dates from the picture order.
+const PS_CASES: &[Case] = &[
+    Case {
+        name: "ps-mpeg1-25fps.mpg",
+        seconds: "2",
+        fps: "25",
+        size: "1280x720",
+        video_opts: &[],
+        video_input: &[],
+        audio_input: &[],
+        output: &[],
+        format: "mpeg",
+    },
+    Case {
+        name: "ps-mpeg2-30fps-small-pictures.vob",
+        seconds: "10",
+        fps: "30",
+        size: "320x180",
+        video_opts: &[],
+        video_input: &[],
+        audio_input: &[],
+        output: &[],
+        format: "vob",
+    },
+    Case {
+        name: "ps-mpeg2-60fps-no-bframes.vob",
+        seconds: "2",
+        fps: "60",
+        size: "720x1280",
+        video_opts: &["-bf", "0"],
+        video_input: &[],
+        audio_input: &[],
+        output: &[],
+        format: "vob",
+    },
+];
+
+/// H.264 + AAC program streams made by the test muxer (`support::program_stream`) from these transport streams.
+const MUXED_PS_FROM: &[&str] = &["25fps-bframes-1s.ts", "60fps-bframes.ts", "audio-first.ts"];
 
 fn tools() -> bool {
     if on_path("ffmpeg") && on_path("ffprobe") {
@@ -172,8 +225,12 @@ fn generate(case: &Case) -> PathBuf {
         "yuv420p",
     ]);
     cmd.args(case.video_opts);
-    cmd.args(["-c:a", "aac", "-b:a", "96k", "-ac", "2"]);
-    cmd.args(case.output).args(["-f", "mpegts"]).arg(&partial);
+    if case.format == "mpegts" {
+        cmd.args(["-c:a", "aac", "-b:a", "96k", "-ac", "2"]);
+    } else {
+        cmd.arg("-an");
+    }
+    cmd.args(case.output).args(["-f", case.format]).arg(&partial);
     let status = cmd.status().expect("ffmpeg runs");
     assert!(status.success(), "ffmpeg failed for {}", case.name);
     std::fs::rename(&partial, &path).expect("rename");
@@ -225,9 +282,8 @@ fn rate(v: &Value, field: &str) -> f64 {
 }
 
 /// Everything the issue asks of one remuxed file; returns the problems found.
-fn check(case: &Case, source: &Path, output: &Path, summary: &RemuxSummary) -> Vec<String> {
+fn check(name: &str, source: &Path, output: &Path, summary: &RemuxSummary) -> Vec<String> {
     let mut problems = Vec::new();
-    let name = case.name;
     let decode = Command::new("ffmpeg")
         .args(["-v", "error", "-i"])
         .arg(output)
@@ -252,7 +308,11 @@ fn check(case: &Case, source: &Path, output: &Path, summary: &RemuxSummary) -> V
         .expect("ffmpeg runs");
     assert!(copied.success(), "ffmpeg -c copy {name}");
     let reference = ffprobe_streams(&reference_path, false);
-    for kind in ["video", "audio"] {
+    let kinds: Vec<&str> = ["video", "audio"]
+        .into_iter()
+        .filter(|kind| src.iter().any(|s| s["codec_type"] == *kind))
+        .collect();
+    for &kind in &kinds {
         let (s, o) = (stream(&src, kind), stream(&out, kind));
         if s["codec_name"] != o["codec_name"] {
             problems.push(format!(
@@ -304,7 +364,8 @@ fn check(case: &Case, source: &Path, output: &Path, summary: &RemuxSummary) -> V
             if video.map(|v| v.codec.as_str()) != Some("h264") {
                 problems.push(format!("{name}: the probe saw video {video:?}"));
             }
-            if report.audio.as_ref().map(|a| a.codec.as_str()) != Some("aac") {
+            let expected_audio = kinds.contains(&"audio").then_some("aac");
+            if report.audio.as_ref().map(|a| a.codec.as_str()) != expected_audio {
                 problems.push(format!("{name}: the probe saw audio {:?}", report.audio));
             }
         }
@@ -323,7 +384,7 @@ fn remuxed_transport_streams_match_ffmpeg() {
         let source = generate(case);
         let output = work_dir().join(format!("{}.mp4", case.name));
         match remux(&source, &output) {
-            Ok(summary) => problems.extend(check(case, &source, &output, &summary)),
+            Ok(summary) => problems.extend(check(case.name, &source, &output, &summary)),
             Err(e) => problems.push(format!("{}: remux failed: {e}", case.name)),
         }
     }
@@ -333,6 +394,120 @@ fn remuxed_transport_streams_match_ffmpeg() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+#[test]
+fn remuxed_program_streams_match_ffmpeg() {
+    if !tools() {
+        return;
+    }
+    let mut sources: Vec<(String, PathBuf)> = PS_CASES.iter().map(|c| (c.name.to_owned(), generate(c))).collect();
+    for &from in MUXED_PS_FROM {
+        sources.push((format!("{from}.mpg"), muxed_program_stream(from)));
+    }
+    let mut problems = Vec::new();
+    for (name, source) in &sources {
+        let output = work_dir().join(format!("{name}.mp4"));
+        match remux(source, &output) {
+            Ok(summary) => problems.extend(check(name, source, &output, &summary)),
+            Err(e) => problems.push(format!("{name}: remux failed: {e}")),
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// The H.264 + AAC program stream the test muxer makes from the named transport stream case; ffprobe must read
+/// it as H.264 and AAC, or the comparison would prove nothing.
+fn muxed_program_stream(from: &str) -> PathBuf {
+    let case = CASES.iter().find(|c| c.name == from).expect("a transport stream case");
+    let path = work_dir().join(format!("{from}.mpg"));
+    let ts = std::fs::read(generate(case)).expect("source");
+    std::fs::write(&path, support::program_stream::from_transport_stream(&ts)).expect("write");
+    let streams = ffprobe_streams(&path, false);
+    assert_eq!(stream(&streams, "video")["codec_name"], "h264", "{from}");
+    assert_eq!(stream(&streams, "audio")["codec_name"], "aac", "{from}");
+    path
+}
+
+#[test]
+fn damaged_program_streams_are_errors_never_panics() {
+    if !tools() {
+        return;
+    }
+    let data = std::fs::read(muxed_program_stream(CASES[0].name)).expect("source");
+    assert!(remux_bytes(&data).is_ok());
+    // Cut inside a PES; a foreign byte where a pack should start (the offset is named).
+    assert!(matches!(
+        remux_bytes(&data[..data.len() - 100]),
+        Err(RemuxStreamError::Remux(RemuxError::Malformed { .. }))
+    ));
+    let second_pack = data[4..]
+        .windows(4)
+        .position(|w| w == [0, 0, 1, 0xBA])
+        .map(|p| p + 4)
+        .expect("a second pack");
+    let mut foreign = data.clone();
+    foreign.insert(second_pack, 0xAB);
+    match remux_bytes(&foreign) {
+        Err(RemuxStreamError::Remux(RemuxError::NotTransportStream { offset })) => {
+            assert_eq!(offset, second_pack as u64)
+        }
+        other => panic!("expected lost pack structure, got {other:?}"),
+    }
+    // ffmpeg's MPEG-2 video and MP2 audio program stream: refused by codec, not by accident.
+    let mpeg2 = support::corpus::corpus_dir().map(|dir| dir.join("mpegps-mpeg2-mp2.mpg"));
+    if let Ok(path) = mpeg2 {
+        let refused = remux_bytes(&std::fs::read(path).expect("corpus PS"));
+        assert!(
+            matches!(&refused, Err(RemuxStreamError::Remux(RemuxError::UnsupportedCodec(what))) if what.contains("mpeg2video")),
+            "{refused:?}"
+        );
+    }
+    for cut in (0..data.len()).step_by(997).take(300) {
+        let _ = remux_bytes(&data[..cut]);
+    }
+    survive_mutations(&data, 0x2545_F491_4F6C_DD1D);
+}
+
+/// Packets, packs, PES packets, access units and ADTS frames cut at any byte: feeding a stream in odd-sized
+/// pieces writes the same MP4 as feeding it whole.
+#[test]
+fn the_output_does_not_depend_on_how_the_source_is_cut() {
+    if !tools() {
+        return;
+    }
+    for source in [
+        muxed_program_stream(CASES[0].name),
+        generate(&PS_CASES[0]),
+        generate(&CASES[0]),
+    ] {
+        let data = std::fs::read(&source).expect("source");
+        let whole = remux_in_pieces(&data, data.len());
+        for piece in [1, 7, 188, 4093] {
+            assert!(
+                remux_in_pieces(&data, piece) == whole,
+                "{}: fed in {piece}-byte pieces, the MP4 differs",
+                source.display()
+            );
+        }
+    }
+}
+
+fn remux_in_pieces(data: &[u8], piece: usize) -> Vec<u8> {
+    let mut remuxer = Remuxer::new();
+    let mut out = remuxer.header();
+    for chunk in data.chunks(piece) {
+        remuxer.push(chunk, &mut out).expect("remuxed");
+    }
+    let summary = remuxer.finish(&mut out).expect("finished");
+    let at = summary.mdat_size.offset as usize;
+    out[at..at + 8].copy_from_slice(&summary.mdat_size.bytes);
+    out
 }
 
 fn short_source() -> Vec<u8> {
@@ -420,8 +595,11 @@ fn truncated_and_damaged_streams_are_errors_never_panics() {
     for packets in 0..200 {
         let _ = remux_bytes(&data[..packets * 188]);
     }
-    // Random mutations (xorshift, fixed seed): noise bytes over the whole file.
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    survive_mutations(&data, 0x9E37_79B9_7F4A_7C15);
+}
+
+/// 300 random mutations (xorshift from `seed`): 1 to 16 noise bytes over the whole file each; none may panic.
+fn survive_mutations(data: &[u8], mut state: u64) {
     let mut next = || {
         state ^= state << 13;
         state ^= state >> 7;
@@ -429,7 +607,7 @@ fn truncated_and_damaged_streams_are_errors_never_panics() {
         state
     };
     for _ in 0..300 {
-        let mut mutated = data.clone();
+        let mut mutated = data.to_vec();
         for _ in 0..(next() % 16 + 1) {
             let at = (next() % mutated.len() as u64) as usize;
             mutated[at] = next() as u8;
@@ -461,6 +639,16 @@ fn the_cli_remuxes_and_refuses() {
     assert!(!work_dir().join("garbage.mp4").exists(), "no partial output is left");
     let usage = Command::new(bin).arg(&source).output().expect("runs");
     assert_eq!(usage.status.code(), Some(2));
+
+    let program_stream = generate(&PS_CASES[0]);
+    let done = Command::new(bin)
+        .arg(&program_stream)
+        .arg(work_dir().join("cli-ps-out.mp4"))
+        .output()
+        .expect("runs");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let line: Value = serde_json::from_slice(&done.stdout).expect("one JSON line");
+    assert_eq!(line["videoFrames"], 50);
 }
 
 /// The Lambda's path: ranged reads from the blob store, the MP4 written in parts (small ones here, so that the

@@ -189,7 +189,7 @@ fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result
             let video = media
                 .first()
                 .ok_or_else(|| Failure::new("media_missing", "the post has no video"))?;
-            // A remuxed transport stream is sent as its MP4 rendition.
+            // A remuxed MPEG transport or program stream is sent as its MP4 rendition.
             if video.publishable_container().is_none() {
                 return Err(Failure::new(
                     "container_not_publishable",

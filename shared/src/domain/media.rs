@@ -114,11 +114,11 @@ pub struct MediaFacts {
     pub orientation: Option<u8>,
 }
 
-/// A copy of the upload made for TikTok, which takes neither PNG nor MPEG-TS.
+/// A copy of the upload made for TikTok, which takes neither PNG nor MPEG-TS/PS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Rendition {
-    /// `mp4` (a remuxed transport stream) or `jpeg`.
+    /// `mp4` (a remuxed transport or program stream) or `jpeg`.
     pub container: String,
     pub size_bytes: u64,
     pub status: RenditionStatus,
@@ -142,7 +142,7 @@ pub struct MediaVerdict {
     pub detected_kind: String,
     pub violations: Vec<Finding>,
     pub warnings: Vec<Finding>,
-    /// What was done about the file that the caller may want to know (the MP4 remux of a transport stream).
+    /// What was done about the file that the caller may want to know (the MP4 remux of an MPEG stream).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub info: Vec<Finding>,
     pub facts: MediaFacts,
@@ -150,10 +150,10 @@ pub struct MediaVerdict {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// Object key of the rendition the publisher sends instead of the upload: the JPEG copy of a PNG, or the MP4
-    /// remux of an MPEG transport stream.
+    /// remux of an MPEG transport or program stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendition_key: Option<String>,
-    /// What the rendition is, for the caller (set for the MP4 remux of a transport stream).
+    /// What the rendition is, for the caller (set for the MP4 remux of an MPEG transport or program stream).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rendition: Option<Rendition>,
     /// The object version the verdict is about.
@@ -217,7 +217,7 @@ impl Media {
         format!("{}{workspace}/{media}.jpg", Self::RENDITION_PREFIX)
     }
 
-    /// Where the MP4 remux of a transport stream goes.
+    /// Where the MP4 remux of an MPEG transport or program stream goes.
     pub fn mp4_rendition_key_for(workspace: &WorkspaceId, media: &MediaId) -> String {
         format!("{}{workspace}/{media}.mp4", Self::RENDITION_PREFIX)
     }
@@ -243,7 +243,7 @@ impl Media {
             .unwrap_or_default()
     }
 
-    /// The object the publisher sends to TikTok: the rendition (JPEG of a PNG, MP4 of a transport stream), else the
+    /// The object the publisher sends to TikTok: the rendition (JPEG of a PNG, MP4 of an MPEG stream), else the
     /// upload itself.
     pub fn publishable_key(&self) -> &str {
         self.verdict
@@ -259,7 +259,7 @@ impl Media {
     }
 
     /// The container, size and version of what [`Media::publishable_key`] names, when the verdict knows them: the
-    /// MP4 rendition's for a remuxed transport stream, else the upload's.
+    /// MP4 rendition's for a remuxed MPEG stream, else the upload's.
     pub fn publishable_container(&self) -> Option<&str> {
         let verdict = self.verdict.as_ref()?;
         match &verdict.rendition {
@@ -268,8 +268,8 @@ impl Media {
         }
     }
 
-    /// Why TikTok's API can never take this video as it stands (it takes MP4 and MOV; a transport stream is
-    /// published as its MP4 remux), with the fix; `None` when it can, or while that is not known yet.
+    /// Why TikTok's API can never take this video as it stands (it takes MP4 and MOV; an MPEG transport or
+    /// program stream is published as its MP4 remux, so one the validator did not remux is not), with the fix; `None` when it can, or while that is not known yet.
     pub fn unpublishable_container(&self) -> Option<String> {
         match self.publishable_container()? {
             "mp4" | "mov" => None,

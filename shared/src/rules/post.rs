@@ -1059,6 +1059,12 @@ mod tests {
 
     #[test]
     fn a_video_tiktok_can_never_take_is_refused_at_creation_until_it_has_an_mp4_rendition() {
+        for container in ["mpegts", "mpegps"] {
+            an_mpeg_stream_is_refused_until_it_has_an_mp4_rendition(container);
+        }
+    }
+
+    fn an_mpeg_stream_is_refused_until_it_has_an_mp4_rendition(container: &str) {
         let mut f = fixture();
         let body = video_body(&f);
         let video = f.media.get_mut(&f.video).unwrap();
@@ -1068,7 +1074,7 @@ mod tests {
             violations: vec![],
             warnings: vec![],
             facts: crate::domain::MediaFacts {
-                container: Some("mpegts".into()),
+                container: Some(container.into()),
                 ..Default::default()
             },
             fingerprint: None,

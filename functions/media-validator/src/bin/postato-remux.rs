@@ -1,12 +1,13 @@
-//! `postato-remux IN OUT`: MPEG-TS (H.264 + AAC) to MP4 without re-encoding, the validator's remuxer on local
-//! files, for operators and tests.
+//! `postato-remux IN OUT`: MPEG-TS or MPEG-PS (H.264 + AAC) to MP4 without re-encoding, the validator's remuxer
+//! on local files, for operators and tests.
 
 use std::{fs::File, io::BufReader, process::ExitCode};
 
 use media_validator::remux::remux_stream;
 
 const HELP: &str = "\
-postato-remux: copy the H.264 video and AAC audio of an MPEG transport stream into an MP4, without re-encoding.
+postato-remux: copy the H.264 video and AAC audio of an MPEG transport or program stream into an MP4, without
+re-encoding.
 
 Usage: postato-remux IN OUT
        postato-remux --help
@@ -15,8 +16,9 @@ Reads IN once, front to back, and writes OUT (moov at the end). Prints one JSON 
   {\"videoFrames\", \"audioFrames\", \"width\", \"height\", \"videoDurationMs\", \"audioDurationMs\",
    \"sampleRate\", \"channels\", \"outputBytes\"}
 
-Refuses, without guessing, streams with other codecs, missing packets (continuity counter), discontinuities or
-damaged headers: the message names the byte offset. Exit status: 0 done, 1 refused or failed, 2 usage.
+Refuses, without guessing, streams with other codecs, missing packets (continuity counter), discontinuities,
+damaged headers or pack structure, or pictures left undated that their picture order cannot place: the message
+names the byte offset. Exit status: 0 done, 1 refused or failed, 2 usage.
 ";
 
 fn main() -> ExitCode {

@@ -504,21 +504,29 @@ impl ProgramStream {
     }
 
     fn parse_psm(&mut self, packet: &[u8]) {
-        let Some(info_len) = be_u16(packet, 8) else { return };
-        let map_at = 10 + usize::from(info_len);
-        let Some(map_len) = be_u16(packet, map_at) else { return };
-        let mut at = map_at + 2;
-        let end = (at + usize::from(map_len)).min(packet.len());
-        while at + 4 <= end {
-            let (stream_type, id) = (packet[at], packet[at + 1]);
-            let es_info_len = usize::from(be_u16(packet, at + 2).unwrap_or(0));
+        psm_entries(packet, |stream_type, id| {
             if let Some(codec) = ps_stream_type(stream_type) {
                 if self.map.len() < MAX_STREAMS {
                     self.map.push((id, codec));
                 }
             }
-            at += 4 + es_info_len;
-        }
+        });
+    }
+}
+
+/// Calls `entry(stream_type, stream_id)` for each elementary stream of a Program Stream Map packet (start code
+/// included).
+pub(crate) fn psm_entries(packet: &[u8], mut entry: impl FnMut(u8, u8)) {
+    let Some(info_len) = be_u16(packet, 8) else { return };
+    let map_at = 10 + usize::from(info_len);
+    let Some(map_len) = be_u16(packet, map_at) else { return };
+    let mut at = map_at + 2;
+    let end = (at + usize::from(map_len)).min(packet.len());
+    while at + 4 <= end {
+        let (stream_type, id) = (packet[at], packet[at + 1]);
+        let es_info_len = usize::from(be_u16(packet, at + 2).unwrap_or(0));
+        entry(stream_type, id);
+        at += 4 + es_info_len;
     }
 }
 

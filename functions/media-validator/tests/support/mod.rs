@@ -5,6 +5,7 @@
 pub mod corpus;
 pub mod media;
 pub mod process;
+pub mod program_stream;
 
 use std::{
     collections::HashMap,
