@@ -224,3 +224,20 @@ pub async fn sqs_timer(conf: &SdkConfig) -> anyhow::Result<shared::adapters::sqs
         .to_owned();
     Ok(shared::adapters::sqs::SqsTimer::new(sqs, queue_url))
 }
+
+/// A fresh queue, as template.yaml's MediaJobsQueue but with a one-second visibility timeout so that the contract
+/// sees an unacknowledged job come again quickly; and the job queue on it.
+pub async fn sqs_media_jobs(conf: &SdkConfig) -> anyhow::Result<shared::adapters::sqs::SqsMediaJobs> {
+    let sqs = aws_sdk_sqs::Client::new(conf);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique_name())
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .context("creating the media job queue")?
+        .queue_url()
+        .context("the new queue's URL")?
+        .to_owned();
+    Ok(shared::adapters::sqs::SqsMediaJobs::new(sqs, queue_url))
+}
