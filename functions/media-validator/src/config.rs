@@ -24,6 +24,12 @@ pub struct ValidatorConfig {
 }
 
 impl ValidatorConfig {
+    /// The handler's dependencies from the process environment: what both Lambdas' `main` start with.
+    pub async fn deps_from_process() -> Result<ValidatorDeps, ConfigError> {
+        let env = EnvVars::from_process();
+        Ok(Self::from_env(&env)?.connect(&env).await)
+    }
+
     /// The handler's dependencies on the stack's AWS resources (`remux_max_bytes`: the validator Lambda's bound, which
     /// the worker keeps too, so that an imported file too large to remux gets its own 15-minute job).
     pub async fn connect(&self, env: &EnvVars) -> ValidatorDeps {

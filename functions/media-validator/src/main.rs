@@ -4,14 +4,12 @@
 use aws_lambda_events::event::s3::S3Event;
 use lambda_runtime::{service_fn, LambdaEvent};
 use media_validator::{config::ValidatorConfig, handle_s3_event};
-use shared::config::EnvVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
-    let env = EnvVars::from_process();
-    let deps = ValidatorConfig::from_env(&env)?.connect(&env).await;
+    let deps = ValidatorConfig::deps_from_process().await?;
     let deps = &deps;
     // No secret here: the validator needs none, so it neither reads one nor may.
     tracing::info!(init_ms = started.elapsed().as_millis() as u64, "initialised");

@@ -16,6 +16,7 @@ pub mod eventbridge;
 pub mod local_blobs;
 pub mod local_events;
 pub mod local_jobs;
+mod local_queue;
 pub mod local_timer;
 pub mod memory;
 pub mod s3;

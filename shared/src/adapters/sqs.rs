@@ -6,7 +6,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::{types::SendMessageBatchRequestEntry, Client};
+use aws_sdk_sqs::{
+    types::{Message, SendMessageBatchRequestEntry},
+    Client,
+};
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt};
 
@@ -106,18 +109,10 @@ impl Timer for SqsTimer {
 #[async_trait]
 impl TimerInbox for SqsTimer {
     async fn receive(&self, wait: Duration) -> Result<Vec<TimerDelivery>, TimerError> {
-        let wait_seconds = wait.as_secs().min(MAX_WAIT_SECONDS);
-        let output = self
-            .client
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(MAX_ENTRIES_PER_CALL as i32)
-            .wait_time_seconds(i32::try_from(wait_seconds).unwrap_or(0))
-            .send()
+        let messages = receive_messages(&self.client, &self.queue_url, wait)
             .await
-            .map_err(|e| TimerError::Unavailable(Box::new(e)))?;
-        Ok(output
-            .messages()
+            .map_err(TimerError::Unavailable)?;
+        Ok(messages
             .iter()
             .map(|message| {
                 let body = message.body().unwrap_or_default();
@@ -135,14 +130,9 @@ impl TimerInbox for SqsTimer {
     }
 
     async fn acknowledge(&self, delivery: &TimerDelivery) -> Result<(), TimerError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.queue_url)
-            .receipt_handle(&delivery.receipt)
-            .send()
+        delete_message(&self.client, &self.queue_url, &delivery.receipt)
             .await
-            .map_err(|e| TimerError::Unavailable(Box::new(e)))?;
-        Ok(())
+            .map_err(TimerError::Unavailable)
     }
 }
 
@@ -180,18 +170,10 @@ impl MediaJobQueue for SqsMediaJobs {
 #[async_trait]
 impl MediaJobInbox for SqsMediaJobs {
     async fn receive(&self, wait: Duration) -> Result<Vec<JobDelivery>, JobQueueError> {
-        let wait_seconds = wait.as_secs().min(MAX_WAIT_SECONDS);
-        let output = self
-            .client
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(MAX_ENTRIES_PER_CALL as i32)
-            .wait_time_seconds(i32::try_from(wait_seconds).unwrap_or(0))
-            .send()
+        let messages = receive_messages(&self.client, &self.queue_url, wait)
             .await
-            .map_err(|e| JobQueueError::Unavailable(Box::new(e)))?;
-        Ok(output
-            .messages()
+            .map_err(JobQueueError::Unavailable)?;
+        Ok(messages
             .iter()
             .filter_map(|message| {
                 let id = message.message_id().unwrap_or_default().to_owned();
@@ -212,13 +194,31 @@ impl MediaJobInbox for SqsMediaJobs {
     }
 
     async fn acknowledge(&self, delivery: &JobDelivery) -> Result<(), JobQueueError> {
-        self.client
-            .delete_message()
-            .queue_url(&self.queue_url)
-            .receipt_handle(&delivery.receipt)
-            .send()
+        delete_message(&self.client, &self.queue_url, &delivery.receipt)
             .await
-            .map_err(|e| JobQueueError::Unavailable(Box::new(e)))?;
-        Ok(())
+            .map_err(JobQueueError::Unavailable)
     }
+}
+
+/// One long poll of up to 10 messages, for the processes that consume a queue themselves.
+async fn receive_messages(client: &Client, queue_url: &str, wait: Duration) -> Result<Vec<Message>, BoxError> {
+    let wait_seconds = wait.as_secs().min(MAX_WAIT_SECONDS);
+    let output = client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(MAX_ENTRIES_PER_CALL as i32)
+        .wait_time_seconds(i32::try_from(wait_seconds).unwrap_or(0))
+        .send()
+        .await?;
+    Ok(output.messages.unwrap_or_default())
+}
+
+async fn delete_message(client: &Client, queue_url: &str, receipt: &str) -> Result<(), BoxError> {
+    client
+        .delete_message()
+        .queue_url(queue_url)
+        .receipt_handle(receipt)
+        .send()
+        .await?;
+    Ok(())
 }

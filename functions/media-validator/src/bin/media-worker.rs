@@ -3,14 +3,12 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use media_validator::{config::ValidatorConfig, import::ImportPolicy, worker::handle_job_batch};
-use shared::config::EnvVars;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let started = std::time::Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
-    let env = EnvVars::from_process();
-    let deps = ValidatorConfig::from_env(&env)?.connect(&env).await;
+    let deps = ValidatorConfig::deps_from_process().await?;
     // Public https sources only; the fetch's own limit (10 min) leaves the rest of the 15 for validating.
     let policy = ImportPolicy::default();
     let (deps, policy) = (&deps, &policy);
