@@ -888,9 +888,11 @@ async fn when_ticks_overlap_should_arm_each_post_once_and_the_overdue_again() ->
 #[tokio::test]
 async fn when_media_is_still_validating_or_its_rendition_pending_the_post_waits_on_it_to_be_woken() -> anyhow::Result<()>
 {
-    use shared::domain::{MediaStatus, Rendition, RenditionStatus};
-    let still_validating = |media: &mut shared::domain::Media| media.status = MediaStatus::Validating;
-    let rendition_pending = |media: &mut shared::domain::Media| {
+    use shared::domain::{Media, MediaStatus, Rendition, RenditionStatus};
+    fn still_validating(media: &mut Media) {
+        media.status = MediaStatus::Validating;
+    }
+    fn rendition_pending(media: &mut Media) {
         if let Some(verdict) = media.verdict.as_mut() {
             verdict.rendition = Some(Rendition {
                 container: "mp4".into(),
@@ -899,10 +901,10 @@ async fn when_media_is_still_validating_or_its_rendition_pending_the_post_waits_
                 etag: None,
             });
         }
-    };
-    let cases: [(&str, &dyn Fn(&mut shared::domain::Media)); 2] = [
-        ("validating", &still_validating),
-        ("rendition pending", &rendition_pending),
+    }
+    let cases: [(&str, fn(&mut Media)); 2] = [
+        ("validating", still_validating),
+        ("rendition pending", rendition_pending),
     ];
     for (case, pending) in cases {
         let p = Publishing::start(by_hand()).await?;
