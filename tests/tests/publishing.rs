@@ -902,7 +902,8 @@ async fn when_media_is_still_validating_or_its_rendition_pending_the_post_waits_
             });
         }
     }
-    let cases: [(&str, fn(&mut Media)); 2] = [
+    type Pending = fn(&mut Media);
+    let cases: [(&str, Pending); 2] = [
         ("validating", still_validating),
         ("rendition pending", rendition_pending),
     ];

@@ -80,12 +80,12 @@ async fn when_a_transport_stream_is_over_the_limit_the_worker_makes_its_renditio
         Some(RenditionStatus::Pending)
     );
     assert_eq!(verdict.rendition_key, None);
-    assert_eq!(stored.waiting_posts, [waiting_before.clone()]);
+    assert_eq!(stored.waiting_posts, std::slice::from_ref(&waiting_before));
     assert!(h.timer.wakeups().is_empty());
     let job = MediaJob::Remux {
         media_id: media.id.clone(),
     };
-    assert_eq!(queued(&h.jobs).await, [job.clone()]);
+    assert_eq!(queued(&h.jobs).await, std::slice::from_ref(&job));
     let events = h.events.published();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].data["renditionStatus"], "pending");
