@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the three Lambda bootstraps (arm64, release) from a fresh Debian machine with rustup, then `sam build`, and
+# Builds the four Lambda bootstraps (arm64, release) from a fresh Debian machine with rustup, then `sam build`, and
 # prints each function's stripped and zipped size. Not part of the test command: a cold release build of the AWS
 # SDKs takes 5-10 minutes on 2 cores.
 #
@@ -9,7 +9,8 @@
 # (infra/requirements-build.txt), aws-sam-cli into .venv/sam (infra/requirements-sam.txt). No Docker needed.
 # Artefacts: .aws-sam/build/<Function>/bootstrap (and the template sam deploy uses), the zips measured in
 # target/lambda-zips/, the size table in target/lambda-sizes.md. Without SAM: `cargo lambda build --release --arm64
-# --bin intake-api --bin media-validator --bin publisher` (target/lambda/<binary>/bootstrap).
+# --bin intake-api --bin media-validator --bin media-worker --bin publisher` (target/lambda/<binary>/bootstrap).
+# The validator and the media worker are two binaries of one crate (BuildProperties.Binary picks each).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$PWD
@@ -33,7 +34,7 @@ step "sizes (the release profile strips symbols: strip = true)"
 out=target/lambda-sizes.md
 {
   printf '| function | bootstrap (stripped arm64) | bootstrap.zip |\n|---|---:|---:|\n'
-  for logical in IntakeApiFunction MediaValidatorFunction PublisherFunction; do
+  for logical in IntakeApiFunction MediaValidatorFunction MediaWorkerFunction PublisherFunction; do
     bootstrap=".aws-sam/build/$logical/bootstrap"
     zipped="target/lambda-zips/$logical.zip"
     mkdir -p target/lambda-zips

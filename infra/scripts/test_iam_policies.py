@@ -12,7 +12,10 @@ grant must be on TimerQueue alone, with the KMS calls SQS makes for a sender of 
 arm timers is also stated by hand (TIMER_USERS), so that a scan that stopped finding calls cannot pass by finding none.
 The adapter's receiving side (TimerInbox: receive, acknowledge) is for processes that poll (the local runner, the
 contract suite); in AWS the event source mapping polls with what SAM attaches for the SQS event, so it needs no grant
-here and is not scanned.
+here and is not scanned. The media job queue (`MediaJobQueue::enqueue`, the same adapter file) is checked the same
+way on MediaJobsQueue: a function may send to it exactly when its crate calls `.enqueue(` on its jobs, and
+JOB_USERS states which by hand. The validator and the media worker are two binaries of one crate, so the scan gives
+them the same needs; what each may touch in the bucket (uploads/, renditions/) is stated in the template.
 
 S3 is the blob ports (`BlobStore`, `PartWriter`), adapter shared/src/adapters/s3.rs, mapped the same way (a PUT that
 sets tags also needs PutObjectTagging); a function needs them for the port methods it calls on its blob store
@@ -36,6 +39,7 @@ PORTS = ROOT / "shared/src/ports.rs"
 FUNCTIONS = {
     "IntakeApiFunction": "functions/intake-api",
     "MediaValidatorFunction": "functions/media-validator",
+    "MediaWorkerFunction": "functions/media-validator",
     "PublisherFunction": "functions/publisher",
 }
 
@@ -108,7 +112,17 @@ BLOB_CALL = re.compile(r"\b(?:blobs|store|writer)(?:\s*\.\s*(?:clone|as_ref)\s*\
 # The timer port's one method, and the functions that arm timers: the intake (posts due now), the validator (posts
 # waiting for a verdict) and the publisher (the tick and its re-arms).
 TIMER_METHOD = "schedule"
-TIMER_USERS = {"IntakeApiFunction", "MediaValidatorFunction", "PublisherFunction"}
+TIMER_USERS = {"IntakeApiFunction", "MediaValidatorFunction", "MediaWorkerFunction", "PublisherFunction"}
+# The media job queue's one method, and the functions that queue jobs: the intake (URL imports), the validator and
+# the worker (remuxes over the validator's limit; the worker's imports can produce one).
+JOB_METHOD = "enqueue"
+JOB_USERS = {"IntakeApiFunction", "MediaValidatorFunction", "MediaWorkerFunction"}
+# `deps.jobs.enqueue(`, `jobs.0.enqueue(`, `MediaJobQueue::enqueue(`.
+JOB_CALL = re.compile(
+    r"(?:\bjobs(?:\s*\.\s*(?:0|clone\s*\(\s*\)|as_ref\s*\(\s*\)))*\s*\.\s*enqueue|\bMediaJobQueue\s*::\s*enqueue)\s*\("
+)
+# Which queue each port's grant must name.
+QUEUE_OF = {TIMER_METHOD: "TimerQueue.Arn", JOB_METHOD: "MediaJobsQueue.Arn"}
 # `self.timer.schedule(`, `state.timer\n    .schedule(`, `timer.clone().schedule(`, `Timer::schedule(`; not
 # `announce_schedule(` or `settle_schedule(`.
 TIMER_CALL = re.compile(
@@ -261,14 +275,13 @@ def granted_actions(resource, service):
 
 
 def sqs_grants(resource):
-    """(actions, resources) of the function's Allow statements that name SQS actions."""
-    actions, resources = set(), set()
+    """Queue -> the SQS actions the function's Allow statements grant on it."""
+    grants = {}
     for statement in allow_statements(resource):
         named = {action for action in as_list(statement.get("Action")) if action.startswith("sqs:")}
-        if named:
-            actions |= named
-            resources |= set(as_list(statement.get("Resource")))
-    return actions, resources
+        for queue in as_list(statement.get("Resource")) if named else []:
+            grants[queue] = grants.get(queue, set()) | named
+    return grants
 
 
 def kms_through_sqs(resource):
@@ -281,16 +294,35 @@ def kms_through_sqs(resource):
     return actions
 
 
-def timer_consumers():
-    """Functions with an SQS event on the timer queue, with that event's properties."""
+def queue_consumers(queue="TimerQueue.Arn"):
+    """Functions with an SQS event on the queue, with that event's properties."""
     consumers = {}
     for name, resource in template()["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
             continue
         for event in resource["Properties"].get("Events", {}).values():
-            if event.get("Type") == "SQS" and event["Properties"].get("Queue") == "TimerQueue.Arn":
+            if event.get("Type") == "SQS" and event["Properties"].get("Queue") == queue:
                 consumers[name] = event["Properties"]
     return consumers
+
+
+def timer_consumers():
+    return queue_consumers("TimerQueue.Arn")
+
+
+def queues_jobs(crate):
+    """Whether the crate (or a shared module it uses) queues media jobs; comments do not count."""
+    return any(JOB_CALL.search(re.sub(r"//[^\n]*", "", source)) for source in linked_sources(crate))
+
+
+def queues_needed(crate):
+    """The queues the crate sends to, by the port methods it calls."""
+    needed = set()
+    if arms_timers(crate):
+        needed.add(QUEUE_OF[TIMER_METHOD])
+    if queues_jobs(crate):
+        needed.add(QUEUE_OF[JOB_METHOD])
+    return needed
 
 
 def arms_timers(crate):
@@ -422,46 +454,45 @@ class DynamoDbGrants(unittest.TestCase):
 
 
 class SqsGrants(unittest.TestCase):
-    """The timer queue: only the functions that arm timers may send to it, and they may do nothing else with SQS."""
+    """The timer queue and the media job queue: only the functions that use a port may send to its queue, and they may
+    do nothing else with SQS."""
 
     def sqs_adapter_actions(self):
-        self.assertTrue(SQS_ADAPTER.exists(), f"{SQS_ADAPTER.relative_to(ROOT)}: the timer adapter the grants are for")
+        self.assertTrue(SQS_ADAPTER.exists(), f"{SQS_ADAPTER.relative_to(ROOT)}: the adapter the grants are for")
         actions, unknown = adapter_actions(SQS_ADAPTER, SQS_SDK_TO_IAM)
         self.assertEqual(unknown, set())
         self.assertEqual(client_calls_outside_the_table(SQS_ADAPTER, SQS_SDK_TO_IAM), set())
-        self.assertIn(TIMER_METHOD, actions, f"the SQS adapter has no `fn {TIMER_METHOD}` (the Timer port's method)")
+        for method in (TIMER_METHOD, JOB_METHOD):
+            self.assertIn(method, actions, f"the SQS adapter has no `fn {method}`")
         return actions
 
-    def test_the_timer_adapter_sends_in_batches_and_needs_only_sqs_send_message(self):
+    def test_the_adapter_sends_wakeups_in_batches_and_jobs_one_by_one_and_needs_only_sqs_send_message(self):
         actions = self.sqs_adapter_actions()
         self.assertIn("send_message_batch", CLIENT_CALL.findall(without_tests(SQS_ADAPTER.read_text())))
         self.assertEqual(actions[TIMER_METHOD], {"sqs:SendMessage"})
+        self.assertEqual(actions[JOB_METHOD], {"sqs:SendMessage"})
 
-    def test_the_functions_that_arm_timers_are_the_intake_the_validator_and_the_publisher(self):
+    def test_the_functions_that_arm_timers_are_the_intake_the_validator_the_worker_and_the_publisher(self):
         # Stated by hand as well as derived: a scan that finds no call at all must fail, not pass with no grants.
         found = {resource for resource, crate in FUNCTIONS.items() if arms_timers(crate)}
         self.assertEqual(found, TIMER_USERS)
 
-    def test_each_function_is_granted_exactly_the_sqs_actions_its_code_calls_on_the_timer_queue_only(self):
+    def test_the_functions_that_queue_media_jobs_are_the_intake_the_validator_and_the_worker(self):
+        found = {resource for resource, crate in FUNCTIONS.items() if queues_jobs(crate)}
+        self.assertEqual(found, JOB_USERS)
+
+    def test_each_function_is_granted_exactly_the_sqs_actions_its_code_calls_on_exactly_the_queues_it_uses(self):
         actions = self.sqs_adapter_actions()
         for resource, crate in FUNCTIONS.items():
             with self.subTest(function=resource):
-                needed = actions[TIMER_METHOD] if arms_timers(crate) else set()
-                granted, resources = sqs_grants(resource)
-                self.assertEqual(
-                    granted,
-                    needed,
-                    f"{resource}: granted but unused {sorted(granted - needed)}, "
-                    f"used but not granted {sorted(needed - granted)}",
-                )
-                if granted:
-                    self.assertEqual(resources, {"TimerQueue.Arn"})
+                needed = {queue: actions[method] for method, queue in QUEUE_OF.items() if queue in queues_needed(crate)}
+                self.assertEqual(sqs_grants(resource), needed)
 
-    def test_kms_through_sqs_is_granted_to_the_senders_and_the_consumer_only(self):
-        consumers = timer_consumers()
+    def test_kms_through_sqs_is_granted_to_the_senders_and_the_consumers_only(self):
+        consumers = set(timer_consumers()) | set(queue_consumers("MediaJobsQueue.Arn"))
         for resource, crate in FUNCTIONS.items():
             with self.subTest(function=resource):
-                needed = set(SQS_SENDER_KMS) if arms_timers(crate) else set()
+                needed = set(SQS_SENDER_KMS) if queues_needed(crate) else set()
                 if resource in consumers:
                     needed.add("kms:Decrypt")
                 self.assertEqual(kms_through_sqs(resource), needed)
@@ -476,13 +507,25 @@ class SqsGrants(unittest.TestCase):
         reserved = template()["Resources"]["PublisherFunction"]["Properties"]["ReservedConcurrentExecutions"]
         self.assertLess(event["ScalingConfig"]["MaximumConcurrency"], reserved, "the mapping would be throttled")
 
-    def test_the_queue_url_reaches_exactly_the_functions_that_arm_timers(self):
+    def test_the_worker_consumes_the_job_queue_one_job_at_a_time_within_its_reservation(self):
+        consumers = queue_consumers("MediaJobsQueue.Arn")
+        self.assertEqual(set(consumers), {"MediaWorkerFunction"})
+        event = consumers["MediaWorkerFunction"]
+        self.assertIn("ReportBatchItemFailures", event.get("FunctionResponseTypes", []))
+        self.assertEqual(event["BatchSize"], 1, "each job gets the whole 15 minutes")
+        worker = template()["Resources"]["MediaWorkerFunction"]["Properties"]
+        self.assertLessEqual(event["ScalingConfig"]["MaximumConcurrency"], worker["ReservedConcurrentExecutions"])
+        queue = template()["Resources"]["MediaJobsQueue"]["Properties"]
+        self.assertGreaterEqual(queue["VisibilityTimeout"], worker["Timeout"], "a job would come back mid-run")
+
+    def test_each_queue_url_reaches_exactly_the_functions_that_use_it(self):
         resources = template()["Resources"]
-        for resource in FUNCTIONS:
-            with self.subTest(function=resource):
-                variables = resources[resource]["Properties"].get("Environment", {}).get("Variables", {})
-                self.assertEqual("TIMER_QUEUE_URL" in variables, resource in TIMER_USERS)
-        self.assertNotIn("TIMER_QUEUE_URL", template()["Globals"]["Function"]["Environment"]["Variables"])
+        for variable, users in (("TIMER_QUEUE_URL", TIMER_USERS), ("MEDIA_JOBS_QUEUE_URL", JOB_USERS)):
+            for resource in FUNCTIONS:
+                with self.subTest(function=resource, variable=variable):
+                    variables = resources[resource]["Properties"].get("Environment", {}).get("Variables", {})
+                    self.assertEqual(variable in variables, resource in users)
+            self.assertNotIn(variable, template()["Globals"]["Function"]["Environment"]["Variables"])
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 //!   write that caused them.
 //! - [`config`] and [`telemetry`]: typed configuration that fails at start, and logging; [`secrets`]: the
 //!   Secrets Manager values laid over the configuration at cold start.
+//! - [`media_jobs`]: the long media jobs (URL imports, large remuxes) the media worker runs from a queue.
 //! - [`webhook_dedupe`]: each TikTok webhook delivery applied once, however often it is redelivered or replayed.
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod domain;
 pub mod events;
 pub mod ids;
+pub mod media_jobs;
 pub mod outbox;
 pub mod ports;
 pub mod rules;

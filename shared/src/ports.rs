@@ -441,3 +441,34 @@ pub trait TimerInbox: Send + Sync {
     async fn receive(&self, wait: std::time::Duration) -> Result<Vec<TimerDelivery>, TimerError>;
     async fn acknowledge(&self, delivery: &TimerDelivery) -> Result<(), TimerError>;
 }
+
+/// One received media job, for acknowledgement. `receipt` is the adapter's handle on it (SQS's receipt handle).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobDelivery {
+    pub id: String,
+    pub receipt: String,
+    pub job: crate::media_jobs::MediaJob,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobQueueError {
+    /// The queue refused the job or could not be reached: nothing will run it.
+    #[error("media job queue unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Hands long media jobs (URL imports, large remuxes) to the media worker: an SQS queue in AWS, an in-process queue
+/// on one machine. `Ok` means the job will run at least once.
+#[async_trait]
+pub trait MediaJobQueue: Send + Sync {
+    async fn enqueue(&self, job: &crate::media_jobs::MediaJob) -> Result<(), JobQueueError>;
+}
+
+/// The receiving end of a [`MediaJobQueue`] for a process that pulls (the local runner, the contract suite). In AWS
+/// the worker's event source mapping does this.
+#[async_trait]
+pub trait MediaJobInbox: Send + Sync {
+    /// The jobs waiting, up to 10, waiting up to `wait` for the first.
+    async fn receive(&self, wait: std::time::Duration) -> Result<Vec<JobDelivery>, JobQueueError>;
+    async fn acknowledge(&self, delivery: &JobDelivery) -> Result<(), JobQueueError>;
+}

@@ -211,6 +211,12 @@ impl EventInbox for SqsInbox {
 /// A fresh queue, as template.yaml's TimerQueue but with a one-second visibility timeout so that the contract sees
 /// an unacknowledged delivery come again quickly; and the timer on it.
 pub async fn sqs_timer(conf: &SdkConfig) -> anyhow::Result<shared::adapters::sqs::SqsTimer> {
+    let (sqs, queue_url) = queue_redelivering_after_a_second(conf).await?;
+    Ok(shared::adapters::sqs::SqsTimer::new(sqs, queue_url))
+}
+
+/// A fresh queue with a one-second visibility timeout, and a client for it.
+async fn queue_redelivering_after_a_second(conf: &SdkConfig) -> anyhow::Result<(aws_sdk_sqs::Client, String)> {
     let sqs = aws_sdk_sqs::Client::new(conf);
     let queue_url = sqs
         .create_queue()
@@ -218,9 +224,16 @@ pub async fn sqs_timer(conf: &SdkConfig) -> anyhow::Result<shared::adapters::sqs
         .attributes(QueueAttributeName::VisibilityTimeout, "1")
         .send()
         .await
-        .context("creating the timer queue")?
+        .context("creating the queue")?
         .queue_url()
         .context("the new queue's URL")?
         .to_owned();
-    Ok(shared::adapters::sqs::SqsTimer::new(sqs, queue_url))
+    Ok((sqs, queue_url))
+}
+
+/// A fresh queue, as template.yaml's MediaJobsQueue but with a one-second visibility timeout so that the contract
+/// sees an unacknowledged job come again quickly; and the job queue on it.
+pub async fn sqs_media_jobs(conf: &SdkConfig) -> anyhow::Result<shared::adapters::sqs::SqsMediaJobs> {
+    let (sqs, queue_url) = queue_redelivering_after_a_second(conf).await?;
+    Ok(shared::adapters::sqs::SqsMediaJobs::new(sqs, queue_url))
 }

@@ -1,15 +1,18 @@
 //! Every port contract against the AWS adapters, on moto server: DynamoDB, S3, EventBridge (delivering to SQS) and
-//! the SQS timer.
+//! the SQS timer and the SQS media job queue.
 //! Test names say `against_moto`, so the output shows these ran rather than being skipped.
 
 use postato_tests::{
     contracts::{
         blobs::{blob_store_contract, HttpUploader},
         events::event_sink_contract,
+        media_jobs::media_jobs_contract,
         store,
         timer::timer_contract,
     },
-    moto::{dynamo_stores, event_bus_to_queue, moto_endpoint, moto_sdk_config, s3_blob_store, sqs_timer},
+    moto::{
+        dynamo_stores, event_bus_to_queue, moto_endpoint, moto_sdk_config, s3_blob_store, sqs_media_jobs, sqs_timer,
+    },
 };
 
 macro_rules! dynamodb_contracts {
@@ -71,6 +74,13 @@ async fn sqs_against_moto_timer_contract() -> anyhow::Result<()> {
     let Some(endpoint) = moto_endpoint() else { return Ok(()) };
     let timer = sqs_timer(&moto_sdk_config(&endpoint).await).await?;
     timer_contract(&timer, std::time::Duration::from_secs(1)).await
+}
+
+#[tokio::test]
+async fn sqs_against_moto_media_jobs_contract() -> anyhow::Result<()> {
+    let Some(endpoint) = moto_endpoint() else { return Ok(()) };
+    let queue = sqs_media_jobs(&moto_sdk_config(&endpoint).await).await?;
+    media_jobs_contract(&queue, std::time::Duration::from_secs(1)).await
 }
 
 /// The lifecycle rule that deletes abandoned uploads (template.yaml) relies on this: an upload through the presigned

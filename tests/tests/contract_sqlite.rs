@@ -1,5 +1,5 @@
 //! Every port contract against the embedded adapters: SQLite (in memory and on a file), the local blob folder, and
-//! the in-process event bus with its JSON-lines journal, and the in-process timer.
+//! the in-process event bus with its JSON-lines journal, the in-process timer and the in-process media job queue.
 
 use std::{sync::Arc, time::Duration};
 
@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use postato_tests::contracts::{
     blobs::{blob_store_contract, LocalRouteUploader},
     events::{event_sink_contract, EventInbox},
+    media_jobs::media_jobs_contract,
     store,
     timer::timer_contract,
 };
@@ -130,4 +131,14 @@ async fn local_event_sink_contract() -> anyhow::Result<()> {
 async fn local_timer_contract() -> anyhow::Result<()> {
     let redelivery = Duration::from_secs(1);
     timer_contract(&shared::adapters::local_timer::LocalTimer::new(redelivery), redelivery).await
+}
+
+#[tokio::test]
+async fn local_media_jobs_contract() -> anyhow::Result<()> {
+    let redelivery = Duration::from_secs(1);
+    media_jobs_contract(
+        &shared::adapters::local_jobs::LocalMediaJobs::new(redelivery),
+        redelivery,
+    )
+    .await
 }

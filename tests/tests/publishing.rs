@@ -1049,43 +1049,65 @@ async fn when_ticks_overlap_should_arm_each_post_once_and_the_overdue_again() ->
 }
 
 /// A post due while its media is still on its way puts itself on the media's waiting list (the validator wakes it
-/// when the verdict lands, see media-validator's handler tests) and looks again on its own only as a safety net.
+/// when the verdict lands, see media-validator's handler tests) and looks again on its own only as a safety net. The
+/// same for an accepted transport stream whose MP4 rendition the media worker is still making (issue 13; the worker
+/// wakes it, see media-validator's `tests/worker.rs`).
 #[tokio::test]
-async fn when_media_is_still_validating_the_post_waits_on_it_to_be_woken_by_the_verdict() -> anyhow::Result<()> {
-    use shared::domain::MediaStatus;
-    let p = Publishing::start(by_hand()).await?;
-    let account = p.connect(AccountSpec::public()).await?;
-    let video = p.video(4096, 10_000).await?;
-    p.edit_media(&video, |media| media.status = MediaStatus::Validating)
-        .await?;
-    let post = p
-        .schedule(
-            &account,
-            PostType::Video,
-            vec![video.clone()],
-            Utc::now(),
-            private_video_options(),
-        )
-        .await?;
+async fn when_media_is_still_validating_or_its_rendition_pending_the_post_waits_on_it_to_be_woken() -> anyhow::Result<()>
+{
+    use shared::domain::{Media, MediaStatus, Rendition, RenditionStatus};
+    fn still_validating(media: &mut Media) {
+        media.status = MediaStatus::Validating;
+    }
+    fn rendition_pending(media: &mut Media) {
+        if let Some(verdict) = media.verdict.as_mut() {
+            verdict.rendition = Some(Rendition {
+                container: "mp4".into(),
+                size_bytes: 0,
+                status: RenditionStatus::Pending,
+                etag: None,
+            });
+        }
+    }
+    type Pending = fn(&mut Media);
+    let cases: [(&str, Pending); 2] = [
+        ("validating", still_validating),
+        ("rendition pending", rendition_pending),
+    ];
+    for (case, pending) in cases {
+        let p = Publishing::start(by_hand()).await?;
+        let account = p.connect(AccountSpec::public()).await?;
+        let video = p.video(4096, 10_000).await?;
+        p.edit_media(&video, pending).await?;
+        let post = p
+            .schedule(
+                &account,
+                PostType::Video,
+                vec![video.clone()],
+                Utc::now(),
+                private_video_options(),
+            )
+            .await?;
 
-    let started = Utc::now();
-    let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
-    let publisher::Handled::Waiting { until } = handled else {
-        panic!("expected to wait for the verdict, got {handled:?}")
-    };
-    assert!(
-        until - started >= Duration::seconds(25),
-        "the safety-net look, not a poll: {until}"
-    );
-    let media = p.stores.media.get_media(&video).await?.expect("media");
-    assert_eq!(media.waiting_posts, vec![post.clone()]);
+        let started = Utc::now();
+        let handled = publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+        let publisher::Handled::Waiting { until } = handled else {
+            panic!("{case}: expected to wait for the media, got {handled:?}")
+        };
+        assert!(
+            until - started >= Duration::seconds(25),
+            "{case}: the safety-net look, not a poll: {until}"
+        );
+        let media = p.stores.media.get_media(&video).await?.expect("media");
+        assert_eq!(media.waiting_posts, vec![post.clone()], "{case}");
 
-    // A second look (the safety net, or a duplicate delivery) does not list the post twice.
-    publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
-    let media = p.stores.media.get_media(&video).await?.expect("media");
-    assert_eq!(media.waiting_posts, vec![post]);
-    assert_eq!(inits(&p), 0);
-    p.stop().await;
+        // A second look (the safety net, or a duplicate delivery) does not list the post twice.
+        publisher::handle_due(&p.deps, &post, Utc::now() + Duration::minutes(15)).await?;
+        let media = p.stores.media.get_media(&video).await?.expect("media");
+        assert_eq!(media.waiting_posts, vec![post], "{case}");
+        assert_eq!(inits(&p), 0, "{case}");
+        p.stop().await;
+    }
     Ok(())
 }
 

@@ -1,9 +1,12 @@
 //! The intake function's configuration.
 
+use std::sync::Arc;
+
 use chrono::Duration;
 use shared::{
     adapters::aws::AwsResources,
     config::{ConfigError, EnvVars},
+    ports::MediaJobQueue,
     tiktok::{TikTokConfig, TokenCipher},
 };
 
@@ -17,18 +20,18 @@ pub struct IntakeSettings {
     /// `CONNECT_SUCCESS_URL`: where the OAuth callback sends the browser afterwards, with `?accountId=` (or `?error=`
     /// and `errorDescription=`). Unset, the callback answers JSON.
     pub connect_success_url: Option<String>,
-    /// Starts fetching a media's `sourceUrl` in the background (issue 13 §2). The local runner sets it; in AWS it is
-    /// not wired yet, and `sourceUrl` is refused.
-    pub importer: Option<ImportHook>,
+    /// Where a media's `sourceUrl` import is handed to the media worker (issue 13 §2): the SQS queue in AWS
+    /// (`MEDIA_JOBS_QUEUE_URL`), the in-process queue in the local runner. Without one `sourceUrl` is refused.
+    pub media_jobs: Option<MediaJobs>,
 }
 
-/// Called with a media created `importing` and its URL; must return at once (the import runs in the background).
+/// The media worker's queue, as the settings hold it.
 #[derive(Clone)]
-pub struct ImportHook(pub std::sync::Arc<dyn Fn(shared::ids::MediaId, String) + Send + Sync>);
+pub struct MediaJobs(pub Arc<dyn MediaJobQueue>);
 
-impl std::fmt::Debug for ImportHook {
+impl std::fmt::Debug for MediaJobs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ImportHook")
+        f.write_str("MediaJobs")
     }
 }
 
@@ -38,7 +41,7 @@ impl Default for IntakeSettings {
             app_audited: false,
             upload_url_ttl: Duration::minutes(15),
             connect_success_url: None,
-            importer: None,
+            media_jobs: None,
         }
     }
 }
@@ -56,7 +59,7 @@ impl IntakeSettings {
             app_audited: env.flag("TIKTOK_APP_AUDITED", false)?,
             upload_url_ttl: Duration::minutes(minutes),
             connect_success_url: env.optional_url("CONNECT_SUCCESS_URL")?,
-            importer: None,
+            media_jobs: None,
         })
     }
 }
@@ -67,6 +70,8 @@ pub struct IntakeConfig {
     pub resources: AwsResources,
     /// `TIMER_QUEUE_URL`: the publisher's timer queue, to arm posts due before the next schedule tick.
     pub timer_queue_url: String,
+    /// `MEDIA_JOBS_QUEUE_URL`: the media worker's queue, where `sourceUrl` imports go.
+    pub media_jobs_queue_url: String,
     pub settings: IntakeSettings,
     /// `TIKTOK_*`: the app's credentials (the client secret also verifies webhooks) and its redirect URI.
     pub tiktok: TikTokConfig,
@@ -79,6 +84,7 @@ impl IntakeConfig {
         Ok(Self {
             resources: AwsResources::from_env(env)?,
             timer_queue_url: env.required("TIMER_QUEUE_URL")?,
+            media_jobs_queue_url: env.required("MEDIA_JOBS_QUEUE_URL")?,
             settings: IntakeSettings::from_env(env)?,
             tiktok: TikTokConfig::from_env(env)?,
             token_cipher: TokenCipher::from_env(env)?,
@@ -96,6 +102,7 @@ mod tests {
             ("MEDIA_BUCKET", "media".into()),
             ("EVENT_BUS_NAME", "bus".into()),
             ("TIMER_QUEUE_URL", "http://sqs.local/timer".into()),
+            ("MEDIA_JOBS_QUEUE_URL", "http://sqs.local/jobs".into()),
             ("TIKTOK_CLIENT_KEY", "client-key".into()),
             ("TIKTOK_CLIENT_SECRET", "client-secret-value".into()),
             (
@@ -125,7 +132,12 @@ mod tests {
 
     #[test]
     fn when_a_tiktok_variable_or_the_token_key_is_missing_should_name_it() {
-        for missing in ["TIKTOK_CLIENT_SECRET", "TIKTOK_REDIRECT_URI", "TOKEN_ENCRYPTION_KEY"] {
+        for missing in [
+            "TIKTOK_CLIENT_SECRET",
+            "TIKTOK_REDIRECT_URI",
+            "TOKEN_ENCRYPTION_KEY",
+            "MEDIA_JOBS_QUEUE_URL",
+        ] {
             let env = EnvVars::from_pairs(complete_env().into_iter().filter(|(name, _)| *name != missing));
             assert_eq!(IntakeConfig::from_env(&env).err(), Some(ConfigError::Missing(missing)));
         }

@@ -9,7 +9,7 @@ use axum::{
 use serde::Serialize;
 use shared::{
     accounts::TokenError,
-    ports::{BlobError, StoreError},
+    ports::{BlobError, JobQueueError, StoreError},
     rules::Violation,
     tiktok::{CipherError, ErrorClass, TikTokError},
 };
@@ -121,6 +121,13 @@ impl From<StoreError> for ApiError {
             )]),
             other => Self::internal(other),
         }
+    }
+}
+
+/// A queue that refused a job: nothing will run it, and the caller may try again.
+impl From<JobQueueError> for ApiError {
+    fn from(error: JobQueueError) -> Self {
+        Self::Unavailable(Box::new(error))
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
-use intake_api::{config::IntakeConfig, AppState, Deps};
+use intake_api::{
+    config::{IntakeConfig, MediaJobs},
+    AppState, Deps,
+};
 use shared::{accounts::TokenService, adapters::aws::AwsAdapters, config::EnvVars, tiktok::TikTokClient, SystemClock};
 
 #[tokio::main]
@@ -22,6 +25,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         clock.clone(),
     );
     let timer = aws.timer(&config.timer_queue_url);
+    let mut settings = config.settings;
+    settings.media_jobs = Some(MediaJobs(aws.media_jobs(&config.media_jobs_queue_url)));
     let state = AppState::new(Deps {
         stores: aws.stores,
         blobs: aws.blobs,
@@ -29,7 +34,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         timer,
         clock,
         tokens,
-        settings: config.settings,
+        settings,
     });
     tracing::info!(init_ms = started.elapsed().as_millis() as u64, "initialised");
     lambda_http::run(intake_api::router(state)).await

@@ -143,7 +143,8 @@ pub struct CreateMediaRequest {
     /// the media is `importing`, then validated like an upload). Private, loopback, link-local and metadata
     /// addresses are refused, at most 3 redirects are followed; failures end the media `invalid` with
     /// `source_unreachable`, `source_too_large`, `source_forbidden_address`, `source_scheme_refused`,
-    /// `source_too_many_redirects` or `source_timeout`.
+    /// `source_too_many_redirects` or `source_timeout`. The fetch runs in the media worker (SQS-triggered in AWS);
+    /// when the import cannot be queued the answer is 503 and nothing is fetched.
     #[schema(max_length = 2048)]
     source_url: Option<String>,
 }

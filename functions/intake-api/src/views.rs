@@ -142,8 +142,11 @@ pub struct VerdictView {
 pub struct RenditionView {
     /// `mp4`.
     pub container: String,
+    /// 0 while `pending`.
     pub size_bytes: u64,
-    /// `ready`: stored, and what the publisher sends.
+    /// `ready`: stored, and what the publisher sends. `pending`: a transport stream too large to remux while
+    /// validating (over 1 GB in AWS) is being remuxed by the media worker; posts due meanwhile wait for it, and the
+    /// media ends `valid` with it `ready` (a second `media.validated`) or `invalid` with `remux_failed`.
     pub status: RenditionStatus,
 }
 

@@ -7,12 +7,18 @@ use axum::{
     body::Body,
     http::{header, Method, Request, StatusCode},
 };
+use std::sync::Arc;
+
 use bytes::Bytes;
+use intake_api::config::MediaJobs;
 use serde_json::{json, Value};
 use shared::{
+    adapters::local_jobs::LocalMediaJobs,
     domain::{AccountStatus, Failure, Media, MediaKind, MediaStatus, PostStatus},
     events::EventType,
-    ports::{BlobError, BlobStore},
+    ids::MediaId,
+    media_jobs::MediaJob,
+    ports::{BlobError, BlobStore, JobQueueError, MediaJobInbox, MediaJobQueue},
 };
 use support::{account_record, TestApp};
 
@@ -1267,10 +1273,11 @@ async fn when_media_is_announced_should_return_an_upload_target_and_refuse_overs
     }
 }
 
-/// Issue 13 §2: `sourceUrl` instead of an upload. Without an importer (AWS, for now) it is refused before anything is
-/// stored; with one, the media starts `importing`, no upload URL is returned, and the importer gets the URL.
+/// Issue 13 §2: `sourceUrl` instead of an upload. Without a media job queue it is refused before anything is stored;
+/// with one (SQS in AWS; here the in-process queue that stands for it) the media starts `importing`, no upload URL
+/// is returned, and an import job naming the media and the URL is queued for the media worker.
 #[tokio::test]
-async fn when_media_names_a_source_url_should_start_importing_or_refuse_where_unavailable() {
+async fn when_media_names_a_source_url_should_queue_an_import_or_refuse_where_unavailable() {
     let app = TestApp::new().await;
     let body = json!({"kind": "video", "sourceUrl": "https://cdn.example.com/clip.mp4"});
     let reply = app
@@ -1279,12 +1286,9 @@ async fn when_media_names_a_source_url_should_start_importing_or_refuse_where_un
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
     assert_eq!(reply.fields(), ["sourceUrl"]);
 
-    let started = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = started.clone();
+    let queue = Arc::new(LocalMediaJobs::new(std::time::Duration::from_secs(60)));
     let settings = intake_api::IntakeSettings {
-        importer: Some(intake_api::config::ImportHook(std::sync::Arc::new(move |id, url| {
-            seen.lock().unwrap().push((id, url));
-        }))),
+        media_jobs: Some(MediaJobs(queue.clone())),
         ..intake_api::IntakeSettings::default()
     };
     let app = TestApp::with_settings(settings).await;
@@ -1292,10 +1296,19 @@ async fn when_media_names_a_source_url_should_start_importing_or_refuse_where_un
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     assert_eq!(reply.body["status"], "importing");
     assert!(reply.body.get("upload").is_none(), "{}", reply.body);
-    let started = started.lock().unwrap().clone();
-    assert_eq!(started.len(), 1);
-    assert_eq!(started[0].0.as_str(), reply.body["id"].as_str().unwrap());
-    assert_eq!(started[0].1, "https://cdn.example.com/clip.mp4");
+    let queued = queue
+        .receive(std::time::Duration::ZERO)
+        .await
+        .expect("the in-process queue answers");
+    let jobs: Vec<MediaJob> = queued.into_iter().map(|delivery| delivery.job).collect();
+    let media_id: MediaId = reply.body["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        jobs,
+        [MediaJob::Import {
+            media_id,
+            url: "https://cdn.example.com/clip.mp4".into()
+        }]
+    );
 
     for bad in [json!("ftp://example.com/x.mp4"), json!("not a url"), json!(42)] {
         let reply = app
@@ -1499,4 +1512,45 @@ async fn when_a_post_goes_out_after_the_accounts_refresh_token_expires_should_pl
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
     assert_eq!(stored(&app, &soon_id).await.publish.keepalive_at, Some(renew_at));
+}
+
+/// A media job queue that refuses every job, remembering which media it was asked about.
+#[derive(Default)]
+struct RefusingQueue(std::sync::Mutex<Vec<MediaId>>);
+
+#[async_trait::async_trait]
+impl MediaJobQueue for RefusingQueue {
+    async fn enqueue(&self, job: &MediaJob) -> Result<(), JobQueueError> {
+        self.0.lock().unwrap().push(job.media_id().clone());
+        Err(JobQueueError::Unavailable("queue refused the message".into()))
+    }
+}
+
+/// Issue 13 §2: a queue that refuses the import job fails the request with a 503 (the caller retries) and the media
+/// created for it is closed `invalid` with `import_not_started`, never left `importing` with nothing coming.
+#[tokio::test]
+async fn when_the_import_queue_refuses_the_job_should_answer_503_and_close_the_media() {
+    let queue = Arc::new(RefusingQueue::default());
+    let settings = intake_api::IntakeSettings {
+        media_jobs: Some(MediaJobs(queue.clone())),
+        ..intake_api::IntakeSettings::default()
+    };
+    let app = TestApp::with_settings(settings).await;
+    let body = json!({"kind": "video", "sourceUrl": "https://cdn.example.com/clip.mp4"});
+    let reply = app.call(Method::POST, "/v1/media", Some(&app.a.key), Some(body)).await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+    assert_eq!(reply.body["error"]["code"], "service_unavailable");
+    assert!(!reply.body.to_string().contains("queue refused"), "{}", reply.body);
+    let asked = queue.0.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    let media = app
+        .stores
+        .media
+        .get_media(&asked[0])
+        .await
+        .unwrap()
+        .expect("the media was created");
+    assert_eq!(media.status, MediaStatus::Invalid);
+    let verdict = media.verdict.expect("a verdict says why");
+    assert_eq!(verdict.violations[0].code, "import_not_started");
 }

@@ -15,7 +15,10 @@ use shared::{
     domain::{Finding, Media, MediaKind, MediaStatus, MediaVerdict, Rendition, RenditionStatus},
     events::{Event, EventType},
     ids::{EventId, MediaId, PostId},
-    ports::{BlobError, BlobStore, EventError, EventSink, MediaRepo, StoreError, Timer, Wakeup},
+    media_jobs::MediaJob,
+    ports::{
+        BlobError, BlobStore, EventError, EventSink, JobQueueError, MediaJobQueue, MediaRepo, StoreError, Timer, Wakeup,
+    },
     Clock,
 };
 use tracing::{error, info, warn};
@@ -30,11 +33,11 @@ use crate::{
 };
 
 /// Compare-and-set attempts before giving up on a media record that keeps changing (the Lambda then retries).
-const MAX_WRITE_ATTEMPTS: u32 = 5;
+pub(crate) const MAX_WRITE_ATTEMPTS: u32 = 5;
 
 /// The largest transport stream the validator Lambda remuxes itself. Reads overlap the part uploads, so at an
-/// assumed 30 MB/s per S3 stream 1 GB costs ≈ 35 s of the function's 60 s. Larger ones need the remux to run where
-/// 4 GB fits (see the README, "Remux"), which is not wired yet; until then they keep the remux warning, as before.
+/// assumed 30 MB/s per S3 stream 1 GB costs ≈ 35 s of the function's 60 s. A larger one is accepted with its MP4
+/// rendition `pending` and a remux job for the media worker (15 minutes; see the README, "Remux").
 pub const LAMBDA_REMUX_MAX_BYTES: u64 = 1_000_000_000;
 
 /// What the validator needs from the world.
@@ -48,8 +51,10 @@ pub struct ValidatorDeps {
     pub clock: Arc<dyn Clock>,
     pub budget: Budget,
     /// The largest MPEG-TS remuxed to MP4 inside this invocation (the Lambda's 60 s bound it; the local runner
-    /// has no such limit). Larger ones keep the `container_needs_remux` warning and are sent as they are.
+    /// has no such limit). A larger one gets a pending rendition and a remux job on `jobs`.
     pub remux_max_bytes: u64,
+    /// The media worker's queue: remuxes too large for this invocation.
+    pub jobs: Arc<dyn MediaJobQueue>,
 }
 
 /// What happened to one object.
@@ -115,6 +120,12 @@ pub enum ValidatorError {
         event: &'static str,
         #[source]
         source: EventError,
+    },
+    #[error("queueing the remux of {media} failed")]
+    Enqueue {
+        media: MediaId,
+        #[source]
+        source: JobQueueError,
     },
     #[error("media {media} kept changing while its verdict was written ({MAX_WRITE_ATTEMPTS} attempts)")]
     Contention { media: MediaId },
@@ -227,26 +238,14 @@ pub async fn import_media(
         }),
         Err(ImportError::Failure(failure)) => {
             warn!(media_id = %media_id, code = failure.code(), reason = %failure, "import refused or failed");
-            let verdict = MediaVerdict {
-                accepted: false,
-                detected_kind: "unknown".into(),
-                violations: vec![Finding::new(
-                    failure.code(),
-                    format!(
-                        "The file could not be imported from its URL: {failure}. Use a public https URL of a file \
-                         within the guide's limits, or upload the file instead."
-                    ),
-                )],
-                warnings: Vec::new(),
-                info: Vec::new(),
-                facts: Default::default(),
-                fingerprint: None,
-                rendition_key: None,
-                rendition: None,
-                etag: None,
-                validated_at: deps.clock.now(),
-            };
-            write_import_failure(deps, media_id, verdict).await
+            let finding = Finding::new(
+                failure.code(),
+                format!(
+                    "The file could not be imported from its URL: {failure}. Use a public https URL of a file within \
+                     the guide's limits, or upload the file instead."
+                ),
+            );
+            write_import_failure(deps, media_id, MediaVerdict::refused(finding, deps.clock.now())).await
         }
     }
 }
@@ -313,7 +312,7 @@ async fn validate(
     }
     if let (Some(etag), Some(verdict)) = (event_etag, &media.verdict) {
         if verdict.etag.as_deref().map(normalise_etag) == Some(normalise_etag(etag)) {
-            announce(deps, &media, verdict).await?;
+            publish_verdict(deps, &media, verdict).await?;
             return Ok(Outcome::AlreadyValidated { media_id });
         }
     }
@@ -366,27 +365,33 @@ async fn validate(
         "probed"
     );
     let mut judgement = judge(&run.outcome, run.size, Some(media.kind));
-    let mut info = Vec::new();
-    let (rendition_key, rendition) = match make_rendition(deps, &media, &mut run, &mut judgement).await? {
-        Some(key) => (Some(key), None),
-        None => match remux_rendition(deps, &media, &run, &mut judgement, &mut info).await? {
-            Some((key, rendition)) => (Some(key), Some(rendition)),
-            None => (None, None),
-        },
-    };
-    let verdict = MediaVerdict {
+    let rendition_key = make_rendition(deps, &media, &mut run, &mut judgement).await?;
+    let remuxable = rendition_key.is_none() && remuxable(&media, &run, &judgement);
+    let mut verdict = MediaVerdict {
         accepted: judgement.accepted,
         detected_kind: judgement.kind.as_str().to_owned(),
         violations: judgement.violations,
         warnings: judgement.warnings,
-        info,
+        info: Vec::new(),
         facts: judgement.facts,
         fingerprint: run.outcome.as_ref().ok().and_then(|r| r.fingerprint).map(hex::encode),
         rendition_key,
-        rendition,
+        rendition: None,
         etag: Some(run.etag.clone()),
         validated_at: deps.clock.now(),
     };
+    if remuxable && run.size > deps.remux_max_bytes {
+        // Too large to copy within this invocation: accepted now, its MP4 made by the media worker (the job is
+        // queued once the verdict is stored), and posts wait for it as for a verdict.
+        verdict.rendition = Some(Rendition {
+            container: "mp4".into(),
+            size_bytes: 0,
+            status: RenditionStatus::Pending,
+            etag: None,
+        });
+    } else if remuxable {
+        remux_into_verdict(deps, &media, run.size, &mut verdict).await?;
+    }
     write_verdict(deps, &media_id, key, verdict).await
 }
 
@@ -448,32 +453,35 @@ async fn make_rendition(
     }
 }
 
-/// For an accepted MPEG-TS or MPEG-PS with H.264 (and AAC, or no audio), stores the MP4 remux the publisher will
-/// send: TikTok takes MP4 and neither of those. A stream that cannot be copied (lost packets, a splice, a picture
-/// that cannot be dated) cannot be published, so that is a violation; a store failure is transient and fails the
-/// record.
-async fn remux_rendition(
-    deps: &ValidatorDeps,
-    media: &Media,
-    run: &ProbeRun,
-    judgement: &mut Judgement,
-    info: &mut Vec<Finding>,
-) -> Result<Option<(String, Rendition)>, ValidatorError> {
-    let Ok(report) = &run.outcome else { return Ok(None) };
+/// An accepted MPEG-TS or MPEG-PS video with H.264 (and AAC, or no audio): TikTok takes MP4 and neither of those,
+/// and these streams can be copied into one without re-encoding.
+fn remuxable(media: &Media, run: &ProbeRun, judgement: &Judgement) -> bool {
+    let Ok(report) = &run.outcome else { return false };
     let copyable = report.video.as_ref().is_some_and(|v| v.codec == "h264")
         && report.audio.as_ref().is_none_or(|a| a.codec == "aac");
-    let Some(container) = judgement
-        .container
-        .filter(|c| matches!(c, Container::MpegTs | Container::MpegPs))
-    else {
-        return Ok(None);
+    let stream = matches!(judgement.container, Some(Container::MpegTs | Container::MpegPs));
+    judgement.accepted && stream && media.kind == MediaKind::Video && copyable
+}
+
+/// Remuxes the version of the upload that `verdict` is about (`size` bytes) into the media's MP4 rendition and
+/// records the outcome on the verdict: the rendition, ready, and the `sent_as_mp4` note; or, for a stream that
+/// cannot be copied (lost packets, a splice, a picture that cannot be dated) and so cannot be published, a
+/// violation. A store failure is transient and fails the record. Run by the validator for files it has time for,
+/// by the media worker for the others.
+pub(crate) async fn remux_into_verdict(
+    deps: &ValidatorDeps,
+    media: &Media,
+    size: u64,
+    verdict: &mut MediaVerdict,
+) -> Result<(), ValidatorError> {
+    let container = match verdict.facts.container.as_deref() {
+        Some("mpegps") => Container::MpegPs,
+        _ => Container::MpegTs,
     };
-    if !judgement.accepted || media.kind != MediaKind::Video || !copyable || run.size > deps.remux_max_bytes {
-        return Ok(None);
-    }
     let key = Media::mp4_rendition_key_for(&media.workspace_id, &media.id);
-    let etag = (!run.etag.is_empty()).then_some(run.etag.as_str());
-    match remux_object(deps.blobs.as_ref(), &media.object_key, etag, run.size, &key).await {
+    let etag = verdict.etag.as_deref().filter(|etag| !etag.is_empty());
+    verdict.rendition = None;
+    match remux_object(deps.blobs.as_ref(), &media.object_key, etag, size, &key).await {
         Ok((summary, written)) => {
             info!(
                 media_id = %media.id,
@@ -482,8 +490,8 @@ async fn remux_rendition(
                 bytes = written.size,
                 "remuxed to MP4"
             );
-            judgement.warnings.retain(|w| w.code != codes::CONTAINER_NEEDS_REMUX);
-            info.push(Finding::new(
+            verdict.warnings.retain(|w| w.code != codes::CONTAINER_NEEDS_REMUX);
+            verdict.info.push(Finding::new(
                 codes::SENT_AS_MP4,
                 format!(
                     "TikTok's posting API takes MP4, not an {}: the same video and audio, not re-encoded, were \
@@ -491,17 +499,19 @@ async fn remux_rendition(
                     container.name()
                 ),
             ));
-            let rendition = Rendition {
+            verdict.rendition_key = Some(key);
+            verdict.rendition = Some(Rendition {
                 container: "mp4".into(),
                 size_bytes: written.size,
                 status: RenditionStatus::Ready,
                 etag: Some(normalise_etag(&written.etag).to_owned()),
-            };
-            Ok(Some((key, rendition)))
+            });
+            Ok(())
         }
         Err(RemuxObjectError::Remux(reason)) => {
             warn!(media_id = %media.id, reason = %reason, "remux failed");
-            judgement.violation(
+            verdict.accepted = false;
+            verdict.violations.push(Finding::new(
                 codes::REMUX_FAILED,
                 format!(
                     "This {} could not be copied into an MP4 for TikTok ({reason}). Re-encode it: ffmpeg -i \
@@ -509,8 +519,8 @@ async fn remux_rendition(
                      +faststart OUTPUT.mp4",
                     container.name()
                 ),
-            );
-            Ok(None)
+            ));
+            Ok(())
         }
         Err(RemuxObjectError::Blob(source)) => Err(ValidatorError::StoreRendition {
             media: media.id.clone(),
@@ -543,7 +553,7 @@ async fn write_verdict(
             .as_ref()
             .filter(|v| v.etag.as_deref() == Some(etag.as_str()))
         {
-            announce(deps, &current, stored).await?;
+            publish_verdict(deps, &current, stored).await?;
             return Ok(Outcome::AlreadyValidated {
                 media_id: media_id.clone(),
             });
@@ -586,9 +596,10 @@ async fn write_verdict(
     })
 }
 
-/// Writes the verdict (and the status it implies) over `current` with a compare-and-set, then announces it. `None`
-/// when another writer changed the record first: the caller reads it again.
-async fn save_verdict(
+/// Writes the verdict (and the status it implies) over `current` with a compare-and-set, then announces it and
+/// wakes the posts waiting for it (unless its rendition is still to come). `None` when another writer changed the
+/// record first: the caller reads it again.
+pub(crate) async fn save_verdict(
     deps: &ValidatorDeps,
     current: &Media,
     verdict: &MediaVerdict,
@@ -603,10 +614,14 @@ async fn save_verdict(
     next.verdict = Some(verdict.clone());
     next.version += 1;
     next.updated_at = deps.clock.now();
-    let waiting = std::mem::take(&mut next.waiting_posts);
+    let waiting = if next.awaits_verdict_or_rendition() {
+        Vec::new()
+    } else {
+        std::mem::take(&mut next.waiting_posts)
+    };
     match deps.media.update_media(&next, current.version).await {
         Ok(()) => {
-            announce(deps, &next, verdict).await?;
+            publish_verdict(deps, &next, verdict).await?;
             wake_waiting_posts(deps, &current.id, waiting).await;
             Ok(Some(Outcome::Validated {
                 media_id: current.id.clone(),
@@ -641,6 +656,27 @@ async fn wake_waiting_posts(deps: &ValidatorDeps, media: &MediaId, waiting: Vec<
     }
 }
 
+/// Announces a stored verdict and, when its rendition is pending, queues the remux: after the store, so the worker
+/// finds what it must do, and again whenever the verdict is announced again (a retried event), so a queue that
+/// refused the job once costs a retry, never a rendition left pending. A duplicate job finds nothing to do.
+async fn publish_verdict(deps: &ValidatorDeps, media: &Media, verdict: &MediaVerdict) -> Result<(), ValidatorError> {
+    announce(deps, media, verdict).await?;
+    if verdict.rendition_pending() {
+        let job = MediaJob::Remux {
+            media_id: media.id.clone(),
+        };
+        deps.jobs
+            .enqueue(&job)
+            .await
+            .map_err(|source| ValidatorError::Enqueue {
+                media: media.id.clone(),
+                source,
+            })?;
+        info!(media_id = %media.id, "remux queued for the media worker");
+    }
+    Ok(())
+}
+
 /// Publishes `media.validated` or `media.rejected`. The event id is derived from the media and the version, so
 /// announcing the same verdict again (after a retry) produces the same id and consumers drop the duplicate.
 async fn announce(deps: &ValidatorDeps, media: &Media, verdict: &MediaVerdict) -> Result<(), ValidatorError> {
@@ -660,6 +696,7 @@ async fn announce(deps: &ValidatorDeps, media: &Media, verdict: &MediaVerdict) -
             "etag": verdict.etag,
             "fingerprint": verdict.fingerprint,
             "renditionKey": verdict.rendition_key,
+            "renditionStatus": verdict.rendition.as_ref().map(|r| r.status),
         }));
     if let Some(id) = stable_event_id(
         &media.id,

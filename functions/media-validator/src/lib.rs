@@ -7,6 +7,7 @@
 //! - `verdict`: the guide's rules over those facts, each violation with a stable code and what to do.
 //! - `source`: the one driver that feeds the probe from a range source (S3 through the BlobStore port, or a file).
 //! - `handler`: the S3-triggered Lambda's logic over the ports; `rendition`: the JPEG copy of a PNG.
+//! - `worker`: the media worker's jobs (URL imports, remuxes too large for the validator), from a queue.
 //!
 //! Without the default `service` feature the crate is only the probe (what the fuzzer builds).
 #![forbid(unsafe_code)]
@@ -28,6 +29,8 @@ pub mod rendition;
 pub mod source;
 #[cfg(feature = "service")]
 pub mod verdict;
+#[cfg(feature = "service")]
+pub mod worker;
 
 #[cfg(feature = "service")]
 pub use handler::{handle_s3_event, import_media, validate_object, Ignored, Outcome, ValidatorDeps, ValidatorError};

@@ -85,23 +85,29 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
             )));
         };
         match media.status {
-            MediaStatus::Valid => found.push(media),
             MediaStatus::Invalid => return Ok(Preflight::Fail(failure::media_rejected(&media))),
-            MediaStatus::PendingUpload | MediaStatus::Importing | MediaStatus::Validating => {
+            // An accepted transport stream whose MP4 rendition the media worker is still making waits like media
+            // still validating (issue 13).
+            _ if media.awaits_verdict_or_rendition() => {
                 let scheduled = post.scheduled_at.unwrap_or(now);
                 let deadline = scheduled + deps.settings.media_wait;
                 if now > deadline {
+                    let what = if media.status == MediaStatus::Valid {
+                        "still being remuxed to MP4; reschedule the post once its rendition is ready"
+                    } else {
+                        "still not uploaded and validated; upload it (PUT to its upload URL), then reschedule the post"
+                    };
                     return Ok(Preflight::Fail(Failure::new(
                         "media_not_ready",
                         format!(
-                            "media {} was still not uploaded and validated {} minutes after the scheduled time; \
-                             upload it (PUT to its upload URL), then reschedule the post",
+                            "media {} was {what} ({} minutes after the scheduled time)",
                             media.id,
                             deps.settings.media_wait.num_minutes()
                         ),
                     )));
                 }
-                // Woken by the validator the moment the verdict lands; the later look is only the safety net.
+                // Woken by the validator (or the media worker) the moment the verdict or rendition lands; the later
+                // look is only the safety net.
                 let next_look = if wait_for_verdict(deps, &media, post).await {
                     MEDIA_LOOK_WHEN_WAITING
                 } else {
@@ -111,6 +117,7 @@ pub(crate) async fn preflight(deps: &PublisherDeps, post: &Post) -> Result<Prefl
                     until: (now + next_look).min(deadline + Duration::seconds(1)),
                 });
             }
+            _ => found.push(media),
         }
     }
 

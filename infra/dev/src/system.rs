@@ -7,8 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 use anyhow::Context;
 use aws_lambda_events::event::s3::{S3Event, S3EventRecord};
 use futures::FutureExt;
-use intake_api::{config::ImportHook, AppState, Deps, IntakeSettings};
-use media_validator::{handle_s3_event, import::ImportPolicy, import_media, probe::Budget, ValidatorDeps};
+use intake_api::{config::MediaJobs, AppState, Deps, IntakeSettings};
+use media_validator::{handle_s3_event, import::ImportPolicy, probe::Budget, worker, ValidatorDeps};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use publisher::{PublisherDeps, PublisherSettings};
 use shared::{
@@ -17,12 +17,13 @@ use shared::{
         aws::{AwsAdapters, AwsResources},
         local_blobs::LocalBlobStore,
         local_events::LocalEventSink,
+        local_jobs::LocalMediaJobs,
         local_timer::LocalTimer,
         sqlite::SqliteStore,
     },
     domain::{Account, ApiKey, Workspace},
     events::Event,
-    ids::{AccountId, MediaId, WorkspaceId},
+    ids::{AccountId, WorkspaceId},
     ports::{BlobStore, EventError, EventSink, Stores},
     tiktok::{SecretString, TikTokClient, TokenCipher, TOKEN_KEY_VARIABLE},
     Clock, SystemClock,
@@ -133,7 +134,9 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         },
         timer.clone(),
     ));
-    // The validator runs in-process when the media live in local files (uploads and URL imports end there).
+    // The validator and the media worker run in-process when the media live in local files (uploads and URL imports
+    // end there); the worker takes its jobs from the in-process queue that stands for SQS.
+    let media_jobs = Arc::new(LocalMediaJobs::new(TIMER_REDELIVERY));
     let validator = adapters.local_blobs.as_ref().map(|_| {
         Arc::new(ValidatorDeps {
             media: adapters.stores.media.clone(),
@@ -142,8 +145,9 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
             timer: timer.clone(),
             clock: clock.clone(),
             budget: Budget::default(),
-            // No time limit here: every transport stream is remuxed.
+            // No time limit here: every transport stream is remuxed while validating.
             remux_max_bytes: u64::MAX,
+            jobs: media_jobs.clone(),
         })
     });
     // `POSTATO_IMPORT_ALLOW_LOOPBACK_HTTP=1` lets URL imports use plain http to loopback: for tests against local
@@ -162,9 +166,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         settings: IntakeSettings {
             app_audited: config.app_audited,
             connect_success_url: config.env.optional_url("CONNECT_SUCCESS_URL")?,
-            importer: validator
-                .clone()
-                .map(|validator| import_in_background(validator, import_policy)),
+            media_jobs: validator.is_some().then(|| MediaJobs(media_jobs.clone())),
             ..IntakeSettings::default()
         },
     });
@@ -172,6 +174,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
     let mut app = intake_api::router(state)
         .merge(composer::router(api_key.clone()))
         .merge(health::router(bus.clone()));
+    let validator_for_jobs = validator.clone();
     if let (Some(local_blobs), Some(validator)) = (&adapters.local_blobs, validator) {
         app = app.merge(local_routes::router(
             local_blobs.clone(),
@@ -181,6 +184,15 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
     }
 
     let (shutdown, mut stopping) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(validator) = validator_for_jobs {
+        tasks.push(tokio::spawn(worker::run_in_process(
+            validator,
+            import_policy,
+            media_jobs,
+            shutdown.subscribe(),
+        )));
+    }
     let publishing = tokio::spawn(publisher::in_process::run(
         publisher,
         timer,
@@ -196,6 +208,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         }
     });
 
+    tasks.extend([server, publishing]);
     let mut system = DevSystem {
         base_url,
         api_key,
@@ -207,7 +220,7 @@ pub async fn start(config: DevConfig) -> anyhow::Result<DevSystem> {
         sandbox: tiktok.sandbox,
         tiktok_settings: tiktok.shown,
         shutdown,
-        tasks: vec![server, publishing],
+        tasks,
     };
     match dev_account(&system, config.app_audited).await {
         Ok(account_id) => system.account_id = account_id,
@@ -337,19 +350,6 @@ async fn create_aws_resources(aws: &AwsAdapters, resources: &AwsResources) -> an
             .context("cannot create the bus")?;
     }
     Ok(())
-}
-
-/// Fetches a media's `sourceUrl` into its upload key and validates it, in the background: the API answers at once
-/// with the media `importing`.
-fn import_in_background(validator: Arc<ValidatorDeps>, policy: ImportPolicy) -> ImportHook {
-    ImportHook(Arc::new(move |media_id: MediaId, url: String| {
-        let (validator, policy) = (validator.clone(), policy.clone());
-        tokio::spawn(async move {
-            if let Err(error) = import_media(&validator, &policy, &media_id, &url).await {
-                tracing::error!(media_id = %media_id, error = %error, "importing from a URL failed");
-            }
-        });
-    }))
 }
 
 /// Runs the validator on every stored upload with the event S3 would send, as its ObjectCreated notification makes

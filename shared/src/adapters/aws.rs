@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
 
-use super::{dynamo::DynamoStore, eventbridge::EventBridgeSink, s3::S3BlobStore, sqs::SqsTimer};
+use super::{
+    dynamo::DynamoStore,
+    eventbridge::EventBridgeSink,
+    s3::S3BlobStore,
+    sqs::{SqsMediaJobs, SqsTimer},
+};
 use crate::{config::EnvVars, ports::Stores};
 
 /// The names of the stack's resources, from the functions' environment.
@@ -64,6 +69,11 @@ impl AwsAdapters {
     /// The publisher's timer queue (`TIMER_QUEUE_URL`), for the functions that arm wakeups.
     pub fn timer(&self, queue_url: &str) -> Arc<SqsTimer> {
         Arc::new(SqsTimer::new(self.sqs.clone(), queue_url))
+    }
+
+    /// The media worker's job queue (`MEDIA_JOBS_QUEUE_URL`), for the functions that hand it URL imports and remuxes.
+    pub fn media_jobs(&self, queue_url: &str) -> Arc<SqsMediaJobs> {
+        Arc::new(SqsMediaJobs::new(self.sqs.clone(), queue_url))
     }
 }
 

@@ -6,6 +6,7 @@
 //! | media bytes | [`s3::S3BlobStore`] | [`local_blobs::LocalBlobStore`] |
 //! | events out | [`eventbridge::EventBridgeSink`] | [`local_events::LocalEventSink`] ([`memory::RecordingEventSink`] in unit tests) |
 //! | timer (wakeups at instants) | [`sqs::SqsTimer`] | [`local_timer::LocalTimer`] |
+//! | media jobs (URL imports, large remuxes) | [`sqs::SqsMediaJobs`] | [`local_jobs::LocalMediaJobs`] |
 
 pub mod aws;
 pub(crate) mod batch_send;
@@ -14,6 +15,8 @@ pub mod dynamo;
 pub mod eventbridge;
 pub mod local_blobs;
 pub mod local_events;
+pub mod local_jobs;
+mod local_queue;
 pub mod local_timer;
 pub mod memory;
 pub mod s3;

@@ -1,19 +1,26 @@
 //! The timer in AWS: an SQS standard queue whose messages carry wakeups and wait out their delay (up to 15 minutes)
 //! in the queue, so nothing runs (or bills) until a post must be looked at. The publisher consumes it through a
 //! Lambda event source mapping; [`TimerInbox`] is the same consumption for a process that polls (the runner with
-//! `--backend aws`, the contract suite).
+//! `--backend aws`, the contract suite). [`SqsMediaJobs`] is the media worker's queue: one job a message, no delay.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::{types::SendMessageBatchRequestEntry, Client};
+use aws_sdk_sqs::{
+    types::{Message, SendMessageBatchRequestEntry},
+    Client,
+};
 use chrono::{DateTime, Utc};
 use futures::{stream, StreamExt};
 
 use super::batch_send::{deliver_with_retries, BatchFailure};
 use crate::{
     ids::PostId,
-    ports::{BoxError, Timer, TimerDelivery, TimerError, TimerInbox, Wakeup},
+    media_jobs::{decode_job, encode_job, MediaJob},
+    ports::{
+        BoxError, JobDelivery, JobQueueError, MediaJobInbox, MediaJobQueue, Timer, TimerDelivery, TimerError,
+        TimerInbox, Wakeup,
+    },
     timer::{decode_body, encode_body, plan_messages},
 };
 
@@ -102,18 +109,10 @@ impl Timer for SqsTimer {
 #[async_trait]
 impl TimerInbox for SqsTimer {
     async fn receive(&self, wait: Duration) -> Result<Vec<TimerDelivery>, TimerError> {
-        let wait_seconds = wait.as_secs().min(MAX_WAIT_SECONDS);
-        let output = self
-            .client
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(MAX_ENTRIES_PER_CALL as i32)
-            .wait_time_seconds(i32::try_from(wait_seconds).unwrap_or(0))
-            .send()
+        let messages = receive_messages(&self.client, &self.queue_url, wait)
             .await
-            .map_err(|e| TimerError::Unavailable(Box::new(e)))?;
-        Ok(output
-            .messages()
+            .map_err(TimerError::Unavailable)?;
+        Ok(messages
             .iter()
             .map(|message| {
                 let body = message.body().unwrap_or_default();
@@ -131,13 +130,95 @@ impl TimerInbox for SqsTimer {
     }
 
     async fn acknowledge(&self, delivery: &TimerDelivery) -> Result<(), TimerError> {
+        delete_message(&self.client, &self.queue_url, &delivery.receipt)
+            .await
+            .map_err(TimerError::Unavailable)
+    }
+}
+
+/// The media worker's queue (`MEDIA_JOBS_QUEUE_URL`): one [`MediaJob`] a message, consumed by the worker's event
+/// source mapping; [`MediaJobInbox`] is the same consumption for a process that polls (the contract suite).
+#[derive(Clone, Debug)]
+pub struct SqsMediaJobs {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsMediaJobs {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl MediaJobQueue for SqsMediaJobs {
+    async fn enqueue(&self, job: &MediaJob) -> Result<(), JobQueueError> {
         self.client
-            .delete_message()
+            .send_message()
             .queue_url(&self.queue_url)
-            .receipt_handle(&delivery.receipt)
+            .message_body(encode_job(job))
             .send()
             .await
-            .map_err(|e| TimerError::Unavailable(Box::new(e)))?;
+            .map_err(|e| JobQueueError::Unavailable(Box::new(e)))?;
         Ok(())
     }
+}
+
+#[async_trait]
+impl MediaJobInbox for SqsMediaJobs {
+    async fn receive(&self, wait: Duration) -> Result<Vec<JobDelivery>, JobQueueError> {
+        let messages = receive_messages(&self.client, &self.queue_url, wait)
+            .await
+            .map_err(JobQueueError::Unavailable)?;
+        Ok(messages
+            .iter()
+            .filter_map(|message| {
+                let id = message.message_id().unwrap_or_default().to_owned();
+                match decode_job(message.body().unwrap_or_default()) {
+                    Ok(job) => Some(JobDelivery {
+                        id,
+                        receipt: message.receipt_handle().unwrap_or_default().to_owned(),
+                        job,
+                    }),
+                    // Left unacknowledged: the queue's redrive policy sets it aside for a person to look at.
+                    Err(e) => {
+                        tracing::warn!(message_id = %id, error = %e, "a message that is not a media job; skipped");
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    async fn acknowledge(&self, delivery: &JobDelivery) -> Result<(), JobQueueError> {
+        delete_message(&self.client, &self.queue_url, &delivery.receipt)
+            .await
+            .map_err(JobQueueError::Unavailable)
+    }
+}
+
+/// One long poll of up to 10 messages, for the processes that consume a queue themselves.
+async fn receive_messages(client: &Client, queue_url: &str, wait: Duration) -> Result<Vec<Message>, BoxError> {
+    let wait_seconds = wait.as_secs().min(MAX_WAIT_SECONDS);
+    let output = client
+        .receive_message()
+        .queue_url(queue_url)
+        .max_number_of_messages(MAX_ENTRIES_PER_CALL as i32)
+        .wait_time_seconds(i32::try_from(wait_seconds).unwrap_or(0))
+        .send()
+        .await?;
+    Ok(output.messages.unwrap_or_default())
+}
+
+async fn delete_message(client: &Client, queue_url: &str, receipt: &str) -> Result<(), BoxError> {
+    client
+        .delete_message()
+        .queue_url(queue_url)
+        .receipt_handle(receipt)
+        .send()
+        .await?;
+    Ok(())
 }

@@ -130,6 +130,8 @@ pub struct Rendition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RenditionStatus {
+    /// To be made by the media worker (a transport stream too large to remux while validating); posts wait for it.
+    Pending,
     /// Stored; the publisher sends it.
     Ready,
 }
@@ -162,6 +164,32 @@ pub struct MediaVerdict {
     pub validated_at: DateTime<Utc>,
 }
 
+impl MediaVerdict {
+    /// A file refused before it could be judged (its import failed, or could not be started): one violation.
+    pub fn refused(finding: Finding, at: DateTime<Utc>) -> Self {
+        Self {
+            accepted: false,
+            detected_kind: "unknown".into(),
+            violations: vec![finding],
+            warnings: Vec::new(),
+            info: Vec::new(),
+            facts: MediaFacts::default(),
+            fingerprint: None,
+            rendition_key: None,
+            rendition: None,
+            etag: None,
+            validated_at: at,
+        }
+    }
+
+    /// Whether the rendition the publisher must send is still to be made.
+    pub fn rendition_pending(&self) -> bool {
+        self.rendition
+            .as_ref()
+            .is_some_and(|r| r.status == RenditionStatus::Pending)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Media {
@@ -188,10 +216,16 @@ impl Media {
     /// More waiting posts than this are not recorded: they look again on their own, a few seconds apart.
     pub const MAX_WAITING_POSTS: usize = 100;
 
-    /// Records `post` as waiting for this media's verdict; false when it cannot be (the media is judged already, or
-    /// the list is full), so the caller must look again by itself.
+    /// Whether something a post needs is still to come: the verdict, or the rendition an accepted verdict promised.
+    /// Posts wait on either the same way, and are woken when it lands.
+    pub fn awaits_verdict_or_rendition(&self) -> bool {
+        self.status.awaits_verdict() || self.verdict.as_ref().is_some_and(MediaVerdict::rendition_pending)
+    }
+
+    /// Records `post` as waiting for this media's verdict (or pending rendition); false when it cannot be (nothing is
+    /// pending, or the list is full), so the caller must look again by itself.
     pub fn add_waiting_post(&mut self, post: &PostId) -> bool {
-        if !self.status.awaits_verdict() {
+        if !self.awaits_verdict_or_rendition() {
             return false;
         }
         if self.waiting_posts.contains(post) {

@@ -4,5 +4,6 @@
 
 pub mod blobs;
 pub mod events;
+pub mod media_jobs;
 pub mod store;
 pub mod timer;

@@ -4,8 +4,9 @@ use axum::{extract::State, http::StatusCode, Json};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::{
-    domain::{Media, MediaKind, MediaStatus, Post, PostStatus},
+    domain::{Finding, Media, MediaKind, MediaStatus, MediaVerdict, Post, PostStatus},
     ids::{MediaId, WorkspaceId},
+    media_jobs::MediaJob,
     ports::PostFilter,
     rules::Violation,
 };
@@ -35,6 +36,8 @@ const POSTS_PER_PAGE: usize = 100;
         (status = 413, body = ErrorBody),
         (status = 415, body = ErrorBody),
         (status = 422, description = "Bad kind, type, or a size over the guide's limits", body = ErrorBody),
+        (status = 503, description = "With `sourceUrl`: the import could not be started; nothing will be fetched, \
+            try again", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -190,26 +193,55 @@ struct MediaRequest {
     source_url: Option<String>,
 }
 
-/// `POST /v1/media` with `sourceUrl`: the media starts `importing` and the import runs in the background (never
-/// inside the request). Where no importer is configured (AWS, for now) the field is refused before anything is
-/// stored.
+/// `POST /v1/media` with `sourceUrl`: the media starts `importing` and the import is handed to the media worker
+/// (never run inside the request). Created first, so the worker always finds the record it is told about; when the
+/// queue refuses the job the media is closed `invalid` (`import_not_started`) rather than left `importing` with
+/// nothing coming, and the caller gets a 503 to try again. Where no queue is configured the field is refused before
+/// anything is stored.
 async fn import_media(
     state: AppState,
     caller: Caller,
     request: MediaRequest,
     url: String,
 ) -> Result<(StatusCode, Json<MediaView>), ApiError> {
-    let Some(importer) = state.settings.importer.clone() else {
+    let Some(jobs) = state.settings.media_jobs.clone() else {
         return Err(ApiError::Validation(vec![Violation::new(
             "sourceUrl",
             "unavailable",
-            "importing from a URL is not available in this deployment yet: upload the file instead",
+            "importing from a URL is not available in this deployment: upload the file instead",
         )]));
     };
     let media = new_media(caller, request, MediaStatus::Importing, state.clock.now());
     state.stores.media.create_media(&media).await?;
-    (importer.0)(media.id.clone(), url);
+    let job = MediaJob::Import {
+        media_id: media.id.clone(),
+        url,
+    };
+    if let Err(error) = jobs.0.enqueue(&job).await {
+        close_unqueued_import(&state, media).await;
+        return Err(error.into());
+    }
     Ok((StatusCode::CREATED, Json(MediaView::new(&media, None))))
+}
+
+/// Ends an import that was never queued, with a compare-and-set against the record just created. Best effort: if
+/// the store fails too the media stays `importing`, but its id was never given out, so no post can wait on it.
+async fn close_unqueued_import(state: &AppState, media: Media) {
+    let now = state.clock.now();
+    let mut closed = media.clone();
+    closed.status = MediaStatus::Invalid;
+    closed.verdict = Some(MediaVerdict::refused(
+        Finding::new(
+            "import_not_started",
+            "The import could not be started (the import queue was unavailable). Create the media again.",
+        ),
+        now,
+    ));
+    closed.version += 1;
+    closed.updated_at = now;
+    if let Err(error) = state.stores.media.update_media(&closed, media.version).await {
+        tracing::error!(media_id = %media.id, error = %error, "an import never queued could not be closed");
+    }
 }
 
 /// The scheme and shape only: which addresses may be fetched is decided when connecting.

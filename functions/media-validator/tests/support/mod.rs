@@ -21,7 +21,7 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
 use media_validator::{probe::Budget, ValidatorDeps};
 use shared::{
-    adapters::memory::RecordingTimer,
+    adapters::{local_jobs::LocalMediaJobs, memory::RecordingTimer},
     domain::{Media, MediaKind, MediaStatus},
     events::Event,
     ids::{MediaId, WorkspaceId},
@@ -358,6 +358,8 @@ pub struct Harness {
     pub blobs: Arc<MemoryBlobStore>,
     pub events: Arc<RecordingEventSink>,
     pub timer: Arc<RecordingTimer>,
+    /// The media worker's queue (remuxes too large for `deps.remux_max_bytes`).
+    pub jobs: Arc<LocalMediaJobs>,
     pub clock: ManualClock,
     pub deps: ValidatorDeps,
 }
@@ -372,6 +374,7 @@ impl Harness {
         let blobs = Arc::new(blobs);
         let events = Arc::new(RecordingEventSink::default());
         let timer = Arc::new(RecordingTimer::default());
+        let jobs = Arc::new(LocalMediaJobs::new(std::time::Duration::from_secs(60)));
         let clock = ManualClock::at(
             Utc.with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
                 .single()
@@ -386,12 +389,14 @@ impl Harness {
             budget: Budget::default(),
             // No time limit here: every transport stream is remuxed.
             remux_max_bytes: u64::MAX,
+            jobs: jobs.clone(),
         };
         Self {
             repo,
             blobs,
             events,
             timer,
+            jobs,
             clock,
             deps,
         }
