@@ -3,7 +3,7 @@
 //! media. Any init whose outcome is unknown ends in `needs_review`, never in a second init.
 
 use chrono::{DateTime, Duration, Utc};
-use futures::future::try_join_all;
+use futures::future::join_all;
 use shared::{
     accounts::{is_token_refused, AccessToken, Refused, TokenError},
     domain::{
@@ -110,10 +110,13 @@ pub(crate) async fn publish_scheduled(
     Ok(Handled::Lost)
 }
 
-/// Makes the public copies TikTok will pull, all at once: their time is added to the init's lateness.
+/// Makes the public copies TikTok will pull, all at once: their time is added to the init's lateness. Every copy
+/// is waited for even when one fails, so that removing them afterwards finds each one that was made (a copy
+/// abandoned in flight could land after its removal and stay public until the lifecycle rule).
 async fn expose(deps: &PublisherDeps, exposure: &Exposure) -> Result<(), BlobError> {
     let started = tokio::time::Instant::now();
-    try_join_all(exposure.copies.iter().map(|copy| deps.blobs.copy(&copy.from, &copy.to))).await?;
+    let copied = join_all(exposure.copies.iter().map(|copy| deps.blobs.copy(&copy.from, &copy.to))).await;
+    copied.into_iter().collect::<Result<Vec<()>, BlobError>>()?;
     tracing::info!(
         objects = exposure.copies.len(),
         copy_ms = started.elapsed().as_millis(),
