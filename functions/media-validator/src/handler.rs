@@ -256,26 +256,13 @@ async fn write_import_failure(
     media_id: &MediaId,
     verdict: MediaVerdict,
 ) -> Result<Outcome, ValidatorError> {
-    let store_error = |source| ValidatorError::Store {
-        media: media_id.clone(),
-        source,
-    };
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let Some(current) = deps.media.get_media(media_id).await.map_err(store_error)? else {
-            return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
-        };
-        if current.verdict.is_some() {
-            return Ok(Outcome::Superseded {
-                media_id: media_id.clone(),
-            });
-        }
-        if let Some(outcome) = save_verdict(deps, &current, &verdict).await? {
-            return Ok(outcome);
-        }
-    }
-    Err(ValidatorError::Contention {
-        media: media_id.clone(),
+    save_verdict_unless(deps, media_id, &verdict, |current| {
+        let superseded = current.verdict.is_some().then(|| Outcome::Superseded {
+            media_id: media_id.clone(),
+        });
+        Box::pin(std::future::ready(Ok(superseded)))
     })
+    .await
 }
 
 /// S3 event keys are URL-encoded, with `+` for spaces.
@@ -538,56 +525,80 @@ async fn write_verdict(
     key: &str,
     verdict: MediaVerdict,
 ) -> Result<Outcome, ValidatorError> {
-    let store_error = |source| ValidatorError::Store {
-        media: media_id.clone(),
-        source,
-    };
-    let etag = verdict.etag.clone().unwrap_or_default();
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let Some(current) = deps.media.get_media(media_id).await.map_err(store_error)? else {
-            warn!(media_id = %media_id, "the media record disappeared during validation; ignored");
-            return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
-        };
-        if let Some(stored) = current
-            .verdict
-            .as_ref()
-            .filter(|v| v.etag.as_deref() == Some(etag.as_str()))
-        {
-            publish_verdict(deps, &current, stored).await?;
-            return Ok(Outcome::AlreadyValidated {
-                media_id: media_id.clone(),
-            });
-        }
-        match deps.blobs.head(key).await {
-            Ok(head) if normalise_etag(&head.etag) != etag => {
-                return Ok(Outcome::Superseded {
+    let (etag, accepted) = (verdict.etag.as_deref().unwrap_or_default(), verdict.accepted);
+    save_verdict_unless(deps, media_id, &verdict, |current| {
+        Box::pin(async move {
+            if let Some(stored) = current.verdict.as_ref().filter(|v| v.etag.as_deref() == Some(etag)) {
+                publish_verdict(deps, &current, stored).await?;
+                return Ok(Some(Outcome::AlreadyValidated {
                     media_id: media_id.clone(),
-                });
+                }));
             }
-            Ok(_) => {}
-            Err(BlobError::NotFound(_)) => return Ok(Outcome::Ignored(Ignored::ObjectGone(key.to_owned()))),
-            Err(source) => {
-                return Err(ValidatorError::Read {
-                    key: key.to_owned(),
-                    source,
-                })
-            }
-        }
-        // Before the verdict, so that a failure here is retried with the whole record; a rejected upload keeps its
-        // pending tag and the bucket's lifecycle rule deletes it after a day.
-        if verdict.accepted {
-            match deps.blobs.mark_kept(key).await {
-                Ok(()) => {}
-                Err(BlobError::NotFound(_)) => return Ok(Outcome::Ignored(Ignored::ObjectGone(key.to_owned()))),
+            match deps.blobs.head(key).await {
+                Ok(head) if normalise_etag(&head.etag) != etag => {
+                    return Ok(Some(Outcome::Superseded {
+                        media_id: media_id.clone(),
+                    }));
+                }
+                Ok(_) => {}
+                Err(BlobError::NotFound(_)) => return Ok(Some(Outcome::Ignored(Ignored::ObjectGone(key.to_owned())))),
                 Err(source) => {
-                    return Err(ValidatorError::Keep {
+                    return Err(ValidatorError::Read {
                         key: key.to_owned(),
                         source,
                     })
                 }
             }
+            // Before the verdict, so that a failure here is retried with the whole record; a rejected upload keeps its
+            // pending tag and the bucket's lifecycle rule deletes it after a day.
+            if accepted {
+                match deps.blobs.mark_kept(key).await {
+                    Ok(()) => {}
+                    Err(BlobError::NotFound(_)) => {
+                        return Ok(Some(Outcome::Ignored(Ignored::ObjectGone(key.to_owned()))))
+                    }
+                    Err(source) => {
+                        return Err(ValidatorError::Keep {
+                            key: key.to_owned(),
+                            source,
+                        })
+                    }
+                }
+            }
+            Ok(None)
+        })
+    })
+    .await
+}
+
+/// What [`save_verdict_unless`] asks of each version it reads (given a copy of it): an outcome that ends it, or
+/// `None` to write.
+pub(crate) type VerdictGuard<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<Outcome>, ValidatorError>> + Send + 'a>>;
+
+/// Writes `verdict` over the latest version of the media with a compare-and-set, read again for as long as other
+/// writers win (up to [`MAX_WRITE_ATTEMPTS`]). `unless` looks at each version read before the write and ends it
+/// with its own outcome when the record moved on (a newer upload's verdict, one already stored); a record that
+/// disappeared is ignored.
+pub(crate) async fn save_verdict_unless<'env>(
+    deps: &'env ValidatorDeps,
+    media_id: &'env MediaId,
+    verdict: &'env MediaVerdict,
+    mut unless: impl FnMut(Media) -> VerdictGuard<'env>,
+) -> Result<Outcome, ValidatorError> {
+    let store_error = |source| ValidatorError::Store {
+        media: media_id.clone(),
+        source,
+    };
+    for _ in 0..MAX_WRITE_ATTEMPTS {
+        let Some(current) = deps.media.get_media(media_id).await.map_err(store_error)? else {
+            warn!(media_id = %media_id, "the media record disappeared before its verdict was stored; ignored");
+            return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
+        };
+        if let Some(outcome) = unless(current.clone()).await? {
+            return Ok(outcome);
         }
-        if let Some(outcome) = save_verdict(deps, &current, &verdict).await? {
+        if let Some(outcome) = save_verdict(deps, &current, verdict).await? {
             return Ok(outcome);
         }
     }

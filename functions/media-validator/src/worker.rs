@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use crate::{
-    handler::{remux_into_verdict, save_verdict, Ignored, Outcome, ValidatorDeps, ValidatorError, MAX_WRITE_ATTEMPTS},
+    handler::{remux_into_verdict, save_verdict_unless, Ignored, Outcome, ValidatorDeps, ValidatorError},
     import::ImportPolicy,
     import_media,
 };
@@ -67,26 +67,17 @@ pub async fn remux_pending(deps: &ValidatorDeps, media_id: &MediaId) -> Result<O
     }
     // A new instant, so the verdict's event is a new one (its id derives from the media, version and instant).
     remuxed.validated_at = deps.clock.now();
-    for _ in 0..MAX_WRITE_ATTEMPTS {
-        let Some(current) = deps.media.get_media(media_id).await.map_err(store_error)? else {
-            return Ok(Outcome::Ignored(Ignored::NoSuchMedia(media_id.clone())));
-        };
+    save_verdict_unless(deps, media_id, &remuxed, |current| {
         let still_pending = current
             .verdict
             .as_ref()
             .is_some_and(|v| v.rendition_pending() && v.etag == pending.etag);
-        if !still_pending {
-            return Ok(Outcome::Superseded {
-                media_id: media_id.clone(),
-            });
-        }
-        if let Some(outcome) = save_verdict(deps, &current, &remuxed).await? {
-            return Ok(outcome);
-        }
-    }
-    Err(ValidatorError::Contention {
-        media: media_id.clone(),
+        let superseded = (!still_pending).then(|| Outcome::Superseded {
+            media_id: media_id.clone(),
+        });
+        Box::pin(std::future::ready(Ok(superseded)))
     })
+    .await
 }
 
 /// The SQS event source mapping's batch (`{"Records": [{"messageId", "body"}, ...]}`), answered with the messages
