@@ -116,13 +116,21 @@ impl PostsAtRisk {
         }
     }
 
-    /// The event's `data` with `postsAtRisk` and `morePostsAtRisk` added.
-    pub fn added_to(at_risk: Option<&Self>, mut data: serde_json::Value) -> serde_json::Value {
+    /// `account.reauth_required` for `account`: `data` says why, the posts at risk (when they could be listed) say
+    /// what is at stake. The one place the event is made, for the token service and TikTok's webhook alike.
+    pub fn announcement(
+        at_risk: Option<&Self>,
+        account: &Account,
+        mut data: serde_json::Value,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Event {
         if let (Some(at_risk), Some(fields)) = (at_risk, data.as_object_mut()) {
             fields.insert("postsAtRisk".into(), serde_json::Value::Array(at_risk.posts.clone()));
             fields.insert("morePostsAtRisk".into(), serde_json::Value::Bool(at_risk.more));
         }
-        data
+        Event::new(EventType::AccountReauthRequired, account.workspace_id.clone(), now)
+            .account(&account.id)
+            .data(data)
     }
 }
 
@@ -320,10 +328,7 @@ impl TokenService {
                 }
                 // Announced once, by the write that makes the change, through the account's outbox.
                 if account.status != AccountStatus::ReauthRequired {
-                    let data = PostsAtRisk::added_to(at_risk.as_ref(), json!({ "reason": reason }));
-                    let event = Event::new(EventType::AccountReauthRequired, account.workspace_id.clone(), now)
-                        .account(&account.id)
-                        .data(data);
+                    let event = PostsAtRisk::announcement(at_risk.as_ref(), account, json!({ "reason": reason }), now);
                     account.outbox.push(event);
                 }
                 account.status = AccountStatus::ReauthRequired;

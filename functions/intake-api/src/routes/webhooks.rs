@@ -15,7 +15,6 @@ use serde_json::json;
 use shared::{
     accounts::PostsAtRisk,
     domain::{Account, AccountStatus, Post, PostStatus},
-    events::{Event, EventType},
     outbox::{deliver_account_outbox, deliver_outbox},
     ports::StoreError,
     tiktok::{
@@ -243,13 +242,10 @@ async fn disconnect_user(
                 return false;
             }
             forget_tokens(account, now);
-            let event = Event::new(EventType::AccountReauthRequired, account.workspace_id.clone(), now)
-                .account(&account.id)
-                .data(PostsAtRisk::added_to(
-                    at_risk.as_ref(),
-                    json!({ "reason": "authorization_removed", "tiktokReason": reason, "status": "disconnected" }),
-                ));
-            account.outbox.push(event);
+            let why = json!({ "reason": "authorization_removed", "tiktokReason": reason, "status": "disconnected" });
+            account
+                .outbox
+                .push(PostsAtRisk::announcement(at_risk.as_ref(), account, why, now));
             true
         })
         .await?;
