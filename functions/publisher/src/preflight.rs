@@ -39,17 +39,14 @@ pub(crate) struct Ready {
 }
 
 pub(crate) enum Source {
-    /// TikTok pulls public copies of the media (made at the claim) from under `base_url`.
-    VideoPull {
+    /// TikTok pulls public copies of the media (made at the claim) from under `base_url`: photos always, a video
+    /// when the bucket is served from a verified prefix and the video is small enough to copy in time.
+    Pull {
         exposure: Exposure,
         base_url: String,
     },
     VideoUpload {
         plan: ChunkPlan,
-    },
-    Photos {
-        exposure: Exposure,
-        base_url: String,
     },
 }
 
@@ -57,7 +54,7 @@ impl Source {
     /// The public copies TikTok pulls, if it pulls.
     pub fn exposure(&self) -> Option<&Exposure> {
         match self {
-            Self::VideoPull { exposure, .. } | Self::Photos { exposure, .. } => Some(exposure),
+            Self::Pull { exposure, .. } => Some(exposure),
             Self::VideoUpload { .. } => None,
         }
     }
@@ -65,9 +62,7 @@ impl Source {
     /// The URLs of the public copies, in the post's media order.
     pub fn urls(&self) -> Vec<SecretUrl> {
         match self {
-            Self::VideoPull { exposure, base_url } | Self::Photos { exposure, base_url } => {
-                exposure.urls(base_url).into_iter().map(SecretUrl::new).collect()
-            }
+            Self::Pull { exposure, base_url } => exposure.urls(base_url).into_iter().map(SecretUrl::new).collect(),
             Self::VideoUpload { .. } => Vec::new(),
         }
     }
@@ -182,7 +177,7 @@ fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result
     let base_url = deps.settings.media_public_base_url.clone();
     match post.post_type {
         PostType::Photo => match base_url {
-            Some(base_url) => Ok(Source::Photos {
+            Some(base_url) => Ok(Source::Pull {
                 exposure: Exposure::plan(media),
                 base_url,
             }),
@@ -208,7 +203,7 @@ fn transfer_source(deps: &PublisherDeps, post: &Post, media: &[Media]) -> Result
             }
             let size = video.publishable_size();
             if let Some(base_url) = base_url.filter(|_| size <= deps.settings.pull_video_max_bytes) {
-                return Ok(Source::VideoPull {
+                return Ok(Source::Pull {
                     exposure: Exposure::plan(std::slice::from_ref(video)),
                     base_url,
                 });

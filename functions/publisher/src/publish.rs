@@ -7,7 +7,8 @@ use futures::future::join_all;
 use shared::{
     accounts::{is_token_refused, AccessToken, Refused, TokenError},
     domain::{
-        Exposure, Failure, Post, PostStatus, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS, KEEPALIVE_MARGIN,
+        Exposure, Failure, Post, PostStatus, PostType, Privacy, RateLimited, Transfer, AMBIGUOUS_UPLOAD_REINITS,
+        KEEPALIVE_MARGIN,
     },
     ports::{BlobError, ByteRange, Wakeup},
     tiktok::{
@@ -129,22 +130,29 @@ async fn expose(deps: &PublisherDeps, exposure: &Exposure) -> Result<(), BlobErr
 /// that is unavailable hands it back for a retry (within `give_up_after`, like TikTok being unreachable).
 async fn not_exposed(deps: &PublisherDeps, post: &Post, error: &BlobError) -> Result<Handled, PublisherError> {
     tracing::warn!(post_id = %post.id, error = %error, "public copies not made; nothing sent");
-    let now = deps.clock.now();
-    let failure = match error {
-        BlobError::Unavailable(_) if now <= post.scheduled_at.unwrap_or(now) + deps.settings.give_up_after => {
-            return release(deps, post, now + Duration::seconds(10)).await;
-        }
-        BlobError::Unavailable(_) => Failure::new(
+    if let BlobError::Unavailable(_) = error {
+        let failure = Failure::new(
             "media_unavailable",
             "the media store could not be read for too long after the scheduled time; nothing was sent. Reschedule \
              the post",
-        ),
-        _ => Failure::new(
-            "media_missing",
-            format!("a media file of the post is gone ({error}); upload it again and edit the post"),
-        ),
-    };
+        );
+        return retry_until_given_up(deps, post, failure).await;
+    }
+    let failure = Failure::new(
+        "media_missing",
+        format!("a media file of the post is gone ({error}); upload it again and edit the post"),
+    );
     end(deps, post, |p, now| p.mark_failed(failure, now)).await
+}
+
+/// A passing trouble before anything was sent: the post is handed back for another try in 10 s, until
+/// `give_up_after` past its scheduled time, when it fails with `failure`.
+async fn retry_until_given_up(deps: &PublisherDeps, post: &Post, failure: Failure) -> Result<Handled, PublisherError> {
+    let now = deps.clock.now();
+    if now > post.scheduled_at.unwrap_or(now) + deps.settings.give_up_after {
+        return end(deps, post, |p, now| p.mark_failed(failure, now)).await;
+    }
+    release(deps, post, now + Duration::seconds(10)).await
 }
 
 /// Renews the account's refresh token for a post scheduled past its life (see `Post::plan_keepalive`), then plans
@@ -234,8 +242,13 @@ async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled,
     let mut token = ready.token;
     let mut refreshed = false;
     loop {
-        let result = match &ready.source {
-            Source::VideoPull { .. } => {
+        let result = match (&ready.source, post.post_type) {
+            (Source::Pull { .. }, PostType::Photo) => {
+                client
+                    .init_photo(&token.token, &photo_post(&post, ready.privacy, ready.source.urls()))
+                    .await
+            }
+            (Source::Pull { .. }, PostType::Video) => {
                 let Some(url) = ready.source.urls().into_iter().next() else {
                     let failure = Failure::new("media_missing", "the post has no video");
                     return end(deps, &post, |p, now| p.mark_failed(failure, now)).await;
@@ -248,18 +261,13 @@ async fn init(deps: &PublisherDeps, post: Post, ready: Ready) -> Result<Handled,
                     )
                     .await
             }
-            Source::VideoUpload { plan, .. } => {
+            (Source::VideoUpload { plan, .. }, _) => {
                 client
                     .init_video(
                         &token.token,
                         &video_info(&post, ready.privacy),
                         &VideoSource::FileUpload(*plan),
                     )
-                    .await
-            }
-            Source::Photos { .. } => {
-                client
-                    .init_photo(&token.token, &photo_post(&post, ready.privacy, ready.source.urls()))
                     .await
             }
         };
@@ -310,16 +318,12 @@ async fn init_failed(
         ErrorClass::RateLimited => release(deps, post, now + Duration::seconds(20)).await,
         // The request never reached TikTok (no connection): nothing was created.
         ErrorClass::Retryable => {
-            let scheduled = post.scheduled_at.unwrap_or(now);
-            if now > scheduled + deps.settings.give_up_after {
-                let failure = shared::domain::Failure::new(
-                    "tiktok_unavailable",
-                    "TikTok could not be reached for too long after the scheduled time; nothing was sent. Reschedule \
-                     the post",
-                );
-                return end(deps, post, |p, now| p.mark_failed(failure.clone(), now)).await;
-            }
-            release(deps, post, now + Duration::seconds(10)).await
+            let failure = Failure::new(
+                "tiktok_unavailable",
+                "TikTok could not be reached for too long after the scheduled time; nothing was sent. Reschedule the \
+                 post",
+            );
+            retry_until_given_up(deps, post, failure).await
         }
         ErrorClass::Reauthorize => {
             let _reported = deps
